@@ -1,0 +1,44 @@
+# Two entry points for a fresh machine (see README.md):
+#   make run   — set everything up in .venv and run the main job
+#   make test  — set everything up in .venv and pass the test suite
+# Nothing is installed outside .venv; versions are pinned by constraints.txt (also for the
+# isolated build environment of the Cython extension, through PIP_CONSTRAINT).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+SOURCES_THAT_NEED_A_REBUILD := pyproject.toml setup.py constraints.txt \
+	$(wildcard crypto_core/*.pyx crypto_core/*.c crypto_core/*.h)
+
+.PHONY: setup run test test-slow lint bench clean
+
+$(STAMP): $(SOURCES_THAT_NEED_A_REBUILD)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(PY) -m bench.merkle
+
+test: setup
+	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+bench: setup
+	$(PY) -m bench.merkle --json out/bench-merkle.json
+
+clean:
+	rm -rf $(VENV) build *.egg-info crypto_core/_merkle_c.c crypto_core/*.so

@@ -1,0 +1,1 @@
+"""Tests of Big Health DAO (nothing imports this package)."""
