@@ -1,0 +1,514 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Cython accelerator of the RFC 9162 Merkle tree: same functions, arguments, results and errors
+as ``crypto_core._merkle_py`` (the reference). See that module for the contract.
+
+Leaf hashes are copied into one C buffer first, then every hash runs with the GIL released on
+the SHA-256 path chosen at run time (AVX-512 16-lane multi-buffer, SHA extensions or portable
+C; see sha256_kernels.h).
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.list cimport PyList_Check
+from cpython.tuple cimport PyTuple_Check
+from libc.stdint cimport uint8_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcmp, memcpy
+
+from crypto_core._contract import (
+    MAX_PROOF_HASHES,
+    check_batch_item,
+    check_bytes,
+    check_hash_arg,
+    check_proof_list,
+    check_size,
+    sizes_fit,
+)
+
+
+cdef extern from "sha256_kernels.h" nogil:
+    int bh_sha256_supported_paths()
+    int bh_sha256_select(int wanted)
+    int bh_sha256_current_path()
+    void bh_sha256(const uint8_t *data, size_t length, uint8_t *out)
+    void bh_hash_nodes_ptr(const uint8_t **lefts, const uint8_t **rights, uint8_t **outs,
+                           size_t count)
+    void bh_hash_level(const uint8_t *pairs, size_t count, uint8_t *out)
+    uint8_t *bh_alloc_buffer(size_t size)
+    void bh_free_buffer(uint8_t *buffer)
+
+
+DEF DIGEST = 32
+DEF BATCH_WIDTH = 64
+DEF MAX_PATH = 128
+
+PATH_NAMES = ("portable", "shani", "avx512")
+
+
+# ----------------------------------------------------------------------------- path control
+
+def supported_sha256_paths():
+    """Names of the SHA-256 paths this CPU can run, slowest first."""
+    cdef int mask = bh_sha256_supported_paths()
+    return [name for i, name in enumerate(PATH_NAMES) if mask & (1 << i)]
+
+
+def select_sha256_path(name=None):
+    """Select a SHA-256 path by name (``None``: the fastest supported); returns its name."""
+    cdef int wanted = -1
+    if name is not None:
+        if name not in PATH_NAMES:
+            raise ValueError(f"unknown SHA-256 path {name!r}; known: {', '.join(PATH_NAMES)}")
+        wanted = PATH_NAMES.index(name)
+    cdef int chosen = bh_sha256_select(wanted)
+    if chosen < 0:
+        raise ValueError(f"this CPU does not support the {name!r} SHA-256 path")
+    return PATH_NAMES[chosen]
+
+
+def current_sha256_path():
+    """The name of the selected SHA-256 path."""
+    return PATH_NAMES[bh_sha256_current_path()]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+cdef bytes _digest_bytes(const uint8_t *p):
+    return PyBytes_FromStringAndSize(<const char *>p, DIGEST)
+
+
+cdef uint8_t *_pack_leaves(object leaf_hashes, Py_ssize_t *count) except NULL:
+    """Copy a list/tuple of 32-byte ``bytes`` into a new C buffer (at least 32 bytes long)."""
+    if not (PyList_Check(leaf_hashes) or PyTuple_Check(leaf_hashes)):
+        raise TypeError(
+            f"leaf_hashes must be a list or tuple of bytes, not {type(leaf_hashes).__name__}")
+    # A typed list makes each item access a plain array read.
+    cdef list items = leaf_hashes if PyList_Check(leaf_hashes) else list(leaf_hashes)
+    cdef Py_ssize_t n = len(items)
+    cdef uint8_t *buf = bh_alloc_buffer(DIGEST * (n if n > 0 else 1))
+    if buf == NULL:
+        raise MemoryError()
+    cdef Py_ssize_t i
+    cdef object h
+    try:
+        for i in range(n):
+            h = items[i]
+            if not PyBytes_Check(h):
+                raise TypeError(f"leaf_hashes[{i}] must be bytes, not {type(h).__name__}")
+            if PyBytes_GET_SIZE(h) != DIGEST:
+                raise ValueError(
+                    f"leaf_hashes[{i}] must be a {DIGEST}-byte hash, got {len(h)} bytes")
+            memcpy(buf + DIGEST * i, PyBytes_AS_STRING(h), DIGEST)
+    except BaseException:
+        bh_free_buffer(buf)
+        raise
+    count[0] = n
+    return buf
+
+
+cdef void _reduce_to_root(uint8_t *buf, size_t n) noexcept nogil:
+    """Reduce ``n`` >= 1 hashes in ``buf`` to their tree hash in ``buf[0:32]`` (destroys buf).
+
+    Pairs are hashed level by level and an odd last node is promoted unchanged, which equals
+    RFC 9162's split at the largest power of two.
+    """
+    cdef size_t pairs
+    while n > 1:
+        pairs = n // 2
+        bh_hash_level(buf, pairs, buf)
+        if n & 1:
+            memcpy(buf + DIGEST * pairs, buf + DIGEST * (n - 1), DIGEST)
+        n = pairs + (n & 1)
+
+
+cdef void _range_root(const uint8_t *leaves, size_t lo, size_t hi, uint8_t *scratch,
+                      uint8_t *out) noexcept nogil:
+    """The tree hash of leaves[lo:hi] (hi > lo) into ``out``, using ``scratch`` (>= hi-lo hashes)."""
+    memcpy(scratch, leaves + DIGEST * lo, DIGEST * (hi - lo))
+    _reduce_to_root(scratch, hi - lo)
+    memcpy(out, scratch, DIGEST)
+
+
+cdef inline size_t _split(size_t n) noexcept nogil:
+    """The largest power of two strictly smaller than ``n`` (n >= 2)."""
+    cdef size_t k = 1
+    while k << 1 < n:
+        k <<= 1
+    return k
+
+
+# ----------------------------------------------------------------------------- builders
+
+def hash_leaf(data):
+    """``SHA-256(0x00 || data)`` for bytes-like ``data`` of any length."""
+    check_bytes("data", data)
+    cdef bytes message = b"\x00" + bytes(data)
+    cdef uint8_t out[DIGEST]
+    cdef const uint8_t *p = <const uint8_t *>PyBytes_AS_STRING(message)
+    cdef size_t length = PyBytes_GET_SIZE(message)
+    with nogil:
+        bh_sha256(p, length, out)
+    return _digest_bytes(out)
+
+
+def hash_children(left, right):
+    """``SHA-256(0x01 || left || right)``; both must be 32-byte hashes (ValueError otherwise)."""
+    check_hash_arg("left", left)
+    check_hash_arg("right", right)
+    cdef bytes l = bytes(left)
+    cdef bytes r = bytes(right)
+    cdef const uint8_t *lp = <const uint8_t *>PyBytes_AS_STRING(l)
+    cdef const uint8_t *rp = <const uint8_t *>PyBytes_AS_STRING(r)
+    cdef uint8_t out[DIGEST]
+    cdef uint8_t *op = out
+    bh_hash_nodes_ptr(&lp, &rp, &op, 1)
+    return _digest_bytes(out)
+
+
+def merkle_root(leaf_hashes):
+    """The tree hash over already-hashed leaves; ``SHA-256(b"")`` for the empty tree."""
+    cdef Py_ssize_t n
+    cdef uint8_t *buf = _pack_leaves(leaf_hashes, &n)
+    try:
+        if n == 0:
+            with nogil:
+                bh_sha256(buf, 0, buf)
+        else:
+            with nogil:
+                _reduce_to_root(buf, n)
+        return _digest_bytes(buf)
+    finally:
+        bh_free_buffer(buf)
+
+
+def inclusion_proof(leaf_hashes, index):
+    """RFC 9162 §2.1.3.1 PATH(index, D[n]): sibling hashes from the leaf up to the root."""
+    check_size("index", index)
+    cdef Py_ssize_t n
+    cdef uint8_t *buf = _pack_leaves(leaf_hashes, &n)
+    cdef uint8_t path[MAX_PATH * DIGEST]
+    cdef int path_len = 0
+    cdef size_t i, size, sibling, pairs
+    try:
+        if not 0 <= index < n:
+            raise IndexError(f"leaf index {index} is outside a tree of {n} leaves")
+        i = index
+        size = n
+        with nogil:
+            while size > 1:
+                sibling = i ^ 1
+                if sibling < size:  # else the node is promoted: no sibling at this level
+                    memcpy(path + DIGEST * path_len, buf + DIGEST * sibling, DIGEST)
+                    path_len += 1
+                pairs = size // 2
+                bh_hash_level(buf, pairs, buf)
+                if size & 1:
+                    memcpy(buf + DIGEST * pairs, buf + DIGEST * (size - 1), DIGEST)
+                size = pairs + (size & 1)
+                i >>= 1
+        return [_digest_bytes(path + DIGEST * k) for k in range(path_len)]
+    finally:
+        bh_free_buffer(buf)
+
+
+def consistency_proof(leaf_hashes, old_size):
+    """RFC 9162 §2.1.4.1 PROOF(old_size, D[n]) for ``1 <= old_size <= n`` (ValueError otherwise)."""
+    check_size("old_size", old_size)
+    cdef Py_ssize_t n
+    cdef uint8_t *buf = _pack_leaves(leaf_hashes, &n)
+    cdef uint8_t *scratch = NULL
+    cdef uint8_t path[MAX_PATH * DIGEST]
+    cdef int path_len
+    cdef size_t m
+    try:
+        if not 1 <= old_size <= n:
+            raise ValueError(f"old_size must be within 1..{n} for this tree, got {old_size}")
+        scratch = bh_alloc_buffer(DIGEST * n)
+        if scratch == NULL:
+            raise MemoryError()
+        m = old_size
+        with nogil:
+            path_len = _consistency_path(buf, n, m, scratch, path)
+        return [_digest_bytes(path + DIGEST * k) for k in range(path_len)]
+    finally:
+        bh_free_buffer(scratch)
+        bh_free_buffer(buf)
+
+
+cdef int _consistency_path(const uint8_t *leaves, size_t n, size_t m, uint8_t *scratch,
+                           uint8_t *path) noexcept nogil:
+    """SUBPROOF(m, D[0:n], true) written innermost-first into ``path``; returns its length.
+
+    The recursion descends into one side only, so it is a loop; the subtree hashes of the
+    other sides are collected outermost-first and reversed at the end.
+    """
+    cdef uint8_t outer[MAX_PATH * DIGEST]
+    cdef int outer_len = 0, path_len = 0, k_out
+    cdef size_t lo = 0, hi = n, k
+    cdef bint complete = True
+    while m != hi - lo:
+        k = _split(hi - lo)
+        if m <= k:
+            _range_root(leaves, lo + k, hi, scratch, outer + DIGEST * outer_len)
+            hi = lo + k
+        else:
+            _range_root(leaves, lo, lo + k, scratch, outer + DIGEST * outer_len)
+            lo += k
+            m -= k
+            complete = False
+        outer_len += 1
+    if not complete:
+        _range_root(leaves, lo, hi, scratch, path)
+        path_len = 1
+    for k_out in range(outer_len - 1, -1, -1):
+        memcpy(path + DIGEST * path_len, outer + DIGEST * k_out, DIGEST)
+        path_len += 1
+    return path_len
+
+
+# ----------------------------------------------------------------------------- verifiers
+
+cdef struct InclusionJob:
+    const uint8_t *leaf
+    const uint8_t *root
+    const uint8_t *proof
+    int proof_len
+    uint64_t index
+    uint64_t tree_size
+    bint well_formed
+
+
+cdef struct Lane:
+    size_t job
+    int pos
+    uint64_t fn
+    uint64_t sn
+    uint8_t r[DIGEST]
+
+
+cdef bint _is_digest(object value):
+    return PyBytes_Check(value) and PyBytes_GET_SIZE(value) == DIGEST
+
+
+cdef tuple _normalized_item(Py_ssize_t position, object item):
+    """The item with bytes-like fields turned into ``bytes`` (raises TypeError as the reference)."""
+    if (PyTuple_Check(item) and len(item) == 5 and PyBytes_Check(item[0])
+            and PyBytes_Check(item[4]) and type(item[1]) is int and type(item[2]) is int
+            and (PyList_Check(item[3]) or PyTuple_Check(item[3]))):
+        for p in item[3]:
+            if not PyBytes_Check(p):
+                break
+        else:
+            return <tuple>item
+    leaf, index, tree_size, proof, root = check_batch_item(position, item)
+    return (bytes(leaf), index, tree_size, [bytes(p) for p in proof], bytes(root))
+
+
+cdef bint _well_formed(tuple item):
+    leaf, index, tree_size, proof, root = item
+    if not (0 <= index < tree_size <= 0xFFFFFFFFFFFFFFFF):
+        return False
+    if not (_is_digest(leaf) and _is_digest(root)) or len(proof) > MAX_PROOF_HASHES:
+        return False
+    for p in proof:
+        if not _is_digest(p):
+            return False
+    return True
+
+
+cdef bint _load_lane(Lane *lane, InclusionJob *jobs, size_t njobs, size_t *next_job,
+                     uint8_t *results) noexcept nogil:
+    """Put the next well-formed job into ``lane`` (malformed ones fail at once)."""
+    cdef size_t j
+    while next_job[0] < njobs:
+        j = next_job[0]
+        next_job[0] += 1
+        if not jobs[j].well_formed:
+            results[j] = 0
+            continue
+        lane.job = j
+        lane.pos = 0
+        lane.fn = jobs[j].index
+        lane.sn = jobs[j].tree_size - 1
+        memcpy(lane.r, jobs[j].leaf, DIGEST)
+        return True
+    return False
+
+
+cdef int _schedule_step(Lane *lane, const InclusionJob *job, const uint8_t **lefts,
+                        const uint8_t **rights, uint8_t **outs) noexcept nogil:
+    """One RFC 9162 §2.1.3.2 step: queue the node hash of the lane (returns 1)."""
+    cdef const uint8_t *p = job.proof + DIGEST * lane.pos
+    if lane.fn & 1 or lane.fn == lane.sn:
+        lefts[0] = p
+        rights[0] = lane.r
+        while not lane.fn & 1 and lane.fn != 0:
+            lane.fn >>= 1
+            lane.sn >>= 1
+    else:
+        lefts[0] = lane.r
+        rights[0] = p
+    outs[0] = lane.r
+    lane.fn >>= 1
+    lane.sn >>= 1
+    lane.pos += 1
+    return 1
+
+
+cdef void _verify_jobs(InclusionJob *jobs, size_t njobs, uint8_t *results) noexcept nogil:
+    """Verify every job, up to BATCH_WIDTH proofs advancing together one hash per step."""
+    cdef Lane lanes[BATCH_WIDTH]
+    cdef const uint8_t *lefts[BATCH_WIDTH]
+    cdef const uint8_t *rights[BATCH_WIDTH]
+    cdef uint8_t *outs[BATCH_WIDTH]
+    cdef size_t next_job = 0
+    cdef int nlanes = 0, s, count
+    cdef Lane *lane
+    cdef const InclusionJob *job
+    while nlanes < BATCH_WIDTH and _load_lane(&lanes[nlanes], jobs, njobs, &next_job, results):
+        nlanes += 1
+    while nlanes > 0:
+        count = 0
+        s = 0
+        while s < nlanes:
+            lane = &lanes[s]
+            job = &jobs[lane.job]
+            if lane.pos == job.proof_len or lane.sn == 0:
+                results[lane.job] = (lane.pos == job.proof_len and lane.sn == 0
+                                     and memcmp(lane.r, job.root, DIGEST) == 0)
+                if not _load_lane(lane, jobs, njobs, &next_job, results):
+                    nlanes -= 1  # the last lane (not yet visited this step) takes this slot
+                    lanes[s] = lanes[nlanes]
+                continue
+            count += _schedule_step(lane, job, &lefts[count], &rights[count], &outs[count])
+            s += 1
+        if count:
+            bh_hash_nodes_ptr(lefts, rights, outs, count)
+
+
+cdef list _verify_items(list items):
+    """Verify normalized items: copy them into C memory, then hash without the GIL."""
+    cdef size_t njobs = len(items), total = 0, j
+    cdef list flags = [_well_formed(<tuple>item) for item in items]
+    for j in range(njobs):
+        if flags[j]:
+            total += DIGEST * (2 + len(items[j][3]))
+    cdef InclusionJob *jobs = <InclusionJob *>malloc(sizeof(InclusionJob) * (njobs or 1))
+    cdef uint8_t *data = <uint8_t *>malloc(total or 1)
+    cdef uint8_t *results = <uint8_t *>malloc(njobs or 1)
+    if jobs == NULL or data == NULL or results == NULL:
+        free(jobs); free(data); free(results)
+        raise MemoryError()
+    try:
+        _fill_jobs(items, flags, jobs, data)
+        with nogil:
+            _verify_jobs(jobs, njobs, results)
+        return [bool(results[j]) for j in range(njobs)]
+    finally:
+        free(jobs); free(data); free(results)
+
+
+cdef void _fill_jobs(list items, list flags, InclusionJob *jobs, uint8_t *data):
+    cdef size_t j, k
+    cdef uint8_t *cursor = data
+    for j in range(len(items)):
+        jobs[j].well_formed = flags[j]
+        if not flags[j]:
+            continue
+        leaf, index, tree_size, proof, root = items[j]
+        jobs[j].index = index
+        jobs[j].tree_size = tree_size
+        jobs[j].proof_len = len(proof)
+        memcpy(cursor, PyBytes_AS_STRING(leaf), DIGEST)
+        memcpy(cursor + DIGEST, PyBytes_AS_STRING(root), DIGEST)
+        jobs[j].leaf = cursor
+        jobs[j].root = cursor + DIGEST
+        cursor += 2 * DIGEST
+        jobs[j].proof = cursor
+        for k in range(len(proof)):
+            memcpy(cursor, PyBytes_AS_STRING(proof[k]), DIGEST)
+            cursor += DIGEST
+
+
+def verify_inclusion(leaf_hash, index, tree_size, proof, root):
+    """RFC 9162 §2.1.3.2: does ``proof`` show ``leaf_hash`` at ``index`` in the tree ``root``?"""
+    check_bytes("leaf_hash", leaf_hash)
+    check_size("index", index)
+    check_size("tree_size", tree_size)
+    check_proof_list("proof", proof)
+    check_bytes("root", root)
+    item = (bytes(leaf_hash), index, tree_size, [bytes(p) for p in proof], bytes(root))
+    return _verify_items([item])[0]
+
+
+def verify_inclusion_batch(items):
+    """``verify_inclusion`` over many ``(leaf_hash, index, tree_size, proof, root)`` items.
+
+    All hashing runs with the GIL released, many proofs at once on the multi-buffer path.
+    """
+    if isinstance(items, (bytes, bytearray, str)) or not hasattr(items, "__iter__"):
+        raise TypeError(f"items must be an iterable of tuples, not {type(items).__name__}")
+    cdef list normalized = [_normalized_item(i, item) for i, item in enumerate(items)]
+    return _verify_items(normalized)
+
+
+def verify_consistency(old_size, new_size, old_root, new_root, proof):
+    """RFC 9162 §2.1.4.2: is the tree ``new_root`` an append-only extension of ``old_root``?
+
+    Equal sizes need an empty proof and equal roots; a proof from the empty tree is refused
+    (it proves nothing), as are a shrinking tree and any hash that is not 32 bytes.
+    """
+    check_size("old_size", old_size)
+    check_size("new_size", new_size)
+    check_bytes("old_root", old_root)
+    check_bytes("new_root", new_root)
+    check_proof_list("proof", proof)
+    if not sizes_fit(old_size, new_size) or old_size > new_size:
+        return False
+    old_b, new_b = bytes(old_root), bytes(new_root)
+    if not (_is_digest(old_b) and _is_digest(new_b)) or len(proof) > MAX_PROOF_HASHES:
+        return False
+    path = [bytes(p) for p in proof]
+    if not all(_is_digest(p) for p in path):
+        return False
+    if old_size == new_size:
+        return not path and old_b == new_b
+    if old_size == 0 or not path:
+        return False
+    if old_size & (old_size - 1) == 0:  # an exact power of two: the old root is a tree node
+        path.insert(0, old_b)
+    return _verify_consistency_path(old_size, new_size, old_b, new_b, path)
+
+
+cdef bint _verify_consistency_path(uint64_t old_size, uint64_t new_size, bytes old_root,
+                                   bytes new_root, list path):
+    cdef uint64_t fn = old_size - 1, sn = new_size - 1
+    cdef uint8_t fr[DIGEST]
+    cdef uint8_t sr[DIGEST]
+    cdef const uint8_t *lefts[2]
+    cdef const uint8_t *rights[2]
+    cdef uint8_t *outs[2]
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    memcpy(fr, PyBytes_AS_STRING(path[0]), DIGEST)
+    memcpy(sr, PyBytes_AS_STRING(path[0]), DIGEST)
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            lefts[0] = lefts[1] = <const uint8_t *>PyBytes_AS_STRING(c)
+            rights[0] = fr; outs[0] = fr
+            rights[1] = sr; outs[1] = sr
+            bh_hash_nodes_ptr(lefts, rights, outs, 2)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            lefts[0] = sr
+            rights[0] = <const uint8_t *>PyBytes_AS_STRING(c)
+            outs[0] = sr
+            bh_hash_nodes_ptr(lefts, rights, outs, 1)
+        fn >>= 1
+        sn >>= 1
+    return (sn == 0 and memcmp(fr, PyBytes_AS_STRING(old_root), DIGEST) == 0
+            and memcmp(sr, PyBytes_AS_STRING(new_root), DIGEST) == 0)
