@@ -1,0 +1,84 @@
+"""The application framework: deterministic modules over a versioned, provable state.
+
+- ``Application`` (``application.py``): module registry, ``check_tx``, ``finalize_block``
+  (block-time hook, then transactions) -> ``BlockResult``, ``query`` with proofs.
+- ``Module``, ``ExecContext``, ``CheckContext`` (``module.py``): the interface of a module
+  and what it may do (metered reads and writes, events, due work, validator updates).
+- ``VersionedState``, ``verify_state_proof`` (``state.py``): the Merkle-rooted state.
+- ``WriteBuffer``, ``MeteredView``, ``GasSchedule``, ``ExecutionLimits`` (``view.py``).
+- ``build_block``, ``validate_header``, ``validate_body``, ``propose_time_ms``
+  (``blocks.py``): chain rules of headers and bodies.
+- ``VALIDATOR_UPDATE_DELAY_HEIGHTS``, ``apply_validator_updates`` (``validators.py``).
+- Modules shipped here: ``AccountsModule`` (identities, roles, nonces; the framework's
+  ``Authenticator``) and ``KvModule`` (per-account key-value store, for tests).
+
+A typical node wires it as::
+
+    accounts = AccountsModule(genesis_accounts)
+    app = Application(AppConfig(chain_id), [accounts, KvModule()], authenticator=accounts)
+    genesis_root = app.init_chain(genesis_time_ms)
+"""
+
+from node.app.accounts import AccountsModule, GenesisAccount, Role
+from node.app.application import (
+    AppConfig,
+    Application,
+    BlockResult,
+    CheckTxResult,
+    receipts_root,
+)
+from node.app.blocks import (
+    DEFAULT_MAX_FUTURE_DRIFT_MS,
+    build_block,
+    propose_time_ms,
+    validate_body,
+    validate_header,
+)
+from node.app.due import DueTask
+from node.app.errors import ModuleContractError, OutOfGas, TxFailed
+from node.app.kv import KvModule
+from node.app.module import Authenticator, BlockInfo, CheckContext, ExecContext, Module
+from node.app.state import VersionedState, state_leaf_hash, verify_state_proof
+from node.app.validators import (
+    VALIDATOR_UPDATE_DELAY_HEIGHTS,
+    apply_validator_updates,
+    effective_height,
+)
+from node.app.view import ExecutionLimits, GasMeter, GasSchedule, MeteredView, WriteBuffer
+
+__all__ = [
+    "DEFAULT_MAX_FUTURE_DRIFT_MS",
+    "VALIDATOR_UPDATE_DELAY_HEIGHTS",
+    "AccountsModule",
+    "AppConfig",
+    "Application",
+    "Authenticator",
+    "BlockInfo",
+    "BlockResult",
+    "CheckContext",
+    "CheckTxResult",
+    "DueTask",
+    "ExecContext",
+    "ExecutionLimits",
+    "GasMeter",
+    "GasSchedule",
+    "GenesisAccount",
+    "KvModule",
+    "MeteredView",
+    "Module",
+    "ModuleContractError",
+    "OutOfGas",
+    "Role",
+    "TxFailed",
+    "VersionedState",
+    "WriteBuffer",
+    "apply_validator_updates",
+    "build_block",
+    "effective_height",
+    "propose_time_ms",
+    "receipts_root",
+    "state_leaf_hash",
+    "validate_body",
+    "validate_header",
+    "verify_state_proof",
+]

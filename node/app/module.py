@@ -1,0 +1,267 @@
+"""The interface every application module implements, and what it is given to work with.
+
+A module owns a namespace (``b"<name>/"``) of the state and the transaction kinds
+``"<name>.<action>"`` for ``action in actions``. The framework calls:
+
+- ``init_genesis(ctx)`` once, when the chain starts (unmetered, no sender);
+- ``check_tx(ctx, tx)`` for mempool admission: cheap, read-only, against the latest
+  committed state; raise ``TxFailed`` to refuse;
+- ``deliver_tx(ctx, tx)`` for each authenticated transaction of a block; read and write
+  through ``ctx.view``, emit events, schedule due work; raise ``TxFailed`` to fail (all of
+  the transaction's writes, events and schedules are then dropped);
+- ``on_due(ctx, task)`` at the start of the first block whose time reaches a task it
+  scheduled (``ctx.sender`` is ``None``).
+
+Everything a module does must be a deterministic function of the state, the transaction and
+``ctx.block`` (block height and agreed block time): no clock, no randomness, no floats, no
+iteration over sets or unordered data whose order could leak into state or events.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Protocol, TypeVar
+
+from node.app.due import (
+    DUE_RECORD_CODEC,
+    MAX_DUE_PAYLOAD_BYTES,
+    NAME_PATTERN,
+    DueRecord,
+    DueTask,
+    due_key,
+    is_due_key,
+)
+from node.app.errors import ModuleContractError, TxFailed
+from node.app.view import (
+    ExecutionLimits,
+    GasMeter,
+    GasSchedule,
+    MeteredReader,
+    MeteredView,
+    WriteBuffer,
+)
+from node.codec import (
+    ATTRIBUTE_KEY_PATTERN,
+    MAX_ATTRIBUTE_VALUE_CHARS,
+    MAX_EVENT_ATTRIBUTES,
+    StructCodec,
+)
+from node.errors import DecodeError
+from node.types import PUBLIC_KEY_BYTES, Event, EventAttribute, ResultCode, Transaction, Validator
+
+T = TypeVar("T")
+
+MODULE_NAME_PATTERN: Final = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)
+RESERVED_MODULE_NAMES: Final = frozenset({"system"})
+# Keeps total voting power far from any integer limit of the consensus arithmetic.
+MAX_VOTING_POWER: Final = 1 << 60
+
+AttributeValue = str | int | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BlockInfo:
+    """The block being executed (for ``check_tx``: the latest committed block)."""
+
+    chain_id: str
+    height: int
+    time_ms: int
+    proposer: bytes
+
+
+def decode_payload(codec: StructCodec[T], payload: bytes) -> T:
+    """A transaction payload decoded with ``codec``; ``TxFailed(INVALID_PAYLOAD)`` if bad."""
+    try:
+        return codec.decode(payload)
+    except DecodeError as exc:
+        raise TxFailed(ResultCode.INVALID_PAYLOAD, str(exc)) from exc
+
+
+class CheckContext:
+    """What ``check_tx`` gets: read-only, metered access to the latest committed state."""
+
+    def __init__(self, module: str, block: BlockInfo, view: MeteredReader, sender: bytes) -> None:
+        self.module = module
+        self.block = block
+        self.view = view
+        self.sender = sender
+
+
+class ExecContext:
+    """What ``deliver_tx``, ``on_due`` and ``init_genesis`` get.
+
+    ``view`` reads anywhere and writes in the module's namespace; ``emit`` records an event
+    ``"<module>.<name>"``; ``schedule``/``cancel`` manage the module's due work;
+    ``set_validator_power`` requests a validator-set change (see ``node.app.validators``).
+    """
+
+    def __init__(
+        self,
+        *,
+        module: str,
+        block: BlockInfo,
+        buffer: WriteBuffer,
+        meter: GasMeter,
+        gas: GasSchedule,
+        limits: ExecutionLimits,
+        next_task_sequence: Callable[[], int],
+        sender: bytes | None = None,
+        tx_hash: bytes | None = None,
+    ) -> None:
+        self.module = module
+        self.block = block
+        self.sender = sender
+        self.tx_hash = tx_hash
+        self.view = MeteredView(
+            buffer, meter, gas, module.encode() + b"/", limits.max_bytes_written_per_tx
+        )
+        self.events: list[Event] = []
+        self.validator_updates: dict[bytes, Validator] = {}
+        self._buffer = buffer
+        self._meter = meter
+        self._gas = gas
+        self._limits = limits
+        self._next_task_sequence = next_task_sequence
+        self._schedules = 0
+
+    def require_sender(self) -> bytes:
+        """The transaction's sender (a bug to ask outside a transaction)."""
+        if self.sender is None:
+            raise ModuleContractError("no sender outside a transaction")
+        return self.sender
+
+    def emit(self, name: str, **attributes: AttributeValue) -> None:
+        """Record the event ``"<module>.<name>"``; bytes become hex, ints decimal text."""
+        if NAME_PATTERN.fullmatch(name) is None:
+            raise ModuleContractError(f"bad event name {name!r}")
+        if len(self.events) >= self._limits.max_events_per_tx:
+            raise TxFailed(ResultCode.LIMIT_EXCEEDED, "too many events")
+        if len(attributes) > MAX_EVENT_ATTRIBUTES:
+            raise ModuleContractError(f"more than {MAX_EVENT_ATTRIBUTES} event attributes")
+        pairs = tuple(
+            EventAttribute(key, _attribute_text(key, value))
+            for key, value in sorted(attributes.items())
+        )
+        size = len(name) + sum(len(p.key) + len(p.value) for p in pairs)
+        self._meter.consume(self._gas.event_base + self._gas.event_per_byte * size, "event")
+        self.events.append(Event(f"{self.module}.{name}", pairs))
+
+    def schedule(self, due_ms: int, kind: str, payload: bytes = b"") -> bytes:
+        """Run ``on_due`` of this module with a ``DueTask(kind, payload)`` at the first block
+        whose time is >= ``due_ms``; returns the task id (keep it to ``cancel``)."""
+        if NAME_PATTERN.fullmatch(kind) is None:
+            raise ModuleContractError(f"bad task kind {kind!r}")
+        if len(payload) > MAX_DUE_PAYLOAD_BYTES:
+            raise ModuleContractError(f"task payload over {MAX_DUE_PAYLOAD_BYTES} bytes")
+        horizon = self.block.time_ms + self._limits.max_schedule_ahead_ms
+        if type(due_ms) is not int or not 0 <= due_ms <= horizon:
+            raise TxFailed(ResultCode.LIMIT_EXCEEDED, f"due time {due_ms} beyond {horizon}")
+        if self._schedules >= self._limits.max_schedules_per_tx:
+            raise TxFailed(ResultCode.LIMIT_EXCEEDED, "too many tasks scheduled")
+        self._meter.consume(self._gas.schedule, "schedule")
+        key = due_key(due_ms, self.block.height, self._next_task_sequence())
+        record = DueRecord(module=self.module, kind=kind, payload=payload)
+        self._buffer.set(key, DUE_RECORD_CODEC.encode(record))
+        self._schedules += 1
+        return key
+
+    def cancel(self, task_id: bytes) -> bool:
+        """Remove a pending task of this module; False if it already ran or never existed."""
+        if not is_due_key(task_id):
+            raise ModuleContractError(f"not a task id: {task_id!r}")
+        self._meter.consume(self._gas.delete, "cancel")
+        stored = self._buffer.get(task_id)
+        if stored is None:
+            return False
+        if DUE_RECORD_CODEC.decode(stored).module != self.module:
+            raise ModuleContractError(f"{self.module} cancelled another module's task")
+        self._buffer.delete(task_id)
+        return True
+
+    def set_validator_power(self, public_key: bytes, voting_power: int) -> None:
+        """Ask for ``public_key`` to have ``voting_power`` (0 removes it) from the height
+        the framework documents; the last request in a block wins."""
+        if type(public_key) is not bytes or len(public_key) != PUBLIC_KEY_BYTES:
+            raise TxFailed(ResultCode.INVALID_PAYLOAD, "a validator key is 32 bytes")
+        if type(voting_power) is not int or not 0 <= voting_power <= MAX_VOTING_POWER:
+            raise TxFailed(ResultCode.INVALID_PAYLOAD, f"voting power {voting_power}")
+        self.validator_updates[public_key] = Validator(public_key, voting_power)
+
+
+def _attribute_text(key: str, value: AttributeValue) -> str:
+    if ATTRIBUTE_KEY_PATTERN.fullmatch(key) is None:
+        raise ModuleContractError(f"bad event attribute key {key!r}")
+    if isinstance(value, bytes):
+        text = value.hex()
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    elif isinstance(value, str):
+        text = value
+    else:
+        raise ModuleContractError(f"event attribute {key}: {type(value).__name__}")
+    if len(text) > MAX_ATTRIBUTE_VALUE_CHARS:
+        raise TxFailed(ResultCode.LIMIT_EXCEEDED, f"event attribute {key} is too long")
+    return text
+
+
+class Module(ABC):
+    """Base class of application modules; see the module docstring for the contract."""
+
+    #: The module's name: its namespace and the first part of its transaction kinds.
+    name: str
+    #: The actions it handles (``"<name>.<action>"`` kinds).
+    actions: frozenset[str]
+
+    def init_genesis(self, ctx: ExecContext) -> None:  # noqa: B027 (optional hook)
+        """Write the module's initial state (default: nothing)."""
+
+    def check_tx(self, ctx: CheckContext, tx: Transaction) -> None:  # noqa: B027 (optional hook)
+        """Refuse (``TxFailed``) a transaction that cannot apply (default: accept)."""
+
+    @abstractmethod
+    def deliver_tx(self, ctx: ExecContext, tx: Transaction) -> None:
+        """Apply an authenticated transaction of one of this module's kinds."""
+
+    def on_due(self, ctx: ExecContext, task: DueTask) -> None:
+        """Run a due task this module scheduled (default: it schedules none)."""
+        raise TxFailed(ResultCode.UNKNOWN_KIND, f"{self.name} has no due task {task.kind!r}")
+
+
+def check_module_name(name: str) -> str:
+    """``name`` if it is a valid, unreserved module name (``ValueError`` otherwise)."""
+    if not isinstance(name, str) or MODULE_NAME_PATTERN.fullmatch(name) is None:
+        raise ValueError(f"module name {name!r} must match {MODULE_NAME_PATTERN.pattern}")
+    if name in RESERVED_MODULE_NAMES:
+        raise ValueError(f"module name {name!r} is reserved")
+    return name
+
+
+class KeyReader(Protocol):
+    """Anything with ``get(key) -> value | None`` (a state layer or a metered view)."""
+
+    def get(self, key: bytes) -> bytes | None:
+        """The value of ``key``, or ``None``."""
+        ...
+
+
+class Authenticator(Protocol):
+    """Who may send transactions, and their nonces (the accounts module implements it).
+
+    The framework calls ``authenticate`` and compares ``next_nonce`` before running a
+    transaction, then ``consume_nonce`` (unmetered, kept even if the transaction fails).
+    """
+
+    def authenticate(self, reader: KeyReader, sender: bytes) -> None:
+        """Raise ``TxFailed`` (UNKNOWN_SENDER, ACCOUNT_INACTIVE) if ``sender`` may not send."""
+        ...
+
+    def next_nonce(self, reader: KeyReader, sender: bytes) -> int:
+        """The nonce the next transaction of ``sender`` must carry (0 for an unknown one)."""
+        ...
+
+    def consume_nonce(self, buffer: WriteBuffer, sender: bytes) -> None:
+        """Advance ``sender``'s nonce by one."""
+        ...
