@@ -1,1 +1,1 @@
-"""bench."""
+"""Benchmarks: python -m bench.<name> (each has --json PATH and --smoke)."""

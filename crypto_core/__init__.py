@@ -20,7 +20,7 @@ def _load_backend() -> tuple[ModuleType, str]:
     if os.environ.get("CRYPTO_CORE_PUREPYTHON", "") not in ("", "0"):
         return _merkle_py, "python"
     try:
-        from crypto_core import _merkle_c
+        from crypto_core import _merkle_c  # noqa: PLC0415  (optional compiled module)
     except ImportError:  # not compiled (e.g. a source tree without the build step)
         return _merkle_py, "python"
     wanted_path = os.environ.get("CRYPTO_CORE_SHA256_PATH") or None

@@ -58,9 +58,7 @@ def check_proof_list(name: str, proof: object) -> None:
             raise TypeError(f"{name}[{i}] must be bytes, not {type(p).__name__}")
 
 
-def check_batch_item(
-    position: int, item: object
-) -> tuple[bytes, int, int, Sequence[bytes], bytes]:
+def check_batch_item(position: int, item: object) -> tuple[bytes, int, int, Sequence[bytes], bytes]:
     """One ``(leaf_hash, index, tree_size, proof, root)`` item of a batch, type-checked."""
     if not isinstance(item, tuple | list) or len(item) != len(_BATCH_FIELDS):
         raise TypeError(

@@ -8,10 +8,14 @@ C; see sha256_kernels.h).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.list cimport PyList_Check
+from cpython.exc cimport PyErr_Clear, PyErr_Occurred
+from cpython.list cimport PyList_Check, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
+from cpython.object cimport PyObject
+from cpython.tuple cimport PyTuple_GET_SIZE
+from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_Check
 from libc.stdint cimport uint8_t, uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcmp, memcpy
 
 from crypto_core._contract import (
@@ -23,6 +27,18 @@ from crypto_core._contract import (
     check_size,
     sizes_fit,
 )
+
+
+cdef extern from "Python.h":
+    # Declared here without an exception clause: an overflow is a malformed item, handled
+    # by checking PyErr_Occurred, not an exception to raise.
+    unsigned long long PyLong_AsUnsignedLongLong(object value)
+    # Borrowed references (no reference-count traffic), unlike Cython's own declarations.
+    PyObject *PyList_GET_ITEM(object seq, Py_ssize_t index)
+    PyObject *PyTuple_GET_ITEM(object seq, Py_ssize_t index)
+    bint PyBytes_Check_borrowed "PyBytes_Check"(PyObject *value)
+    Py_ssize_t PyBytes_GET_SIZE_borrowed "PyBytes_GET_SIZE"(PyObject *value)
+    char *PyBytes_AS_STRING_borrowed "PyBytes_AS_STRING"(PyObject *value)
 
 
 cdef extern from "sha256_kernels.h" nogil:
@@ -268,13 +284,17 @@ cdef int _consistency_path(const uint8_t *leaves, size_t n, size_t m, uint8_t *s
 # ----------------------------------------------------------------------------- verifiers
 
 cdef struct InclusionJob:
-    const uint8_t *leaf
-    const uint8_t *root
-    const uint8_t *proof
+    size_t offset      # of the leaf hash in the job buffer; the root follows, then the proof
     int proof_len
     uint64_t index
     uint64_t tree_size
     bint well_formed
+
+
+cdef struct JobBuffer:
+    uint8_t *data
+    size_t used
+    size_t capacity
 
 
 cdef struct Lane:
@@ -289,34 +309,92 @@ cdef bint _is_digest(object value):
     return PyBytes_Check(value) and PyBytes_GET_SIZE(value) == DIGEST
 
 
+cdef bint _as_u64(object value, uint64_t *out):
+    """``value`` (an int) as a u64; False when it is negative or does not fit."""
+    cdef unsigned long long converted = PyLong_AsUnsignedLongLong(value)
+    if converted == <unsigned long long>-1 and PyErr_Occurred():
+        PyErr_Clear()
+        return False
+    out[0] = converted
+    return True
+
+
+cdef int _reserve(JobBuffer *buf, size_t extra) except -1:
+    """Make room for ``extra`` more bytes (doubling, so appends are amortized O(1))."""
+    cdef size_t wanted = buf.used + extra, capacity = buf.capacity or 4096
+    cdef uint8_t *grown
+    if wanted <= buf.capacity:
+        return 0
+    while capacity < wanted:
+        capacity *= 2
+    grown = <uint8_t *>realloc(buf.data, capacity)
+    if grown == NULL:
+        raise MemoryError()
+    buf.data = grown
+    buf.capacity = capacity
+    return 0
+
+
+cdef bint _fast_shape(object item):
+    """A tuple (bytes, int, int, list, bytes): fields usable without conversion."""
+    if not (PyTuple_Check(item) and PyTuple_GET_SIZE(item) == 5):
+        return False
+    return (PyBytes_Check(<object>PyTuple_GET_ITEM(item, 0))
+            and PyBytes_Check(<object>PyTuple_GET_ITEM(item, 4))
+            and type(<object>PyTuple_GET_ITEM(item, 1)) is int
+            and type(<object>PyTuple_GET_ITEM(item, 2)) is int
+            and PyList_Check(<object>PyTuple_GET_ITEM(item, 3)))
+
+
 cdef tuple _normalized_item(Py_ssize_t position, object item):
-    """The item with bytes-like fields turned into ``bytes`` (raises TypeError as the reference)."""
-    if (PyTuple_Check(item) and len(item) == 5 and PyBytes_Check(item[0])
-            and PyBytes_Check(item[4]) and type(item[1]) is int and type(item[2]) is int
-            and (PyList_Check(item[3]) or PyTuple_Check(item[3]))):
-        for p in item[3]:
-            if not PyBytes_Check(p):
-                break
-        else:
-            return <tuple>item
+    """The reference's type checks (TypeError), then the item in the fast shape, all bytes."""
     leaf, index, tree_size, proof, root = check_batch_item(position, item)
     return (bytes(leaf), index, tree_size, [bytes(p) for p in proof], bytes(root))
 
 
-cdef bint _well_formed(tuple item):
-    leaf, index, tree_size, proof, root = item
-    if not (0 <= index < tree_size <= 0xFFFFFFFFFFFFFFFF):
-        return False
-    if not (_is_digest(leaf) and _is_digest(root)) or len(proof) > MAX_PROOF_HASHES:
-        return False
-    for p in proof:
-        if not _is_digest(p):
-            return False
-    return True
+cdef int _add_item(object item, Py_ssize_t position, InclusionJob *job,
+                   JobBuffer *buf) except -1:
+    """Type-check one item and copy its hashes into ``buf`` in one pass over its objects.
+
+    Objects are read through borrowed references (no reference-count writes): a batch touches
+    every proof hash once, and those touches are most of its cost outside the hashing.
+    Malformed values make the job fail (``well_formed`` false); wrong types raise TypeError.
+    """
+    if not _fast_shape(item):
+        item = _normalized_item(position, item)
+    cdef object proof = <object>PyTuple_GET_ITEM(item, 3)
+    cdef Py_ssize_t k, n = PyList_GET_SIZE(proof)
+    cdef PyObject *element
+    cdef bint sizes_ok = True
+    _reserve(buf, DIGEST * (2 + <size_t>n))
+    cdef uint8_t *cursor = buf.data + buf.used + 2 * DIGEST
+    for k in range(n):
+        element = PyList_GET_ITEM(proof, k)
+        if not PyBytes_Check_borrowed(element):
+            return _add_item(_normalized_item(position, item), position, job, buf)
+        if PyBytes_GET_SIZE_borrowed(element) == DIGEST:
+            memcpy(cursor + DIGEST * k, PyBytes_AS_STRING_borrowed(element), DIGEST)
+        else:
+            sizes_ok = False
+    job.well_formed = (
+        sizes_ok and n <= MAX_PROOF_HASHES
+        and _as_u64(<object>PyTuple_GET_ITEM(item, 1), &job.index)
+        and _as_u64(<object>PyTuple_GET_ITEM(item, 2), &job.tree_size)
+        and job.index < job.tree_size
+        and _is_digest(<object>PyTuple_GET_ITEM(item, 0))
+        and _is_digest(<object>PyTuple_GET_ITEM(item, 4)))
+    if job.well_formed:
+        job.offset = buf.used
+        job.proof_len = <int>n
+        memcpy(buf.data + buf.used, PyBytes_AS_STRING(<object>PyTuple_GET_ITEM(item, 0)), DIGEST)
+        memcpy(buf.data + buf.used + DIGEST,
+               PyBytes_AS_STRING(<object>PyTuple_GET_ITEM(item, 4)), DIGEST)
+        buf.used += DIGEST * (2 + <size_t>n)
+    return 0
 
 
-cdef bint _load_lane(Lane *lane, InclusionJob *jobs, size_t njobs, size_t *next_job,
-                     uint8_t *results) noexcept nogil:
+cdef bint _load_lane(Lane *lane, const InclusionJob *jobs, size_t njobs, const uint8_t *data,
+                     size_t *next_job, uint8_t *results) noexcept nogil:
     """Put the next well-formed job into ``lane`` (malformed ones fail at once)."""
     cdef size_t j
     while next_job[0] < njobs:
@@ -329,15 +407,15 @@ cdef bint _load_lane(Lane *lane, InclusionJob *jobs, size_t njobs, size_t *next_
         lane.pos = 0
         lane.fn = jobs[j].index
         lane.sn = jobs[j].tree_size - 1
-        memcpy(lane.r, jobs[j].leaf, DIGEST)
+        memcpy(lane.r, data + jobs[j].offset, DIGEST)
         return True
     return False
 
 
-cdef int _schedule_step(Lane *lane, const InclusionJob *job, const uint8_t **lefts,
+cdef int _schedule_step(Lane *lane, const uint8_t *proof, const uint8_t **lefts,
                         const uint8_t **rights, uint8_t **outs) noexcept nogil:
     """One RFC 9162 §2.1.3.2 step: queue the node hash of the lane (returns 1)."""
-    cdef const uint8_t *p = job.proof + DIGEST * lane.pos
+    cdef const uint8_t *p = proof + DIGEST * lane.pos
     if lane.fn & 1 or lane.fn == lane.sn:
         lefts[0] = p
         rights[0] = lane.r
@@ -354,7 +432,8 @@ cdef int _schedule_step(Lane *lane, const InclusionJob *job, const uint8_t **lef
     return 1
 
 
-cdef void _verify_jobs(InclusionJob *jobs, size_t njobs, uint8_t *results) noexcept nogil:
+cdef void _verify_jobs(const InclusionJob *jobs, size_t njobs, const uint8_t *data,
+                       uint8_t *results) noexcept nogil:
     """Verify every job, up to BATCH_WIDTH proofs advancing together one hash per step."""
     cdef Lane lanes[BATCH_WIDTH]
     cdef const uint8_t *lefts[BATCH_WIDTH]
@@ -364,7 +443,8 @@ cdef void _verify_jobs(InclusionJob *jobs, size_t njobs, uint8_t *results) noexc
     cdef int nlanes = 0, s, count
     cdef Lane *lane
     cdef const InclusionJob *job
-    while nlanes < BATCH_WIDTH and _load_lane(&lanes[nlanes], jobs, njobs, &next_job, results):
+    while nlanes < BATCH_WIDTH and _load_lane(&lanes[nlanes], jobs, njobs, data, &next_job,
+                                              results):
         nlanes += 1
     while nlanes > 0:
         count = 0
@@ -374,59 +454,43 @@ cdef void _verify_jobs(InclusionJob *jobs, size_t njobs, uint8_t *results) noexc
             job = &jobs[lane.job]
             if lane.pos == job.proof_len or lane.sn == 0:
                 results[lane.job] = (lane.pos == job.proof_len and lane.sn == 0
-                                     and memcmp(lane.r, job.root, DIGEST) == 0)
-                if not _load_lane(lane, jobs, njobs, &next_job, results):
+                                     and memcmp(lane.r, data + job.offset + DIGEST, DIGEST) == 0)
+                if not _load_lane(lane, jobs, njobs, data, &next_job, results):
                     nlanes -= 1  # the last lane (not yet visited this step) takes this slot
                     lanes[s] = lanes[nlanes]
                 continue
-            count += _schedule_step(lane, job, &lefts[count], &rights[count], &outs[count])
+            count += _schedule_step(lane, data + job.offset + 2 * DIGEST, &lefts[count],
+                                    &rights[count], &outs[count])
             s += 1
         if count:
             bh_hash_nodes_ptr(lefts, rights, outs, count)
 
 
-cdef list _verify_items(list items):
-    """Verify normalized items: copy them into C memory, then hash without the GIL."""
-    cdef size_t njobs = len(items), total = 0, j
-    cdef list flags = [_well_formed(<tuple>item) for item in items]
-    for j in range(njobs):
-        if flags[j]:
-            total += DIGEST * (2 + len(items[j][3]))
+cdef list _verify_sequence(list items):
+    """Check and copy the items (with the GIL), then hash them all without it."""
+    cdef Py_ssize_t njobs = len(items), j
     cdef InclusionJob *jobs = <InclusionJob *>malloc(sizeof(InclusionJob) * (njobs or 1))
-    cdef uint8_t *data = <uint8_t *>malloc(total or 1)
     cdef uint8_t *results = <uint8_t *>malloc(njobs or 1)
-    if jobs == NULL or data == NULL or results == NULL:
-        free(jobs); free(data); free(results)
-        raise MemoryError()
+    cdef JobBuffer buf
+    buf.data = NULL
+    buf.used = buf.capacity = 0
     try:
-        _fill_jobs(items, flags, jobs, data)
+        if jobs == NULL or results == NULL:
+            raise MemoryError()
+        for j in range(njobs):
+            _add_item(<object>PyList_GET_ITEM(items, j), j, &jobs[j], &buf)
         with nogil:
-            _verify_jobs(jobs, njobs, results)
-        return [bool(results[j]) for j in range(njobs)]
+            _verify_jobs(jobs, njobs, buf.data, results)
+        verdicts = PyList_New(njobs)
+        for j in range(njobs):
+            verdict = True if results[j] else False
+            Py_INCREF(verdict)
+            PyList_SET_ITEM(verdicts, j, verdict)
+        return verdicts
     finally:
-        free(jobs); free(data); free(results)
-
-
-cdef void _fill_jobs(list items, list flags, InclusionJob *jobs, uint8_t *data):
-    cdef size_t j, k
-    cdef uint8_t *cursor = data
-    for j in range(len(items)):
-        jobs[j].well_formed = flags[j]
-        if not flags[j]:
-            continue
-        leaf, index, tree_size, proof, root = items[j]
-        jobs[j].index = index
-        jobs[j].tree_size = tree_size
-        jobs[j].proof_len = len(proof)
-        memcpy(cursor, PyBytes_AS_STRING(leaf), DIGEST)
-        memcpy(cursor + DIGEST, PyBytes_AS_STRING(root), DIGEST)
-        jobs[j].leaf = cursor
-        jobs[j].root = cursor + DIGEST
-        cursor += 2 * DIGEST
-        jobs[j].proof = cursor
-        for k in range(len(proof)):
-            memcpy(cursor, PyBytes_AS_STRING(proof[k]), DIGEST)
-            cursor += DIGEST
+        free(jobs)
+        free(buf.data)
+        free(results)
 
 
 def verify_inclusion(leaf_hash, index, tree_size, proof, root):
@@ -437,7 +501,7 @@ def verify_inclusion(leaf_hash, index, tree_size, proof, root):
     check_proof_list("proof", proof)
     check_bytes("root", root)
     item = (bytes(leaf_hash), index, tree_size, [bytes(p) for p in proof], bytes(root))
-    return _verify_items([item])[0]
+    return _verify_sequence([item])[0]
 
 
 def verify_inclusion_batch(items):
@@ -447,32 +511,31 @@ def verify_inclusion_batch(items):
     """
     if isinstance(items, (bytes, bytearray, str)) or not hasattr(items, "__iter__"):
         raise TypeError(f"items must be an iterable of tuples, not {type(items).__name__}")
-    cdef list normalized = [_normalized_item(i, item) for i, item in enumerate(items)]
-    return _verify_items(normalized)
+    # A private list: the caller's list cannot change under us while items are read.
+    return _verify_sequence(list(items))
 
 
 def verify_consistency(old_size, new_size, old_root, new_root, proof):
     """RFC 9162 §2.1.4.2: is the tree ``new_root`` an append-only extension of ``old_root``?
 
     Equal sizes need an empty proof and equal roots; a proof from the empty tree is refused
-    (it proves nothing), as are a shrinking tree and any hash that is not 32 bytes.
+    (it proves nothing), as are a shrinking tree and, for growing trees, any hash that is not
+    32 bytes.
     """
     check_size("old_size", old_size)
     check_size("new_size", new_size)
     check_bytes("old_root", old_root)
     check_bytes("new_root", new_root)
     check_proof_list("proof", proof)
-    if not sizes_fit(old_size, new_size) or old_size > new_size:
+    if not sizes_fit(old_size, new_size) or old_size > new_size or old_size == 0:
         return False
     old_b, new_b = bytes(old_root), bytes(new_root)
+    if old_size == new_size:  # nothing to prove but equality (as transparency-dev/merkle)
+        return not proof and old_b == new_b
     if not (_is_digest(old_b) and _is_digest(new_b)) or len(proof) > MAX_PROOF_HASHES:
         return False
     path = [bytes(p) for p in proof]
-    if not all(_is_digest(p) for p in path):
-        return False
-    if old_size == new_size:
-        return not path and old_b == new_b
-    if old_size == 0 or not path:
+    if not path or not all(_is_digest(p) for p in path):
         return False
     if old_size & (old_size - 1) == 0:  # an exact power of two: the old root is a tree node
         path.insert(0, old_b)

@@ -155,22 +155,21 @@ def verify_consistency(
     """RFC 9162 §2.1.4.2: is the tree ``new_root`` an append-only extension of ``old_root``?
 
     Equal sizes need an empty proof and equal roots; a proof from the empty tree is refused
-    (it proves nothing), as are a shrinking tree and any hash that is not 32 bytes.
+    (it proves nothing), as are a shrinking tree and, for growing trees, any hash that is not
+    32 bytes.
     """
     check_size("old_size", old_size)
     check_size("new_size", new_size)
     check_bytes("old_root", old_root)
     check_bytes("new_root", new_root)
     check_proof_list("proof", proof)
-    if not sizes_fit(old_size, new_size) or old_size > new_size:
+    if not sizes_fit(old_size, new_size) or old_size > new_size or old_size == 0:
         return False
+    if old_size == new_size:  # nothing to prove but equality (as transparency-dev/merkle)
+        return not proof and bytes(old_root) == bytes(new_root)
     if not (is_digest(old_root) and is_digest(new_root)) or len(proof) > MAX_PROOF_HASHES:
         return False
-    if not all(is_digest(p) for p in proof):
-        return False
-    if old_size == new_size:
-        return not proof and old_root == new_root
-    if old_size == 0 or not proof:
+    if not proof or not all(is_digest(p) for p in proof):
         return False
     return _verify_consistency_path(old_size, new_size, old_root, new_root, proof)
 

@@ -10,7 +10,7 @@ by ``verify_inclusion`` / ``verify_consistency``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import ModuleType
 
 from crypto_core._contract import DIGEST_SIZE, MAX_TREE_SIZE, check_hash_arg, check_size
@@ -20,7 +20,7 @@ _D = DIGEST_SIZE
 
 
 def _default_backend() -> ModuleType:
-    import crypto_core  # the selected backend (late import: crypto_core imports this module)
+    import crypto_core  # noqa: PLC0415  (crypto_core imports this module)
 
     return crypto_core._backend
 
@@ -37,7 +37,9 @@ class MerkleTree:
     def __init__(
         self, leaf_hashes: Iterable[bytes] = (), *, backend: ModuleType | None = None
     ) -> None:
-        self._hash_children = (backend or _default_backend()).hash_children
+        self._hash_children: Callable[[bytes, bytes], bytes] = (
+            backend or _default_backend()
+        ).hash_children
         self._levels: list[bytearray] = [bytearray()]
         self._size = 0
         self._root_cache: tuple[int, bytes] | None = None

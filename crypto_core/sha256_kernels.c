@@ -155,6 +155,7 @@ __attribute__((target("sha,sse4.1,ssse3"))) static void compress_shani(uint32_t 
 
 #define AVX512_TARGET __attribute__((target("avx512f,avx512bw")))
 #define LANES 16
+#define X16_MIN_JOBS 6
 
 AVX512_TARGET static inline __m512i xor3(__m512i a, __m512i b, __m512i c) {
     return _mm512_ternarylogic_epi32(a, b, c, 0x96);
@@ -204,39 +205,11 @@ AVX512_TARGET static void compress_x16(__m512i st[8], __m512i w[16]) {
     st[7] = _mm512_add_epi32(st[7], h);
 }
 
-/* Load word t of each lane's 64-byte block from `scratch` (lane stride 128 bytes), byte-swapped. */
-AVX512_TARGET static inline __m512i gather_word(const uint8_t *scratch, int offset, __m512i lane_offsets,
+/* Load the big-endian word at `offset` of each lane (lanes at `base` + lane_offsets). */
+AVX512_TARGET static inline __m512i gather_word(const uint8_t *base, int offset, __m512i lane_offsets,
                                                 __m512i bswap) {
-    __m512i v = _mm512_i32gather_epi32(lane_offsets, (const void *)(scratch + offset), 1);
+    __m512i v = _mm512_i32gather_epi32(lane_offsets, (const void *)(base + offset), 1);
     return _mm512_shuffle_epi8(v, bswap);
-}
-
-/* 16 node hashes; jobs beyond `count` (< 16) are padding and are not written. */
-AVX512_TARGET static void hash_nodes_x16(const uint8_t *const *lefts, const uint8_t *const *rights,
-                                         uint8_t *const *outs, int count) {
-    uint8_t scratch[LANES * 128] __attribute__((aligned(64)));
-    for (int lane = 0; lane < LANES; lane++) {
-        int job = lane < count ? lane : 0;
-        node_blocks(scratch + 128 * lane, lefts[job], rights[job]);
-    }
-    const __m512i lane_offsets = _mm512_mullo_epi32(
-        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(128));
-    const __m512i bswap = _mm512_broadcast_i32x4(
-        _mm_set_epi8(12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3));
-    __m512i st[8];
-    for (int i = 0; i < 8; i++) st[i] = _mm512_set1_epi32((int)H0[i]);
-    for (int block = 0; block < 2; block++) {
-        __m512i w[16];
-        for (int t = 0; t < 16; t++) w[t] = gather_word(scratch, 64 * block + 4 * t, lane_offsets, bswap);
-        compress_x16(st, w);
-    }
-    uint32_t lanes_out[8][LANES] __attribute__((aligned(64)));
-    for (int i = 0; i < 8; i++) _mm512_store_si512((void *)lanes_out[i], st[i]);
-    for (int lane = 0; lane < count; lane++) {
-        uint32_t state[8];
-        for (int i = 0; i < 8; i++) state[i] = lanes_out[i][lane];
-        store_digest(outs[lane], state);
-    }
 }
 
 /* 16 node hashes of contiguous pairs: lane j hashes 0x01 || pairs[64j .. 64j+64) into
@@ -265,6 +238,22 @@ AVX512_TARGET static void hash_level_x16(const uint8_t *pairs, uint8_t *out) {
     compress_x16(st, w);
     for (int i = 0; i < 8; i++)
         _mm512_i32scatter_epi32((void *)(out + 4 * i), out_offsets, _mm512_shuffle_epi8(st[i], bswap), 1);
+}
+
+/* 16 node hashes given by pointers: the pairs are copied side by side (64 bytes a lane, hot in
+ * L1) and hashed by the contiguous kernel, which builds the message words from constants and
+ * 17 gathers. Jobs beyond `count` (< 16) hash zeros and are not written. */
+AVX512_TARGET static void hash_nodes_x16(const uint8_t *const *lefts, const uint8_t *const *rights,
+                                         uint8_t *const *outs, int count) {
+    uint8_t pairs[LANES * 64] __attribute__((aligned(64)));
+    uint8_t digests[LANES * 32] __attribute__((aligned(64)));
+    for (int lane = 0; lane < count; lane++) {
+        memcpy(pairs + 64 * lane, lefts[lane], 32);
+        memcpy(pairs + 64 * lane + 32, rights[lane], 32);
+    }
+    if (count < LANES) memset(pairs + 64 * count, 0, (size_t)(LANES - count) * 64);
+    hash_level_x16(pairs, digests);
+    for (int lane = 0; lane < count; lane++) memcpy(outs[lane], digests + 32 * lane, 32);
 }
 #endif /* BH_X86 */
 
@@ -346,9 +335,12 @@ void bh_hash_nodes_ptr(const uint8_t *const *lefts, const uint8_t *const *rights
     size_t i = 0;
 #ifdef BH_X86
     if (bh_sha256_current_path() == BH_PATH_AVX512) {
-        for (; i + 1 < count; i += LANES) {
+        /* A part-filled group still costs a whole 16-lane pass: below X16_MIN_JOBS jobs the
+         * one-message kernel is faster. */
+        while (count - i >= X16_MIN_JOBS) {
             size_t n = count - i < LANES ? count - i : LANES;
             hash_nodes_x16(lefts + i, rights + i, outs + i, (int)n);
+            i += n;
         }
     }
 #endif

@@ -1,0 +1,1 @@
+"""Tests of crypto_core."""

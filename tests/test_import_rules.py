@@ -1,0 +1,190 @@
+"""The layer rules of ARCHITECTURE.md, checked on every module's imports (parsed, not run).
+
+| package            | may import                                                     |
+| crypto_core        | stdlib, pynacl                                                 |
+| consensus          | stdlib, crypto_core                                            |
+| node (pure)        | stdlib, consensus, crypto_core, msgpack, node pure modules     |
+| node shell         | all of node, consensus, crypto_core, trio, stdlib, and the     |
+|                    | adapters' libraries in their own module only                   |
+| netsim             | node pure modules, consensus, crypto_core, stdlib, matplotlib  |
+
+Pure code (crypto_core, consensus, node pure) never reads the wall clock or ambient randomness:
+no ``time``, ``random``, ``secrets``, ``datetime`` and no ``os.urandom``.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+STDLIB = frozenset(sys.stdlib_module_names)
+AMBIENT = frozenset({"time", "random", "secrets", "datetime"})
+OUR_PACKAGES = frozenset({"crypto_core", "consensus", "node", "netsim", "bench", "tests"})
+
+# Modules of node/ that form the imperative shell (everything else in node/ is pure).
+NODE_SHELL_PREFIXES = ("node.runtime", "node.adapters", "node.api", "node.cli", "node.__main__")
+# The one module allowed to import each I/O library.
+ADAPTER_OWNERS = {
+    "libp2p": ("node.adapters.libp2p_network",),
+    "multiaddr": ("node.adapters.libp2p_network",),
+    "plyvel": ("node.adapters.leveldb_store",),
+}
+
+
+@dataclass(frozen=True)
+class Imported:
+    module: str  # the importing module, dotted
+    target: str  # the imported module, dotted
+    line: int
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(source: str, module: str, is_package: bool) -> list[Imported]:
+    """Every module imported by ``source`` (relative imports resolved), and ``os.urandom``."""
+    found: list[Imported] = []
+    package = module if is_package else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [Imported(module, alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.append(Imported(module, base, node.lineno))
+            found += [Imported(module, f"{base}.{a.name}", node.lineno) for a in node.names]
+        elif (
+            isinstance(node, ast.Attribute)
+            and node.attr == "urandom"
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+        ):
+            found.append(Imported(module, "os.urandom", node.lineno))
+    return found
+
+
+def is_node_shell(module: str) -> bool:
+    return module.startswith(NODE_SHELL_PREFIXES)
+
+
+def violation(imp: Imported) -> str | None:
+    """Why this import breaks the rules, or None."""
+    top = imp.target.split(".")[0]
+    layer = imp.module.split(".")[0]
+    if layer in ("bench", "tests"):
+        return None
+    if imp.target.startswith(("bench", "tests")) and top in ("bench", "tests"):
+        return "nothing imports bench/ or tests/"
+    owners = ADAPTER_OWNERS.get(top)
+    if owners is not None and not imp.module.startswith(owners):
+        return f"only {', '.join(owners)} may import {top}"
+    pure = layer in ("crypto_core", "consensus") or (
+        layer == "node" and not is_node_shell(imp.module)
+    )
+    if pure and (top in AMBIENT or imp.target == "os.urandom"):
+        return f"pure code must not use {imp.target} (time and randomness come through ports)"
+    return _layer_violation(layer, imp, top)
+
+
+def _layer_violation(layer: str, imp: Imported, top: str) -> str | None:
+    is_stdlib = top in STDLIB and top not in OUR_PACKAGES
+    allowed: frozenset[str]
+    if layer == "crypto_core":
+        allowed = frozenset({"crypto_core", "nacl"})
+    elif layer == "consensus":
+        allowed = frozenset({"consensus", "crypto_core"})
+    elif layer == "node" and is_node_shell(imp.module):
+        allowed = frozenset(
+            {
+                "node",
+                "consensus",
+                "crypto_core",
+                "trio",
+                "msgpack",
+                "nacl",
+                "prometheus_client",
+                *ADAPTER_OWNERS,
+            }
+        )
+    elif layer == "node":
+        if top == "node" and is_node_shell(imp.target):
+            return "a pure node module must not import the node shell"
+        allowed = frozenset({"node", "consensus", "crypto_core", "msgpack", "nacl"})
+    elif layer == "netsim":
+        if top == "node" and is_node_shell(imp.target):
+            return "netsim drives the pure cores, never the node shell"
+        allowed = frozenset(
+            {"netsim", "node", "consensus", "crypto_core", "msgpack", "nacl", "matplotlib"}
+        )
+    else:
+        return None
+    if is_stdlib or top in allowed:
+        return None
+    return f"{layer} may not import {top}"
+
+
+def all_imports() -> list[Imported]:
+    found: list[Imported] = []
+    for package in ("crypto_core", "consensus", "node", "netsim"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            module = module_name(path)
+            found += imports_of(path.read_text(), module, path.name == "__init__.py")
+    return found
+
+
+def test_every_module_keeps_the_layer_rules() -> None:
+    imports = all_imports()
+    assert len(imports) > 20  # the walk found the code
+    problems = [
+        f"{i.module}:{i.line} imports {i.target}: {why}" for i in imports if (why := violation(i))
+    ]
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("module", "source"),
+    [
+        ("consensus.driver", "import trio"),
+        ("consensus.driver", "import time"),
+        ("consensus.driver", "from node import types"),
+        ("crypto_core.x", "import msgpack"),
+        ("node.mempool", "import plyvel"),
+        ("node.mempool", "import os\nos.urandom(4)"),
+        ("node.core", "from node.runtime import Runtime"),
+        ("node.runtime", "import plyvel"),
+        ("node.runtime", "import netsim"),
+        ("netsim.sim", "from node.adapters import libp2p_network"),
+        ("netsim.sim", "import trio"),
+        ("node.codec", "from . import runtime"),
+    ],
+)
+def test_the_checker_catches_violations(module: str, source: str) -> None:
+    found = imports_of(source, module, is_package=False)
+    assert any(violation(i) for i in found)
+
+
+@pytest.mark.parametrize(
+    ("module", "source"),
+    [
+        ("consensus.driver", "from crypto_core import hash_leaf\nimport hashlib"),
+        ("node.codec", "import msgpack\nfrom consensus.types import Vote"),
+        ("node.adapters.leveldb_store", "import plyvel"),
+        ("node.runtime", "import trio\nimport time"),
+        ("netsim.sim", "import random\nfrom node.core import NodeCore"),
+    ],
+)
+def test_the_checker_allows_what_the_rules_allow(module: str, source: str) -> None:
+    found = imports_of(source, module, is_package=False)
+    assert [violation(i) for i in found if violation(i)] == []
