@@ -1,0 +1,368 @@
+"""The canonical codec: round trips, and a typed error for every kind of bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, cast
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crypto_core import EMPTY_ROOT
+from crypto_core.signatures import sha256
+from node import codec
+from node.codec import (
+    BLOCK_CODEC,
+    MAX_BLOCK_BYTES,
+    MAX_TX_BYTES,
+    TX_CODEC,
+    VOTE_CODEC,
+    Bytes,
+    StructCodec,
+    UInt,
+    block_id,
+    decode,
+    decode_message,
+    encode,
+    encode_message,
+)
+from node.errors import (
+    BigHealthError,
+    DecodeError,
+    EncodeError,
+    MalformedError,
+    NonCanonicalError,
+    OversizeError,
+    SchemaError,
+)
+from node.testing import TxFactory, key_pair
+from node.types import (
+    ZERO_HASH,
+    Block,
+    BlockHeader,
+    EventAttribute,
+    Transaction,
+    UnsignedTransaction,
+    Vote,
+    VoteType,
+)
+from tests.node import strategies
+
+CHAIN = "bh-test"
+
+
+def pack(wire: object) -> bytes:
+    return cast(bytes, msgpack.packb(wire, use_bin_type=True))
+
+
+def a_tx() -> Transaction:
+    return TxFactory(CHAIN).make(key_pair("alice"), "kv.set", b"payload", priority=7)
+
+
+def tx_wire(**changes: object) -> list[object]:
+    wire = TX_CODEC.to_wire(a_tx())
+    names = [name for name, _ in TX_CODEC.fields]
+    for name, value in changes.items():
+        wire[names.index(name)] = value
+    return wire
+
+
+def a_vote() -> Vote:
+    return Vote(CHAIN, 5, 1, VoteType.PREVOTE, None, bytes(32), bytes(64))
+
+
+# -- round trips ----------------------------------------------------------------------------
+
+
+@settings(max_examples=60)
+@given(strategies.any_value)
+def test_every_type_round_trips_and_reencodes_to_the_same_bytes(value: Any) -> None:
+    data = encode(value)
+    decoded = decode(type(value), data)
+    assert decoded == value
+    assert encode(decoded) == data
+
+
+@settings(max_examples=40)
+@given(strategies.messages)
+def test_every_message_round_trips_through_the_envelope(message: Any) -> None:
+    data = encode_message(message)
+    assert decode_message(data) == message
+    assert (
+        pack([int(codec.message_kind(message)), codec.codec_for(type(message)).to_wire(message)])
+        == data
+    )
+
+
+def test_every_registered_type_has_a_strategy_and_a_full_schema() -> None:
+    assert set(codec.registered_types()) == set(strategies.BY_TYPE)
+    for cls in codec.registered_types():
+        schema: StructCodec[Any] = codec.codec_for(cls)
+        assert [name for name, _ in schema.fields] == [f.name for f in dataclasses.fields(cls)]
+
+
+def test_a_schema_that_misses_a_field_is_refused_at_construction() -> None:
+    with pytest.raises(TypeError, match="schema of Vote"):
+        StructCodec(Vote, [("chain_id", UInt())], 100)
+
+
+# -- bad input: every kind raises a typed DecodeError ---------------------------------------
+
+
+def test_oversize_transaction_is_refused_before_parsing() -> None:
+    data = pack(tx_wire(payload=bytes(MAX_TX_BYTES)))
+    with pytest.raises(OversizeError, match="65536"):
+        TX_CODEC.decode(data)
+
+
+def test_oversize_block_is_refused() -> None:
+    with pytest.raises(OversizeError):
+        BLOCK_CODEC.decode(bytes(MAX_BLOCK_BYTES + 1))
+
+
+def test_a_vote_sized_like_a_block_is_refused_by_the_envelope() -> None:
+    body = VOTE_CODEC.to_wire(a_vote())
+    body[0] = "x" * 2000  # a huge chain id: the vote limit applies, not the block limit
+    with pytest.raises(OversizeError, match="Vote"):
+        decode_message(pack([int(codec.MessageKind.VOTE), body]))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\xc1",  # the one reserved msgpack byte
+        b"\x97",  # an array header promising 7 items, then nothing
+        pack(tx_wire())[:-1],  # truncated
+        b"\xc6\xff\xff\xff\xff" + b"x" * 10,  # bin32 claiming 4 GiB: refused, not allocated
+        b"\xdd\xff\xff\xff\xff",  # array32 claiming 4 billion items
+        b"\x91" * 5000 + b"\xc0",  # nesting deeper than the parser's stack
+    ],
+)
+def test_malformed_input_raises_malformed_error(data: bytes) -> None:
+    with pytest.raises(MalformedError):
+        TX_CODEC.decode(data)
+
+
+def test_invalid_utf8_is_malformed() -> None:
+    data = bytearray(pack(tx_wire(kind="kv.set")))
+    position = data.index(b"kv.set")
+    data[position] = 0xFF
+    with pytest.raises(MalformedError):
+        TX_CODEC.decode(bytes(data))
+
+
+def non_minimal_uint64(value: int) -> bytes:
+    return b"\xcf" + value.to_bytes(8, "big")
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda good: good + b"\x00",  # trailing bytes
+        lambda good: good.replace(b"\xa6kv.set", b"\xd9\x06kv.set"),  # str8 for a fixstr
+        lambda good: good.replace(b"\xc4\x07payload", b"\xc5\x00\x07payload"),  # bin16 for 7 bytes
+    ],
+    ids=["trailing bytes", "long string header", "long bin header"],
+)
+def test_non_canonical_encodings_are_refused(mutate: Any) -> None:
+    good = TX_CODEC.encode(a_tx())
+    bad = mutate(good)
+    assert bad != good
+    with pytest.raises(NonCanonicalError):
+        TX_CODEC.decode(bad)
+
+
+def test_a_non_minimal_integer_is_refused() -> None:
+    wire = tx_wire(nonce=0)
+    good = pack(wire)
+    bad = good.replace(pack(wire[:2])[1:] + b"\x00", pack(wire[:2])[1:] + non_minimal_uint64(0), 1)
+    assert bad != good
+    with pytest.raises(NonCanonicalError):
+        TX_CODEC.decode(bad)
+
+
+@pytest.mark.parametrize(
+    ("wire", "message"),
+    [
+        (tx_wire()[:-1], "missing fields"),
+        ([*tx_wire(), b"extra"], "unknown fields"),
+        (tx_wire(nonce="7"), "nonce"),
+        (tx_wire(nonce=-1), "nonce"),
+        (tx_wire(nonce=True), "nonce"),
+        (tx_wire(nonce=1.0), "nonce"),
+        (tx_wire(priority=70_000), "priority"),
+        (tx_wire(sender=bytes(31)), "sender"),
+        (tx_wire(sender="a" * 32), "sender"),
+        (tx_wire(signature=None), "signature"),
+        (tx_wire(chain_id="has space"), "chain_id"),
+        (tx_wire(chain_id=""), "chain_id"),
+        (tx_wire(kind="no-dot"), "kind"),
+        (tx_wire(payload=[b"x"]), "payload"),
+        ({"chain_id": CHAIN}, "maps"),
+        (msgpack.ExtType(5, b"x"), "ext"),
+        (7, "array"),
+    ],
+)
+def test_schema_violations_raise_schema_error(wire: object, message: str) -> None:
+    with pytest.raises(SchemaError, match=message):
+        TX_CODEC.decode(pack(wire))
+
+
+def test_unknown_enum_values_and_tags_raise_schema_error() -> None:
+    body = VOTE_CODEC.to_wire(a_vote())
+    body[3] = 3  # no such vote type
+    with pytest.raises(SchemaError, match="vote_type"):
+        VOTE_CODEC.decode(pack(body))
+    with pytest.raises(SchemaError, match="unknown message tag"):
+        decode_message(pack([99, []]))
+    with pytest.raises(SchemaError, match="tag, body"):
+        decode_message(pack([1]))
+
+
+def test_nested_errors_name_the_path() -> None:
+    header = dataclasses.replace(block_header(), proposer=bytes(32))
+    wire: list[Any] = BLOCK_CODEC.to_wire(Block(header, (b"tx",)))
+    wire[0][1] = -5  # header.height
+    with pytest.raises(SchemaError, match=r"Block\.header\.height"):
+        BLOCK_CODEC.decode(pack(wire))
+    other: list[Any] = BLOCK_CODEC.to_wire(Block(header, (b"tx",)))
+    other[1][0] = "not bytes"
+    with pytest.raises(SchemaError, match=r"Block\.txs\[0\]"):
+        BLOCK_CODEC.decode(pack(other))
+
+
+@settings(max_examples=150)
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_only_ever_raise_decode_error(data: bytes) -> None:
+    for cls in (Transaction, Vote, Block):
+        try:
+            value = decode(cls, data)
+        except DecodeError:
+            continue
+        assert encode(value) == data  # anything accepted is canonical
+
+
+@settings(max_examples=80)
+@given(strategies.transactions, st.data())
+def test_a_mutated_encoding_decodes_canonically_or_raises(
+    tx: Transaction, data: st.DataObject
+) -> None:
+    good = bytearray(encode(tx))
+    position = data.draw(st.integers(0, len(good) - 1))
+    good[position] = data.draw(st.integers(0, 255))
+    try:
+        value = TX_CODEC.decode(bytes(good))
+    except DecodeError:
+        return
+    assert encode(value) == bytes(good)
+
+
+def test_decode_errors_belong_to_one_hierarchy() -> None:
+    for error in (OversizeError, MalformedError, NonCanonicalError, SchemaError):
+        assert issubclass(error, DecodeError)
+        assert issubclass(error, BigHealthError)
+        assert issubclass(error, ValueError)
+
+
+def test_decode_refuses_non_bytes_input_with_type_error() -> None:
+    with pytest.raises(TypeError):
+        TX_CODEC.decode("text")  # type: ignore[arg-type]
+
+
+# -- encoding invalid values is the caller's bug: EncodeError --------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dataclasses.replace(a_tx(), nonce=-1),
+        dataclasses.replace(a_tx(), nonce=1 << 64),
+        dataclasses.replace(a_tx(), sender=b"short"),
+        dataclasses.replace(a_tx(), kind="KV.SET"),
+        dataclasses.replace(a_tx(), chain_id="bad\udcff"),
+        dataclasses.replace(a_tx(), payload=bytes(MAX_TX_BYTES)),  # fits the field, not the tx
+    ],
+)
+def test_encoding_an_invalid_value_raises_encode_error(bad: Transaction) -> None:
+    with pytest.raises(EncodeError):
+        encode(bad)
+
+
+def test_encoding_a_type_without_schema_raises_encode_error() -> None:
+    with pytest.raises(EncodeError, match="no schema"):
+        encode(object())
+    with pytest.raises(EncodeError, match="not a network message"):
+        encode_message(a_tx())  # type: ignore[arg-type]
+
+
+def test_log_text_carries_unicode() -> None:
+    attribute = EventAttribute("note", "Blutzucker 120 mg/dl — ✓")
+    assert decode(EventAttribute, encode(attribute)) == attribute
+
+
+# -- signing, hashing ---------------------------------------------------------------------
+
+
+def test_tx_sign_bytes_are_domain_tagged_and_cover_every_field() -> None:
+    tx = a_tx()
+    sign_bytes = codec.tx_sign_bytes(tx)
+    assert sign_bytes.startswith(codec.TX_SIGN_DOMAIN)
+    assert codec.tx_sign_bytes(tx.unsigned) == sign_bytes
+    assert codec.tx_signature_ok(tx)
+    changes: list[dict[str, Any]] = [
+        {"chain_id": "other-chain"},
+        {"sender": key_pair("mallory").public_key},
+        {"nonce": tx.nonce + 1},
+        {"kind": "kv.delete"},
+        {"payload": b"other"},
+        {"priority": tx.priority + 1},
+    ]
+    for change in changes:
+        assert not codec.tx_signature_ok(dataclasses.replace(tx, **change)), change
+
+
+def test_sign_transaction_refuses_a_foreign_signer() -> None:
+    unsigned = UnsignedTransaction(CHAIN, key_pair("alice").public_key, 0, "kv.set", b"", 0)
+    with pytest.raises(ValueError, match="sender"):
+        codec.sign_transaction(unsigned, key_pair("bob"))
+
+
+def block_header(**changes: Any) -> BlockHeader:
+    header = BlockHeader(
+        chain_id=CHAIN,
+        height=1,
+        time_ms=1000,
+        previous_block_id=ZERO_HASH,
+        tx_root=EMPTY_ROOT,
+        app_state_root=bytes(32),
+        validator_set_hash=bytes(32),
+        proposer=bytes(32),
+        last_commit=None,
+    )
+    return dataclasses.replace(header, **changes)
+
+
+def test_block_id_is_the_hash_of_the_header_and_covers_every_field() -> None:
+    header = block_header()
+    assert block_id(header) == sha256(encode(header))
+    for field in dataclasses.fields(BlockHeader):
+        if field.name in ("chain_id", "last_commit"):
+            continue
+        value = getattr(header, field.name)
+        change: dict[str, Any] = {
+            field.name: value + 1 if isinstance(value, int) else bytes([1]) + value[1:]
+        }
+        assert block_id(dataclasses.replace(header, **change)) != block_id(header)
+
+
+def test_tx_root_of_no_transactions_is_the_empty_root() -> None:
+    assert codec.tx_root([]) == EMPTY_ROOT
+    assert codec.tx_root([b"a", b"b"]) != codec.tx_root([b"b", b"a"])
+
+
+def test_bytes_kind_describes_exact_and_ranged_lengths() -> None:
+    assert Bytes.exactly(32).description == "32 bytes"
+    assert Bytes(10, 1).description == "1..10 bytes"
