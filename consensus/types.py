@@ -10,7 +10,7 @@ never sees blocks); ``None`` as a vote's value id means nil. Validators are iden
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 
 ValueId = bytes
@@ -36,6 +36,10 @@ class Vote:
     validator: PublicKey
     signature: bytes
 
+    def with_signature(self, signature: bytes) -> Vote:
+        """This vote carrying ``signature`` (the shell's step after ``SignAndBroadcastVote``)."""
+        return replace(self, signature=signature)
+
 
 @dataclass(frozen=True, slots=True)
 class Proposal:
@@ -48,6 +52,10 @@ class Proposal:
     valid_round: int
     proposer: PublicKey
     signature: bytes
+
+    def with_signature(self, signature: bytes) -> Proposal:
+        """This proposal carrying ``signature`` (after ``SignAndBroadcastProposal``)."""
+        return replace(self, signature=signature)
 
 
 @dataclass(frozen=True, slots=True)
