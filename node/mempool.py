@@ -4,7 +4,8 @@ Admission is two steps so the expensive one can run anywhere:
 
 1. ``verify_transaction(raw, chain_id)`` decodes, checks the chain id and the Ed25519
    signature. It is a pure function of its arguments, safe to run in worker threads (PyNaCl
-   releases the GIL, so a shell can verify on every core); it returns a ``VerifiedTx``.
+   releases the GIL, so a shell can verify on every core; ``verify_transactions`` takes a
+   batch, one call per worker); it returns a ``VerifiedTx``.
 2. ``Mempool.add(verified, next_nonce)`` applies the pool's rules on one thread. (The
    application's ``check_tx`` is the caller's to run between the two; ``Mempool.admit`` does
    1 and 2 inline for single-threaded callers such as the simulator.)
@@ -36,7 +37,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left, insort
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Final
@@ -110,6 +111,21 @@ def verify_transaction(raw: bytes, chain_id: str) -> VerifiedTx:
     if not tx_signature_ok(tx):
         raise TxRejected(RejectReason.BAD_SIGNATURE, "signature does not verify")
     return VerifiedTx(tx=tx, raw=bytes(raw), tx_hash=tx_hash(raw))
+
+
+def verify_transactions(raws: Sequence[bytes], chain_id: str) -> list[VerifiedTx | TxRejected]:
+    """``verify_transaction`` over a batch, each refusal returned in its place (not raised).
+
+    The unit of work a shell hands to a worker thread: one call per thread amortises the
+    hand-off, and the signature checks inside run without the GIL.
+    """
+    results: list[VerifiedTx | TxRejected] = []
+    for raw in raws:
+        try:
+            results.append(verify_transaction(raw, chain_id))
+        except TxRejected as rejected:
+            results.append(rejected)
+    return results
 
 
 @dataclass(frozen=True, slots=True)

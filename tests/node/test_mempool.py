@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 
 from node.codec import MAX_TX_BYTES, TX_CODEC, block_tx_bytes, encode
 from node.errors import RejectReason, TxRejected
-from node.mempool import Mempool, MempoolLimits, VerifiedTx, verify_transaction
+from node.mempool import (
+    Mempool,
+    MempoolLimits,
+    VerifiedTx,
+    verify_transaction,
+    verify_transactions,
+)
 from node.testing import TxFactory, key_pair
 
 CHAIN = "bh-test"
@@ -296,3 +302,12 @@ def _assert_reap_is_nonce_ordered(pool: Mempool, committed: dict[bytes, int]) ->
     for item in pool.reap(1 << 20, 1000):
         assert item.tx.nonce == expected.get(item.tx.sender, 0)
         expected[item.tx.sender] = item.tx.nonce + 1
+
+
+def test_batch_verification_returns_refusals_in_place(txs: TxFactory) -> None:
+    good = txs.encoded(ALICE, "kv.set")
+    forged = encode(dataclasses.replace(TX_CODEC.decode(good), signature=bytes(64)))
+    results = verify_transactions([good, b"\xc1", forged], CHAIN)
+    assert isinstance(results[0], VerifiedTx) and results[0].raw == good
+    assert isinstance(results[1], TxRejected) and results[1].reason is RejectReason.MALFORMED
+    assert isinstance(results[2], TxRejected) and results[2].reason is RejectReason.BAD_SIGNATURE
