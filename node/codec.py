@@ -28,6 +28,8 @@ from typing import Any, Final, Generic, TypeVar, cast
 
 import msgpack
 
+from consensus.limits import MAX_CHAIN_ID_BYTES
+from consensus.limits import MAX_VALIDATORS as CONSENSUS_MAX_VALIDATORS
 from crypto_core import hash_leaf, merkle_root
 from crypto_core.signatures import sha256, verify
 from node.errors import (
@@ -78,10 +80,12 @@ MAX_TX_BYTES: Final = 64 * KIB
 MAX_BLOCK_BYTES: Final = 4 * MIB
 MAX_TXS_PER_BLOCK: Final = 20_000
 MAX_TX_PRIORITY: Final = 65_535
-MAX_CHAIN_ID_CHARS: Final = 50
-MAX_VALIDATORS: Final = 256
+MAX_CHAIN_ID_CHARS: Final = MAX_CHAIN_ID_BYTES  # chain ids are ASCII: chars = bytes
+MAX_VALIDATORS: Final = CONSENSUS_MAX_VALIDATORS
 MAX_VOTE_BYTES: Final = 1 * KIB
-MAX_CERTIFICATE_BYTES: Final = 64 * KIB
+# One commit signature: array header (1) + bin8 key (2 + 32) + bin8 signature (2 + 64).
+COMMIT_SIGNATURE_BYTES: Final = 101
+MAX_CERTIFICATE_BYTES: Final = MAX_VALIDATORS * COMMIT_SIGNATURE_BYTES + 256
 MAX_HEADER_BYTES: Final = MAX_CERTIFICATE_BYTES + 1 * KIB
 MAX_TX_BATCH_BYTES: Final = 512 * KIB
 MAX_TXS_PER_BATCH: Final = 1024
@@ -102,7 +106,7 @@ BIN_HEADER_MAX_BYTES: Final = 5
 
 TX_SIGN_DOMAIN: Final = b"bighealth/tx/v1\x00"
 
-CHAIN_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,49}", re.ASCII)
+CHAIN_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
 KIND_PATTERN: Final = re.compile(r"[a-z][a-z0-9_]{0,31}\.[a-z][a-z0-9_]{0,31}", re.ASCII)
 EVENT_NAME_PATTERN: Final = KIND_PATTERN
 ATTRIBUTE_KEY_PATTERN: Final = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)

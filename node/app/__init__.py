@@ -8,7 +8,9 @@
 - ``WriteBuffer``, ``MeteredView``, ``GasSchedule``, ``ExecutionLimits`` (``view.py``).
 - ``build_block``, ``validate_header``, ``validate_body``, ``propose_time_ms``
   (``blocks.py``): chain rules of headers and bodies.
-- ``VALIDATOR_UPDATE_DELAY_HEIGHTS``, ``apply_validator_updates`` (``validators.py``).
+- ``VALIDATOR_UPDATE_DELAY_HEIGHTS``, ``effective_height`` (``validators.py``): when the
+  validator-set updates of a block take effect (consensus' ``ValidatorSetSchedule`` applies
+  them).
 - Modules shipped here: ``AccountsModule`` (identities, roles, nonces; the framework's
   ``Authenticator``) and ``KvModule`` (per-account key-value store, for tests).
 
@@ -39,11 +41,7 @@ from node.app.errors import ModuleContractError, OutOfGas, TxFailed
 from node.app.kv import KvModule
 from node.app.module import Authenticator, BlockInfo, CheckContext, ExecContext, Module
 from node.app.state import VersionedState, state_leaf_hash, verify_state_proof
-from node.app.validators import (
-    VALIDATOR_UPDATE_DELAY_HEIGHTS,
-    apply_validator_updates,
-    effective_height,
-)
+from node.app.validators import VALIDATOR_UPDATE_DELAY_HEIGHTS, effective_height
 from node.app.view import ExecutionLimits, GasMeter, GasSchedule, MeteredView, WriteBuffer
 
 __all__ = [
@@ -72,7 +70,6 @@ __all__ = [
     "TxFailed",
     "VersionedState",
     "WriteBuffer",
-    "apply_validator_updates",
     "build_block",
     "effective_height",
     "propose_time_ms",

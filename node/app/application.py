@@ -14,8 +14,9 @@ Contract for the node core that drives it:
   time order), then every transaction in order (decode, chain id, signature unless its hash
   is in ``preverified_tx_hashes``, account, nonce, module), commits the state as the block's
   height and returns a ``BlockResult``: receipts, block events, the new state root (the next
-  block's ``app_state_root``), the validator-set updates (effective at
-  ``node.app.validators.effective_height(height)``) and the state changes to persist.
+  block's ``app_state_root``), the validator-set updates (``consensus.ValidatorUpdate``,
+  effective at ``node.app.validators.effective_height(height)``: pass them to
+  ``ValidatorSetSchedule.commit``) and the state changes to persist.
 - ``query(key, height)`` returns the value with a proof against that height's state root.
 
 Deterministic: the result is a function of the previous state and the block alone.
@@ -27,6 +28,7 @@ from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, cast
 
+from consensus.validator_set import ValidatorUpdate
 from crypto_core import hash_leaf, merkle_root
 from node.app.blocks import validate_body
 from node.app.due import DUE_PREFIX, due_ms_of, parse_task
@@ -53,7 +55,6 @@ from node.types import (
     StateProof,
     Transaction,
     TxReceipt,
-    Validator,
 )
 
 GENESIS_HEIGHT: Final = 0
@@ -96,7 +97,7 @@ class BlockResult:
     state_root: bytes
     receipts: tuple[TxReceipt, ...]
     block_events: tuple[Event, ...]
-    validator_updates: tuple[Validator, ...]
+    validator_updates: tuple[ValidatorUpdate, ...]
     validator_updates_effective_height: int
     state_changes: tuple[tuple[bytes, bytes | None], ...]
 
@@ -272,7 +273,7 @@ class _BlockRun:
         self.info = info
         self.preverified = preverified
         self.buffer = buffer
-        self.updates: dict[bytes, Validator] = {}
+        self.updates: dict[bytes, ValidatorUpdate] = {}
         self._sequence = 0
         self._limits = app.config.limits
         self._gas = app.config.gas

@@ -2,10 +2,11 @@
 
 What is checked here is everything that needs only the block, its parent header and the
 validating node's clock reading. Two checks need more and belong to the caller: the
-signatures and voting power of ``last_commit`` (consensus' certificate verifier, against the
-validator set of ``height - 1``), and that ``validator_set_hash`` / ``proposer`` match the
-set and proposer consensus expects for this height and round. ``app_state_root`` is checked
-by the application (``Application.finalize_block``), which knows its own state.
+signatures and voting power of ``last_commit`` (``consensus.verify_commit_certificate``
+against the validator set of ``height - 1``), and that ``validator_set_hash`` / ``proposer``
+match ``ValidatorSet.hash()`` of this height's set and the proposer of the round.
+``app_state_root`` is checked by the application (``Application.finalize_block``), which
+knows its own state.
 
 Time rule: ``time_ms`` is strictly greater than the parent's time (the genesis time at
 height 1) and at most ``max_future_drift_ms`` ahead of the validating node's clock, so a

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol, TypeVar
 
+from consensus.limits import MAX_TOTAL_VOTING_POWER
+from consensus.validator_set import ValidatorUpdate
 from node.app.due import (
     DUE_RECORD_CODEC,
     MAX_DUE_PAYLOAD_BYTES,
@@ -50,14 +52,14 @@ from node.codec import (
     StructCodec,
 )
 from node.errors import DecodeError
-from node.types import PUBLIC_KEY_BYTES, Event, EventAttribute, ResultCode, Transaction, Validator
+from node.types import PUBLIC_KEY_BYTES, Event, EventAttribute, ResultCode, Transaction
 
 T = TypeVar("T")
 
 MODULE_NAME_PATTERN: Final = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)
 RESERVED_MODULE_NAMES: Final = frozenset({"system"})
-# Keeps total voting power far from any integer limit of the consensus arithmetic.
-MAX_VOTING_POWER: Final = 1 << 60
+# One validator's power can be at most the whole set's limit (consensus checks the total).
+MAX_VOTING_POWER: Final = MAX_TOTAL_VOTING_POWER
 
 AttributeValue = str | int | bytes
 
@@ -119,7 +121,7 @@ class ExecContext:
             buffer, meter, gas, module.encode() + b"/", limits.max_bytes_written_per_tx
         )
         self.events: list[Event] = []
-        self.validator_updates: dict[bytes, Validator] = {}
+        self.validator_updates: dict[bytes, ValidatorUpdate] = {}
         self._buffer = buffer
         self._meter = meter
         self._gas = gas
@@ -188,7 +190,7 @@ class ExecContext:
             raise TxFailed(ResultCode.INVALID_PAYLOAD, "a validator key is 32 bytes")
         if type(voting_power) is not int or not 0 <= voting_power <= MAX_VOTING_POWER:
             raise TxFailed(ResultCode.INVALID_PAYLOAD, f"voting power {voting_power}")
-        self.validator_updates[public_key] = Validator(public_key, voting_power)
+        self.validator_updates[public_key] = ValidatorUpdate(public_key, voting_power)
 
 
 def _attribute_text(key: str, value: AttributeValue) -> str:

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from consensus import ValidatorSet, ValidatorSetSchedule, ValidatorUpdate
 from node.app import (
     VALIDATOR_UPDATE_DELAY_HEIGHTS,
     AccountsModule,
@@ -20,7 +21,7 @@ from node.app.kv import delete_payload, entry_key, read_value, set_payload
 from node.app.view import ExecutionLimits
 from node.codec import RECEIPT_CODEC, encode, tx_hash
 from node.errors import InvalidBlockError
-from node.testing import TxFactory, key_pair
+from node.testing import TxFactory, key_pair, make_validators
 from node.types import ResultCode
 from tests.node.helpers import (
     BLOCK_INTERVAL_MS,
@@ -192,9 +193,13 @@ def test_a_failing_due_task_is_removed_and_reported(chain: Chain, txs: TxFactory
 # -- validator updates ----------------------------------------------------------------------
 
 
-def test_validator_updates_are_sorted_last_wins_and_delayed(chain: Chain, txs: TxFactory) -> None:
+def test_validator_updates_are_sorted_last_wins_and_feed_the_schedule(
+    chain: Chain, txs: TxFactory
+) -> None:
     registered(chain, txs, "alice")
-    low, high = bytes([1]) * 32, bytes([2]) * 32
+    members = make_validators(2).validators
+    schedule = ValidatorSetSchedule(ValidatorSet(members), first_height=chain.app.height + 1)
+    low, high = bytes([1]) * 32, bytes([255]) * 32
     result = chain.run(
         [
             txs.encoded(ALICE, "probe.power", high + (7).to_bytes(8, "big")),
@@ -202,13 +207,12 @@ def test_validator_updates_are_sorted_last_wins_and_delayed(chain: Chain, txs: T
             txs.encoded(ALICE, "probe.power", high + (9).to_bytes(8, "big")),
         ]
     )
-    assert [(v.public_key, v.voting_power) for v in result.validator_updates] == [
-        (low, 3),
-        (high, 9),
-    ]
-    assert (
-        result.validator_updates_effective_height == result.height + VALIDATOR_UPDATE_DELAY_HEIGHTS
-    )
+    assert result.validator_updates == (ValidatorUpdate(low, 3), ValidatorUpdate(high, 9))
+    effective = result.validator_updates_effective_height
+    assert effective == result.height + VALIDATOR_UPDATE_DELAY_HEIGHTS
+    schedule.commit(result.height, result.validator_updates)
+    assert schedule.set_at(effective).total_voting_power == sum(v.voting_power for v in members) + 12
+    assert schedule.set_at(result.height + 1).total_voting_power == sum(v.voting_power for v in members)
 
 
 # -- blocks that do not follow ------------------------------------------------------------

@@ -8,9 +8,7 @@ from typing import Any
 import pytest
 
 from node.app import (
-    apply_validator_updates,
     build_block,
-    effective_height,
     propose_time_ms,
     validate_body,
     validate_header,
@@ -18,7 +16,7 @@ from node.app import (
 from node.codec import MAX_TX_BYTES, MAX_TXS_PER_BLOCK, block_id
 from node.errors import InvalidBlockError
 from node.testing import make_validators
-from node.types import ZERO_HASH, Block, BlockHeader, CommitCertificate, CommitSignature, Validator
+from node.types import ZERO_HASH, Block, BlockHeader, CommitCertificate, CommitSignature
 
 CHAIN = "bh-test"
 GENESIS_MS = 1_000_000
@@ -131,26 +129,3 @@ def test_body_limits_and_tx_root() -> None:
         make(1, GENESIS_MS + 1, None, (b"",) * (MAX_TXS_PER_BLOCK + 1))
     with pytest.raises(InvalidBlockError, match="bytes"):  # 70 txs of 60 KiB > 4 MiB
         make(1, GENESIS_MS + 1, None, (bytes(60 * 1024),) * 70)
-
-
-def test_validator_updates_add_change_and_remove() -> None:
-    a, b, c = (Validator(bytes([i]) * 32, 10) for i in (3, 1, 2))
-    updated = apply_validator_updates(
-        [a, b], [Validator(c.public_key, 5), Validator(b.public_key, 0)]
-    )
-    assert updated == (Validator(c.public_key, 5), a)  # sorted by public key
-    assert effective_height(10) == 12
-
-
-@pytest.mark.parametrize(
-    ("updates", "message"),
-    [
-        ([Validator(bytes([9]) * 32, 0)], "non-member"),
-        ([Validator(bytes([3]) * 32, 0)], "no validators"),
-        ([Validator(bytes([3]) * 32, 4), Validator(bytes([3]) * 32, 5)], "two updates"),
-        ([Validator(bytes([3]) * 32, -1)], "negative"),
-    ],
-)
-def test_invalid_validator_updates(updates: list[Validator], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        apply_validator_updates([Validator(bytes([3]) * 32, 10)], updates)
