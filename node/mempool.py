@@ -31,6 +31,18 @@ Rules:
   a failing tx together with its successors.
 
 Deterministic: no clock, no randomness; the same calls give the same pool.
+
+How a node core drives it with the application (``node.app.Application``)::
+
+    verified = verify_transaction(raw, chain_id)        # or verify_transactions in a thread
+    if app.check_tx(verified.tx).ok:
+        mempool.add(verified, app.next_nonce)
+    ...
+    txs = [v.raw for v in mempool.reap(max_bytes, max_count)]      # when proposing
+    ...
+    result = app.finalize_block(block, preverified_tx_hashes=mempool)  # a hash in the pool
+    mempool.update(block.txs, app.next_nonce,                          # was verified
+                   recheck=lambda v: app.check_tx(v.tx).ok)
 """
 
 from __future__ import annotations
