@@ -106,7 +106,8 @@ class Network(Protocol):
         ...
 
     def receive(self, max_messages: int) -> list[InboundMessage]:
-        """Up to ``max_messages`` delivered messages, oldest first; ``[]`` when none."""
+        """Up to ``max_messages`` (>= 1, else ``ValueError``) delivered messages, oldest
+        first; ``[]`` when none."""
         ...
 
 

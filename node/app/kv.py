@@ -126,8 +126,10 @@ class KvModule(Module):
         ctx.emit("set", owner=owner, key=payload.key, size=len(payload.value))
 
     def on_due(self, ctx: ExecContext, task: DueTask) -> None:
-        if task.kind != "expire" or len(task.payload) <= PUBLIC_KEY_BYTES:
+        if task.kind != "expire":
             raise TxFailed(ResultCode.UNKNOWN_KIND, f"kv has no task {task.kind!r}")
+        if len(task.payload) <= PUBLIC_KEY_BYTES:
+            raise TxFailed(ResultCode.INVALID_PAYLOAD, "an expiry names an owner and a key")
         owner, key = task.payload[:PUBLIC_KEY_BYTES], task.payload[PUBLIC_KEY_BYTES:]
         entry = self._entry(ctx, owner, key)
         if entry is None or entry.expiry_task != task.task_id:
