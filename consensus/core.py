@@ -167,6 +167,11 @@ class ConsensusCore:
         return self._stats
 
     @property
+    def tracked_rounds(self) -> int:
+        """Rounds of the current height whose messages are kept (0 before the first height)."""
+        return 0 if self._driver is None else self._driver.tracked_rounds
+
+    @property
     def buffered_inputs(self) -> int:
         """Inputs waiting for a future height."""
         return len(self._future)

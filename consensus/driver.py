@@ -128,6 +128,11 @@ class HeightDriver:
         """True iff this node signs at this height."""
         return self._own_key is not None
 
+    @property
+    def tracked_rounds(self) -> int:
+        """Rounds whose messages are currently kept (bounded by the round window)."""
+        return len(self._window)
+
     # --- inputs --------------------------------------------------------------------------------
 
     def start(self) -> list[Effect]:
