@@ -81,3 +81,40 @@ def is_digest(value: object) -> bool:
 def sizes_fit(*sizes: int) -> bool:
     """True when every size or index is within 0..2^64-1."""
     return all(0 <= s <= MAX_TREE_SIZE for s in sizes)
+
+
+def check_inclusion_args(
+    leaf_hash: object, index: object, tree_size: object, proof: object, root: object
+) -> None:
+    """The types of ``verify_inclusion``'s arguments (TypeError); values are the verifier's."""
+    check_bytes("leaf_hash", leaf_hash)
+    check_size("index", index)
+    check_size("tree_size", tree_size)
+    check_proof_list("proof", proof)
+    check_bytes("root", root)
+
+
+def consistency_precheck(
+    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+) -> bool | None:
+    """Type-check ``verify_consistency``'s arguments (TypeError) and decide every case that
+    needs no hashing: the verdict, or ``None`` when the proof path must be walked.
+
+    Equal sizes need an empty proof and equal roots (as transparency-dev/merkle); a proof
+    from the empty tree is refused (it proves nothing), as are a shrinking tree and, for
+    growing trees, an empty or oversized proof and any hash that is not 32 bytes.
+    """
+    check_size("old_size", old_size)
+    check_size("new_size", new_size)
+    check_bytes("old_root", old_root)
+    check_bytes("new_root", new_root)
+    check_proof_list("proof", proof)
+    if not sizes_fit(old_size, new_size) or old_size > new_size or old_size == 0:
+        return False
+    if old_size == new_size:
+        return not proof and bytes(old_root) == bytes(new_root)
+    if not (is_digest(old_root) and is_digest(new_root)):
+        return False
+    if not proof or len(proof) > MAX_PROOF_HASHES or not all(is_digest(p) for p in proof):
+        return False
+    return None

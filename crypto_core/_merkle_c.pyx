@@ -23,9 +23,9 @@ from crypto_core._contract import (
     check_batch_item,
     check_bytes,
     check_hash_arg,
-    check_proof_list,
+    check_inclusion_args,
     check_size,
-    sizes_fit,
+    consistency_precheck,
 )
 
 
@@ -495,11 +495,7 @@ cdef list _verify_sequence(list items):
 
 def verify_inclusion(leaf_hash, index, tree_size, proof, root):
     """RFC 9162 §2.1.3.2: does ``proof`` show ``leaf_hash`` at ``index`` in the tree ``root``?"""
-    check_bytes("leaf_hash", leaf_hash)
-    check_size("index", index)
-    check_size("tree_size", tree_size)
-    check_proof_list("proof", proof)
-    check_bytes("root", root)
+    check_inclusion_args(leaf_hash, index, tree_size, proof, root)
     item = (bytes(leaf_hash), index, tree_size, [bytes(p) for p in proof], bytes(root))
     return _verify_sequence([item])[0]
 
@@ -518,25 +514,13 @@ def verify_inclusion_batch(items):
 def verify_consistency(old_size, new_size, old_root, new_root, proof):
     """RFC 9162 §2.1.4.2: is the tree ``new_root`` an append-only extension of ``old_root``?
 
-    Equal sizes need an empty proof and equal roots; a proof from the empty tree is refused
-    (it proves nothing), as are a shrinking tree and, for growing trees, any hash that is not
-    32 bytes.
+    The cases decided without hashing are ``_contract.consistency_precheck``'s.
     """
-    check_size("old_size", old_size)
-    check_size("new_size", new_size)
-    check_bytes("old_root", old_root)
-    check_bytes("new_root", new_root)
-    check_proof_list("proof", proof)
-    if not sizes_fit(old_size, new_size) or old_size > new_size or old_size == 0:
-        return False
+    verdict = consistency_precheck(old_size, new_size, old_root, new_root, proof)
+    if verdict is not None:
+        return verdict
     old_b, new_b = bytes(old_root), bytes(new_root)
-    if old_size == new_size:  # nothing to prove but equality (as transparency-dev/merkle)
-        return not proof and old_b == new_b
-    if not (_is_digest(old_b) and _is_digest(new_b)) or len(proof) > MAX_PROOF_HASHES:
-        return False
     path = [bytes(p) for p in proof]
-    if not path or not all(_is_digest(p) for p in path):
-        return False
     if old_size & (old_size - 1) == 0:  # an exact power of two: the old root is a tree node
         path.insert(0, old_b)
     return _verify_consistency_path(old_size, new_size, old_b, new_b, path)

@@ -23,8 +23,9 @@ from crypto_core._contract import (
     check_bytes,
     check_digest_list,
     check_hash_arg,
-    check_proof_list,
+    check_inclusion_args,
     check_size,
+    consistency_precheck,
     is_digest,
     sizes_fit,
 )
@@ -116,11 +117,7 @@ def verify_inclusion(
     leaf_hash: bytes, index: int, tree_size: int, proof: Sequence[bytes], root: bytes
 ) -> bool:
     """RFC 9162 §2.1.3.2: does ``proof`` show ``leaf_hash`` at ``index`` in the tree ``root``?"""
-    check_bytes("leaf_hash", leaf_hash)
-    check_size("index", index)
-    check_size("tree_size", tree_size)
-    check_proof_list("proof", proof)
-    check_bytes("root", root)
+    check_inclusion_args(leaf_hash, index, tree_size, proof, root)
     return _verify_inclusion(leaf_hash, index, tree_size, proof, root)
 
 
@@ -154,23 +151,11 @@ def verify_consistency(
 ) -> bool:
     """RFC 9162 §2.1.4.2: is the tree ``new_root`` an append-only extension of ``old_root``?
 
-    Equal sizes need an empty proof and equal roots; a proof from the empty tree is refused
-    (it proves nothing), as are a shrinking tree and, for growing trees, any hash that is not
-    32 bytes.
+    The cases decided without hashing are ``_contract.consistency_precheck``'s.
     """
-    check_size("old_size", old_size)
-    check_size("new_size", new_size)
-    check_bytes("old_root", old_root)
-    check_bytes("new_root", new_root)
-    check_proof_list("proof", proof)
-    if not sizes_fit(old_size, new_size) or old_size > new_size or old_size == 0:
-        return False
-    if old_size == new_size:  # nothing to prove but equality (as transparency-dev/merkle)
-        return not proof and bytes(old_root) == bytes(new_root)
-    if not (is_digest(old_root) and is_digest(new_root)) or len(proof) > MAX_PROOF_HASHES:
-        return False
-    if not proof or not all(is_digest(p) for p in proof):
-        return False
+    verdict = consistency_precheck(old_size, new_size, old_root, new_root, proof)
+    if verdict is not None:
+        return verdict
     return _verify_consistency_path(old_size, new_size, old_root, new_root, proof)
 
 
