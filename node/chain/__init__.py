@@ -1,0 +1,94 @@
+"""Pure helpers of the chain core (``node.core.NodeCore``), one job per module.
+
+- ``events`` / ``actions``: what a shell feeds ``NodeCore.handle`` and what it gets back;
+- ``config``: ``NodeConfig``, every local limit with its unit;
+- ``genesis``: ``Genesis`` and ``ConsensusParams`` (canonical encoding and hash) and the
+  ``GenesisModule`` that anchors the genesis hash in the genesis state;
+- ``application``: ``ChainApplication`` and the default module set;
+- ``messages``: gossip topics and checked decoding;
+- ``validation`` / ``proposer``: judging and building blocks;
+- ``proposals``, ``future``, ``sync``, ``gossip``: bounded buffers of proposed blocks,
+  next-height messages, block sync and transaction gossip;
+- ``wal``, ``store``, ``schedule``: durable consensus log, storage layout, validator sets;
+- ``status``: ``NodeStatus`` and ``NodeStats``.
+"""
+
+from node.chain.actions import (
+    Action,
+    BlockCommitted,
+    Broadcast,
+    EquivocationDetected,
+    Offence,
+    PeerMisbehaved,
+    RequestBlocks,
+    SendTo,
+    SetTimer,
+    TxResult,
+)
+from node.chain.application import AppFactory, ChainApplication, default_application
+from node.chain.config import NodeConfig
+from node.chain.errors import (
+    ChainError,
+    ChainHaltError,
+    InvalidConfigError,
+    InvalidGenesisError,
+    QueryError,
+    StorageMismatchError,
+)
+from node.chain.events import (
+    BlocksReceived,
+    Event,
+    MessageReceived,
+    PeerDisconnected,
+    PeerStatus,
+    Start,
+    TimerFired,
+    TimerKey,
+    TimerKind,
+    TxSubmitted,
+)
+from node.chain.genesis import ConsensusParams, Genesis, GenesisModule
+from node.chain.messages import TOPIC_CONSENSUS, TOPIC_STATUS, TOPIC_TXS, TOPICS
+from node.chain.status import NodeStats, NodeStatus
+
+__all__ = [
+    "TOPICS",
+    "TOPIC_CONSENSUS",
+    "TOPIC_STATUS",
+    "TOPIC_TXS",
+    "Action",
+    "AppFactory",
+    "BlockCommitted",
+    "BlocksReceived",
+    "Broadcast",
+    "ChainApplication",
+    "ChainError",
+    "ChainHaltError",
+    "ConsensusParams",
+    "EquivocationDetected",
+    "Event",
+    "Genesis",
+    "GenesisModule",
+    "InvalidConfigError",
+    "InvalidGenesisError",
+    "MessageReceived",
+    "NodeConfig",
+    "NodeStats",
+    "NodeStatus",
+    "Offence",
+    "PeerDisconnected",
+    "PeerMisbehaved",
+    "PeerStatus",
+    "QueryError",
+    "RequestBlocks",
+    "SendTo",
+    "SetTimer",
+    "Start",
+    "StorageMismatchError",
+    "TimerFired",
+    "TimerKey",
+    "TimerKind",
+    "TxResult",
+    "TxSubmitted",
+    "default_application",
+]

@@ -1,0 +1,118 @@
+"""Events: everything a shell tells ``NodeCore.handle`` (frozen dataclasses, no I/O).
+
+Times are milliseconds since the Unix epoch read from the shell's ``Clock`` when the event
+happened (``now_ms``); the core never reads a clock. Bytes from the network are handed over
+raw: the core decodes and verifies them, and reports bad ones as ``PeerMisbehaved``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import TypeAlias
+
+from node.ports import PeerId
+
+
+class TimerKind(IntEnum):
+    """What a timer is for (the ``kind`` of a ``TimerKey``)."""
+
+    PROPOSE = 1
+    """Consensus timeoutPropose of (height, round)."""
+    PREVOTE = 2
+    """Consensus timeoutPrevote of (height, round)."""
+    PRECOMMIT = 3
+    """Consensus timeoutPrecommit of (height, round)."""
+    COMMIT_WAIT = 4
+    """The pause after committing ``height - 1`` before starting ``height``."""
+    TX_GOSSIP = 5
+    """Flush locally submitted transactions to peers."""
+    SYNC_TICK = 6
+    """Check whether this node fell behind; re-send its latest votes if stalled."""
+    SYNC_REQUEST = 7
+    """A block request to ``peer`` went unanswered."""
+    STATUS = 8
+    """Broadcast this node's status."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimerKey:
+    """Names one timer. ``SetTimer`` with a key already pending replaces that timer."""
+
+    kind: TimerKind
+    height: int = 0
+    round: int = 0
+    peer: PeerId = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """First event after ``NodeCore.open``: start (or resume) the chain."""
+
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    """Bytes ``data`` arrived from peer ``sender`` on ``topic`` (broadcast or direct)."""
+
+    sender: PeerId
+    topic: str
+    data: bytes
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """The timer ``key`` of a ``SetTimer`` action elapsed."""
+
+    key: TimerKey
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class TxSubmitted:
+    """A client submitted the encoded transaction ``raw`` (the answer is a ``TxResult``)."""
+
+    raw: bytes
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlocksReceived:
+    """Peer ``peer`` answered a ``RequestBlocks`` with encoded ``CommittedBlock`` s (from its
+    ``NodeCore.blocks_for_sync``); ``blocks`` is empty if it had none."""
+
+    peer: PeerId
+    blocks: tuple[bytes, ...]
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatus:
+    """Peer ``peer`` reports its latest committed ``height`` and block id (e.g. from a
+    handshake); the same as a ``Status`` message on the status topic."""
+
+    peer: PeerId
+    height: int
+    last_block_id: bytes
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeerDisconnected:
+    """The connection to ``peer`` is gone: forget its height and pending requests."""
+
+    peer: PeerId
+    now_ms: int
+
+
+Event: TypeAlias = (
+    Start
+    | MessageReceived
+    | TimerFired
+    | TxSubmitted
+    | BlocksReceived
+    | PeerStatus
+    | PeerDisconnected
+)

@@ -1,0 +1,225 @@
+"""The genesis document: what every node of a chain starts from, with one canonical hash.
+
+A ``Genesis`` names the chain, its start time, the initial validators with their voting
+power, the initial accounts (institutions, mostly) and the chain-wide ``ConsensusParams``.
+Its canonical encoding (``GENESIS_CODEC``, msgpack arrays as in ``node.codec``) gives one
+hash on every machine. The ``GenesisModule`` writes that hash into the genesis state
+(``genesis/hash``), so the state root at height 0 — which block 1 carries as its
+``app_state_root`` — commits to the whole document: a node started from another genesis
+disagrees about block 1 and can never join.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Final
+
+from consensus.errors import InvalidConfigError as ConsensusConfigError
+from consensus.errors import InvalidValidatorSetError
+from consensus.timeouts import TimeoutConfig
+from consensus.validator_set import ValidatorSet
+from crypto_core.signatures import sha256
+from node.app.accounts import GenesisAccount, Role
+from node.app.blocks import DEFAULT_MAX_FUTURE_DRIFT_MS
+from node.app.errors import TxFailed
+from node.app.module import ExecContext, Module
+from node.chain.errors import InvalidGenesisError
+from node.codec import (
+    CHAIN_ID_PATTERN,
+    COMMIT_SIGNATURE_BYTES,
+    KIB,
+    MAX_BLOCK_BYTES,
+    MAX_TX_BYTES,
+    MAX_TXS_PER_BLOCK,
+    MAX_VALIDATORS,
+    MIB,
+    U64_MAX,
+    VALIDATOR_CODEC,
+    ArrayOf,
+    Bytes,
+    EnumOf,
+    Nested,
+    StructCodec,
+    Text,
+    UInt,
+)
+from node.errors import DecodeError, EncodeError
+from node.types import PUBLIC_KEY_BYTES, ResultCode, Transaction, Validator
+
+DEFAULT_MAX_BLOCK_BYTES: Final = 900 * KIB
+"""Default block size limit: blocks travel in one gossip message, and py-libp2p silently
+loses messages of about 1 MiB (LIBP2P_NOTES.md), so a block stays well under it."""
+DEFAULT_MAX_BLOCK_TXS: Final = 5_000
+"""Default number of transactions a block may carry."""
+HEADER_OVERHEAD_BYTES: Final = 1 * KIB
+"""Room a block needs besides its transactions and its commit certificate (header fields,
+array headers)."""
+MAX_GENESIS_ACCOUNTS: Final = 100_000
+"""Most accounts a genesis document may list."""
+MAX_GENESIS_BYTES: Final = 16 * MIB
+"""Largest canonical encoding of a genesis document."""
+MAX_DRIFT_MS: Final = 3_600_000
+"""Largest ``max_future_drift_ms`` (one hour)."""
+GENESIS_MODULE: Final = "genesis"
+GENESIS_HASH_KEY: Final = b"genesis/hash"
+"""State key under which the genesis module stores the genesis hash."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsensusParams:
+    """Rules every node of a chain shares (a node with other values judges blocks
+    differently). Timeouts grow by their delta each round (``consensus.TimeoutConfig``)."""
+
+    timeout_propose_ms: int = 3_000
+    timeout_propose_delta_ms: int = 500
+    timeout_prevote_ms: int = 1_000
+    timeout_prevote_delta_ms: int = 500
+    timeout_precommit_ms: int = 1_000
+    timeout_precommit_delta_ms: int = 500
+    max_block_bytes: int = DEFAULT_MAX_BLOCK_BYTES
+    """Largest canonical encoding of a block, header included."""
+    max_block_txs: int = DEFAULT_MAX_BLOCK_TXS
+    """Most transactions in a block."""
+    max_future_drift_ms: int = DEFAULT_MAX_FUTURE_DRIFT_MS
+    """How far a proposed block's time may be ahead of a validating node's clock."""
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            if type(getattr(self, item.name)) is not int:
+                raise InvalidGenesisError(f"ConsensusParams.{item.name} must be an int")
+        try:
+            self.timeouts()
+        except ConsensusConfigError as exc:
+            raise InvalidGenesisError(str(exc)) from exc
+        if not MAX_TX_BYTES + HEADER_OVERHEAD_BYTES <= self.max_block_bytes <= MAX_BLOCK_BYTES:
+            raise InvalidGenesisError(
+                f"max_block_bytes must be in {MAX_TX_BYTES + HEADER_OVERHEAD_BYTES}.."
+                f"{MAX_BLOCK_BYTES}, got {self.max_block_bytes}"
+            )
+        if not 1 <= self.max_block_txs <= MAX_TXS_PER_BLOCK:
+            raise InvalidGenesisError(f"max_block_txs must be in 1..{MAX_TXS_PER_BLOCK}")
+        if not 1 <= self.max_future_drift_ms <= MAX_DRIFT_MS:
+            raise InvalidGenesisError(f"max_future_drift_ms must be in 1..{MAX_DRIFT_MS}")
+
+    def timeouts(self) -> TimeoutConfig:
+        """The consensus core's timeout configuration."""
+        return TimeoutConfig(
+            timeout_propose_ms=self.timeout_propose_ms,
+            timeout_propose_delta_ms=self.timeout_propose_delta_ms,
+            timeout_prevote_ms=self.timeout_prevote_ms,
+            timeout_prevote_delta_ms=self.timeout_prevote_delta_ms,
+            timeout_precommit_ms=self.timeout_precommit_ms,
+            timeout_precommit_delta_ms=self.timeout_precommit_delta_ms,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Genesis:
+    """The genesis document (validated on construction: ``InvalidGenesisError``)."""
+
+    chain_id: str
+    genesis_time_ms: int
+    validators: tuple[Validator, ...]
+    accounts: tuple[GenesisAccount, ...] = ()
+    params: ConsensusParams = field(default_factory=ConsensusParams)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.chain_id, str) or not CHAIN_ID_PATTERN.fullmatch(self.chain_id):
+            raise InvalidGenesisError(f"chain id {self.chain_id!r} must match {CHAIN_ID_PATTERN}")
+        if type(self.genesis_time_ms) is not int or not 0 <= self.genesis_time_ms <= U64_MAX:
+            raise InvalidGenesisError("genesis_time_ms must be a u64 of milliseconds")
+        if not isinstance(self.params, ConsensusParams):
+            raise InvalidGenesisError("params must be a ConsensusParams")
+        _check_validators(self.validators, self.params)
+        _check_accounts(self.accounts)
+
+    def validator_set(self) -> ValidatorSet:
+        """The validator set of height 1."""
+        return ValidatorSet(self.validators)
+
+    def encode(self) -> bytes:
+        """The canonical encoding."""
+        try:
+            return GENESIS_CODEC.encode(self)
+        except EncodeError as exc:
+            raise InvalidGenesisError(f"genesis does not fit its schema: {exc}") from exc
+
+    def hash(self) -> bytes:
+        """SHA-256 of the canonical encoding: the chain's identity beside its id."""
+        return sha256(self.encode())
+
+    @classmethod
+    def decode(cls, data: bytes) -> Genesis:
+        """A genesis from its canonical encoding (``InvalidGenesisError`` if it is not one)."""
+        try:
+            return GENESIS_CODEC.decode(data)
+        except DecodeError as exc:
+            raise InvalidGenesisError(f"not a canonical genesis document: {exc}") from exc
+
+
+def _check_validators(validators: object, params: ConsensusParams) -> None:
+    if type(validators) is not tuple or not all(isinstance(v, Validator) for v in validators):
+        raise InvalidGenesisError("validators must be a tuple of Validator")
+    try:
+        ValidatorSet(validators)
+    except InvalidValidatorSetError as exc:
+        raise InvalidGenesisError(f"invalid genesis validators: {exc}") from exc
+    certificate_bytes = len(validators) * COMMIT_SIGNATURE_BYTES
+    if params.max_block_bytes < MAX_TX_BYTES + certificate_bytes + HEADER_OVERHEAD_BYTES:
+        raise InvalidGenesisError(
+            f"max_block_bytes {params.max_block_bytes} cannot hold a commit certificate of "
+            f"{len(validators)} validators and one transaction"
+        )
+
+
+def _check_accounts(accounts: object) -> None:
+    if type(accounts) is not tuple or not all(isinstance(a, GenesisAccount) for a in accounts):
+        raise InvalidGenesisError("accounts must be a tuple of GenesisAccount")
+    if len(accounts) > MAX_GENESIS_ACCOUNTS:
+        raise InvalidGenesisError(f"at most {MAX_GENESIS_ACCOUNTS} genesis accounts")
+    keys = [account.public_key for account in accounts]
+    if any(type(key) is not bytes or len(key) != PUBLIC_KEY_BYTES for key in keys):
+        raise InvalidGenesisError(f"account keys are {PUBLIC_KEY_BYTES}-byte public keys")
+    if len(set(keys)) != len(keys):
+        raise InvalidGenesisError("a genesis account is listed twice")
+
+
+_PARAMS_CODEC = StructCodec(
+    ConsensusParams, [(item.name, UInt()) for item in fields(ConsensusParams)], 256
+)
+_ACCOUNT_CODEC = StructCodec(
+    GenesisAccount,
+    [("public_key", Bytes.exactly(PUBLIC_KEY_BYTES)), ("role", EnumOf(Role))],
+    64,
+)
+GENESIS_CODEC: Final = StructCodec(
+    Genesis,
+    [
+        ("chain_id", Text(64, CHAIN_ID_PATTERN)),
+        ("genesis_time_ms", UInt()),
+        ("validators", ArrayOf(Nested(VALIDATOR_CODEC), MAX_VALIDATORS)),
+        ("accounts", ArrayOf(Nested(_ACCOUNT_CODEC), MAX_GENESIS_ACCOUNTS)),
+        ("params", Nested(_PARAMS_CODEC)),
+    ],
+    MAX_GENESIS_BYTES,
+)
+
+
+class GenesisModule(Module):
+    """Writes the genesis hash into the genesis state (``GENESIS_HASH_KEY``); no actions.
+
+    Every application a ``NodeCore`` runs must include it (``NodeCore.open`` checks)."""
+
+    name = GENESIS_MODULE
+    actions: frozenset[str] = frozenset()
+
+    def __init__(self, genesis_hash: bytes) -> None:
+        if type(genesis_hash) is not bytes or len(genesis_hash) != len(sha256(b"")):
+            raise ValueError("the genesis hash is a 32-byte SHA-256 digest")
+        self.genesis_hash = genesis_hash
+
+    def init_genesis(self, ctx: ExecContext) -> None:
+        ctx.view.set(GENESIS_HASH_KEY, self.genesis_hash)
+
+    def deliver_tx(self, ctx: ExecContext, tx: Transaction) -> None:
+        raise TxFailed(ResultCode.UNKNOWN_KIND, "the genesis module has no transactions")

@@ -1,0 +1,60 @@
+"""Building the block this node proposes, from its mempool, within the chain's size limits.
+
+The block's time is ``propose_time_ms(now_ms, parent time)`` (this node's clock, but always
+after the parent); it carries the certificate that decided the parent (``last_commit``),
+the parent's state root and the hash of the height's validator set. Transactions come from
+``Mempool.reap`` by priority; the byte budget is ``max_block_bytes`` minus the encoded header
+and the block's own framing, so the block never exceeds the limit.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from node.app.blocks import build_block, propose_time_ms
+from node.chain.validation import ChainTip
+from node.codec import BIN_HEADER_MAX_BYTES, HEADER_CODEC, block_id
+from node.mempool import Mempool
+from node.types import ZERO_HASH, Block, BlockHeader, CommitCertificate, PublicKey
+
+BLOCK_FRAME_BYTES: Final = 1 + BIN_HEADER_MAX_BYTES
+"""The block's array header and the tx list's array header, at most (msgpack)."""
+
+
+def build_proposal(
+    tip: ChainTip,
+    *,
+    proposer: PublicKey,
+    last_commit: CommitCertificate | None,
+    mempool: Mempool,
+    now_ms: int,
+) -> Block:
+    """The block this node proposes at ``tip.height + 1``."""
+    time_ms = propose_time_ms(now_ms, tip.last_time_ms)
+    parent = tip.last_header
+    previous_block_id = ZERO_HASH if parent is None else block_id(parent)
+    header = BlockHeader(
+        chain_id=tip.chain_id,
+        height=tip.height + 1,
+        time_ms=time_ms,
+        previous_block_id=previous_block_id,
+        tx_root=ZERO_HASH,
+        app_state_root=tip.app_state_root,
+        validator_set_hash=tip.validator_set.hash(),
+        proposer=proposer,
+        last_commit=last_commit,
+    )
+    header_bytes = len(HEADER_CODEC.encode(header))
+    budget_bytes = tip.params.max_block_bytes - header_bytes - BLOCK_FRAME_BYTES
+    reaped = mempool.reap(max(0, budget_bytes), tip.params.max_block_txs)
+    return build_block(
+        chain_id=header.chain_id,
+        height=header.height,
+        time_ms=header.time_ms,
+        previous_block_id=header.previous_block_id,
+        txs=[verified.raw for verified in reaped],
+        app_state_root=header.app_state_root,
+        validator_set_hash=header.validator_set_hash,
+        proposer=proposer,
+        last_commit=last_commit,
+    )

@@ -1,0 +1,996 @@
+"""``NodeCore``: the pure chain core — consensus, mempool and application composed.
+
+A shell (the trio runtime, the simulator, a test) owns one ``NodeCore`` and feeds it events;
+``handle(event)`` returns the actions to carry out, in order. That is the whole interface,
+besides the read-only queries the shell calls to serve peers and clients (``status``,
+``blocks_for_sync``, ``query_state``, ``next_nonce``)::
+
+    core = NodeCore.open(storage, signer, genesis, NodeConfig())
+    actions = core.handle(Start(now_ms=clock.now_ms()))
+    ...  # then MessageReceived, TimerFired, TxSubmitted, BlocksReceived, PeerStatus, ...
+
+Events and actions are documented in ``node.chain.events`` and ``node.chain.actions``; each
+action says what the shell must do and feed back. The core reads no clock (times come on the
+events), draws no randomness, and touches storage only through the ``Storage`` port, itself
+and in order:
+
+- Safety first: every consensus input is logged; a ``Persist`` effect makes the log durable
+  (one synced batch with the signing record) before the signature it protects is made, so no
+  shell can get the order wrong. A restarted node replays the log of its current height
+  (``ConsensusCore.replay``) and never signs a conflicting vote.
+- A committed block, its certificate, the application's state changes, the validator
+  schedule and the new height are written in ONE atomic synced batch.
+
+What the core does with each input:
+
+- ``MessageReceived``: decodes with ``node.codec`` (per-topic size limits), verifies
+  signatures with ``consensus.verification`` against the validator set of the message's
+  height, then: votes and proposals of the current height go to consensus; those of the next
+  heights wait in a bounded buffer; proposed blocks wait in a bounded cache until a proposal
+  names them, and are validated (``node.chain.validation``) before consensus hears the verdict
+  — an invalid block gets ``value_valid=False`` and this node prevotes nil; transactions
+  enter the mempool. Anything a correct peer never sends becomes ``PeerMisbehaved`` and
+  changes nothing.
+- When consensus asks for a value, the core builds a block from the mempool within the
+  chain's size limits (``node.chain.proposer``) and broadcasts it with the signed proposal.
+- On ``Decide`` it executes the block with the application, updates the mempool and the
+  validator schedule, persists, emits ``BlockCommitted`` and, after ``commit_wait_ms``,
+  starts the next height.
+- A peer known to be ahead (status or message heights) makes it request blocks; every block
+  received is verified with its certificate against this node's own validator schedule
+  before it is applied.
+
+Observers (``signer=None``, or a key outside the validator set) follow and commit the chain
+but never sign.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from consensus import (
+    CommitCertificateReceived,
+    ConsensusCore,
+    ConsensusError,
+    Decide,
+    Effect,
+    Input,
+    InvalidCertificateError,
+    InvalidMessageError,
+    InvalidSignatureError,
+    NotProposerError,
+    Persist,
+    ProposalReceived,
+    ProposeValue,
+    ReportEvidence,
+    RequestValue,
+    ScheduleTimeout,
+    SignAndBroadcastProposal,
+    SignAndBroadcastVote,
+    StartHeight,
+    Step,
+    TimeoutElapsed,
+    TimeoutKind,
+    UnknownValidatorError,
+    ValidatorSet,
+    ValueValidity,
+    VoteReceived,
+    WrongChainError,
+    verify_commit_certificate,
+    verify_proposal,
+    verify_vote,
+)
+from consensus.limits import PROPOSAL_LOOKAHEAD_ROUNDS
+from node.chain import store
+from node.chain.actions import (
+    Action,
+    BlockCommitted,
+    Broadcast,
+    EquivocationDetected,
+    Offence,
+    PeerMisbehaved,
+    SendTo,
+    SetTimer,
+    TxResult,
+)
+from node.chain.application import AppFactory, ChainApplication, default_application
+from node.chain.config import NodeConfig
+from node.chain.errors import ChainHaltError, QueryError
+from node.chain.events import (
+    BlocksReceived,
+    Event,
+    MessageReceived,
+    PeerDisconnected,
+    PeerStatus,
+    Start,
+    TimerFired,
+    TimerKey,
+    TimerKind,
+    TxSubmitted,
+)
+from node.chain.future import FutureMessage, FutureMessages
+from node.chain.genesis import Genesis
+from node.chain.gossip import TxGossip
+from node.chain.messages import (
+    TOPIC_CONSENSUS,
+    TOPIC_STATUS,
+    TOPIC_TXS,
+    PeerFault,
+    decode_inbound,
+)
+from node.chain.proposals import OWN, ProposedBlocks, Verdict
+from node.chain.proposer import build_proposal
+from node.chain.restore import open_chain
+from node.chain.schedule import ValidatorSchedule
+from node.chain.status import NodeStats, NodeStatus
+from node.chain.sync import BlockSync, SyncedBlock
+from node.chain.validation import ChainTip, validate_block
+from node.chain.wal import (
+    ConsensusLog,
+    encode_record,
+)
+from node.codec import (
+    BLOCK_CODEC,
+    COMMITTED_BLOCK_CODEC,
+    Message,
+    block_id,
+    encode_message,
+    tx_hash,
+)
+from node.errors import DecodeError, InvalidBlockError, RejectReason, StorageError, TxRejected
+from node.mempool import Mempool, VerifiedTx, verify_transaction
+from node.ports import PeerId, Signer, Storage
+from node.types import (
+    ZERO_HASH,
+    Block,
+    BlockHeader,
+    CommitCertificate,
+    CommittedBlock,
+    Proposal,
+    StateProof,
+    Status,
+    TxBatch,
+    Vote,
+)
+
+__all__ = ["NodeCore"]
+
+_TIMER_OF_TIMEOUT: Final = {
+    TimeoutKind.PROPOSE: TimerKind.PROPOSE,
+    TimeoutKind.PREVOTE: TimerKind.PREVOTE,
+    TimeoutKind.PRECOMMIT: TimerKind.PRECOMMIT,
+}
+_TIMEOUT_OF_TIMER: Final = {timer: timeout for timeout, timer in _TIMER_OF_TIMEOUT.items()}
+_PEER_TX_FAULTS: Final = {
+    RejectReason.OVERSIZE: Offence.OVERSIZE,
+    RejectReason.MALFORMED: Offence.MALFORMED,
+    RejectReason.WRONG_CHAIN: Offence.WRONG_CHAIN,
+    RejectReason.BAD_SIGNATURE: Offence.INVALID_SIGNATURE,
+}
+MAX_REASON_CHARS: Final = 200
+"""Longest ``PeerMisbehaved.reason`` (peer-controlled text is cut)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Permit:
+    """Queue marker: the next sign effect is covered by the durable log (a replayed one)."""
+
+
+_Work = Effect | _Permit
+
+
+class NodeCore:
+    """One node's chain: see the module docstring. Single-threaded; never blocks."""
+
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        signer: Signer | None,
+        genesis: Genesis,
+        config: NodeConfig,
+        app: ChainApplication,
+        schedule: ValidatorSchedule,
+        log: ConsensusLog,
+        consensus: ConsensusCore,
+        last_block: CommittedBlock | None,
+        replayed: list[Effect],
+    ) -> None:
+        """Use ``NodeCore.open``: it restores every argument from ``storage``."""
+        self._storage = storage
+        self._signer = signer
+        self._genesis = genesis
+        self._genesis_hash = genesis.hash()
+        self._params = genesis.params
+        self._config = config
+        self._app = app
+        self._schedule = schedule
+        self._log = log
+        self._consensus = consensus
+        self._mempool = Mempool(genesis.chain_id, config.mempool)
+        self._blocks = ProposedBlocks(
+            max_blocks=config.max_cached_blocks,
+            max_per_peer=config.max_cached_blocks_per_peer,
+            max_bytes=config.max_cached_block_bytes,
+            max_verdicts=config.max_verdicts_per_height,
+        )
+        self._future = FutureMessages(
+            config.max_future_messages, config.max_future_messages_per_peer
+        )
+        self._sync = BlockSync(
+            max_peers=config.max_tracked_peers,
+            max_pending_requests=config.max_pending_sync_requests,
+            max_blocks_per_request=config.max_blocks_per_request,
+            max_buffered_blocks=config.max_sync_blocks_buffered,
+            max_buffer_bytes=config.max_sync_buffer_bytes,
+        )
+        self._gossip = TxGossip(
+            max_queue_txs=config.max_gossip_queue_txs,
+            max_batch_txs=config.max_tx_batch_txs,
+            max_batch_bytes=config.max_tx_batch_bytes,
+        )
+        self.stats = NodeStats()
+        self._height = 0 if last_block is None else last_block.block.header.height
+        self._last_header: BlockHeader | None = (
+            None if last_block is None else last_block.block.header
+        )
+        self._last_commit: CommitCertificate | None = (
+            None if last_block is None else last_block.commit
+        )
+        self._last_block_id = ZERO_HASH if last_block is None else block_id(last_block.block.header)
+        self._active = consensus.height == self._height + 1
+        self._replayed = replayed
+        self._started = False
+        self._start_due = False
+        self._pending_decide: Decide | None = None
+        self._sign_permit = False
+        self._own_messages: list[bytes] = []
+        self._own_round = -1
+        self._tick_mark: tuple[int, int, int, int] | None = None
+        self._now_ms = 0
+        self._actions: list[Action] = []
+        self._work: deque[_Work] = deque()
+
+    # ==========================================================================================
+    # opening
+    # ==========================================================================================
+
+    @classmethod
+    def open(
+        cls,
+        storage: Storage,
+        signer: Signer | None,
+        genesis: Genesis,
+        config: NodeConfig | None = None,
+        *,
+        app_factory: AppFactory = default_application,
+    ) -> NodeCore:
+        """The node of ``genesis`` kept in ``storage``: a new chain if the storage is empty,
+        else the last committed height, its application state and validator schedule, an
+        empty mempool, and consensus replayed from the log of the current height.
+
+        ``signer`` None runs an observer. Raises ``StorageMismatchError`` for the storage of
+        another chain (or a corrupt one) and ``InvalidGenesisError`` if the application
+        lacks the genesis module. Feed ``Start`` next.
+        """
+        config = config if config is not None else NodeConfig()
+        app = app_factory(genesis)
+        own_key = None if signer is None else signer.public_key
+        opened = open_chain(storage, genesis, app, config, own_key=own_key)
+        return cls(
+            storage=storage,
+            signer=signer,
+            genesis=genesis,
+            config=config,
+            app=app,
+            schedule=opened.schedule,
+            log=opened.log,
+            consensus=opened.consensus,
+            last_block=opened.last_block,
+            replayed=opened.replayed_effects,
+        )
+
+    # ==========================================================================================
+    # read-only queries
+    # ==========================================================================================
+
+    @property
+    def chain_id(self) -> str:
+        """The chain this node follows."""
+        return self._genesis.chain_id
+
+    @property
+    def genesis_hash(self) -> bytes:
+        """The hash of the genesis document."""
+        return self._genesis_hash
+
+    @property
+    def public_key(self) -> bytes | None:
+        """This node's signing key (None for an observer)."""
+        return None if self._signer is None else self._signer.public_key
+
+    @property
+    def height(self) -> int:
+        """The last committed height (0 at genesis)."""
+        return self._height
+
+    @property
+    def last_block_id(self) -> bytes:
+        """The id of the last committed block (zero bytes at genesis)."""
+        return self._last_block_id
+
+    @property
+    def app_state_root(self) -> bytes:
+        """The application state root after the last committed block."""
+        return self._app.state_root
+
+    @property
+    def mempool_size(self) -> int:
+        """Transactions waiting for a block."""
+        return len(self._mempool)
+
+    @property
+    def consensus_height(self) -> int:
+        """The height consensus is deciding (the committed one while pausing after it)."""
+        return self._consensus.height
+
+    def status(self) -> NodeStatus:
+        """A snapshot for the API and operators."""
+        state = self._consensus.round_state
+        best = self._sync.best_height()
+        return NodeStatus(
+            chain_id=self.chain_id,
+            genesis_hash=self._genesis_hash,
+            height=self._height,
+            last_block_id=self._last_block_id,
+            last_block_time_ms=self._tip_time_ms(),
+            app_state_root=self._app.state_root,
+            consensus_height=self._consensus.height,
+            round=0 if state is None else state.round,
+            step="" if state is None else state.step.name.lower(),
+            is_validator=self._consensus.is_validator,
+            peers_known=self._sync.peer_count,
+            best_peer_height=best,
+            catching_up=best > self._height,
+            mempool_txs=len(self._mempool),
+            mempool_bytes=self._mempool.size_bytes,
+        )
+
+    def blocks_for_sync(
+        self, from_height: int, max_blocks: int, max_bytes: int
+    ) -> tuple[bytes, ...]:
+        """Encoded ``CommittedBlock`` s from ``from_height`` on, to answer a peer's request:
+        at most ``max_blocks`` (and ``max_sync_response_blocks``) blocks totalling at most
+        ``max_bytes`` (and ``max_sync_response_bytes``). Empty if none is committed there or
+        an argument is out of range (a peer's request is never an error)."""
+        if not all(type(v) is int for v in (from_height, max_blocks, max_bytes)) or from_height < 1:
+            return ()
+        max_blocks = min(max_blocks, self._config.max_sync_response_blocks)
+        max_bytes = min(max_bytes, self._config.max_sync_response_bytes)
+        found: list[bytes] = []
+        used_bytes = 0
+        for height in range(from_height, min(self._height, from_height + max_blocks - 1) + 1):
+            data = store.read_block(self._storage, height)
+            if data is None or used_bytes + len(data) > max_bytes:
+                break
+            found.append(data)
+            used_bytes += len(data)
+        return tuple(found)
+
+    def committed_block(self, height: int) -> CommittedBlock | None:
+        """The committed block at ``height`` with its certificate, if stored."""
+        data = store.read_block(self._storage, height)
+        return None if data is None else store.decode_stored_block(data)
+
+    def query_state(self, key: bytes, height: int | None = None) -> StateProof:
+        """``key``'s value at ``height`` (default: the last committed) with a proof against
+        that height's state root (which the next block's header carries). Raises
+        ``QueryError`` for a height this node does not keep."""
+        try:
+            return self._app.query(key, height)
+        except KeyError as exc:
+            raise QueryError(f"height {height} is not kept: {exc}") from exc
+
+    def next_nonce(self, sender: bytes) -> int:
+        """The nonce a new transaction of ``sender`` must carry to enter this mempool."""
+        return self._mempool.next_nonce(sender, self._app.next_nonce(sender))
+
+    def get_state(self, key: bytes) -> bytes | None:
+        """A committed application state value, without proof."""
+        return self._app.get(key)
+
+    # ==========================================================================================
+    # the entry point
+    # ==========================================================================================
+
+    def handle(self, event: Event) -> list[Action]:
+        """Process one event; returns the actions to carry out, in order.
+
+        Bad input from peers never raises (it becomes ``PeerMisbehaved``). Raises
+        ``TypeError`` for an object that is not an event (a shell bug) and
+        ``ChainHaltError`` when the node cannot go on safely (see ``node.chain.errors``).
+        """
+        handler = _HANDLERS.get(type(event))
+        if handler is None:
+            raise TypeError(f"not a NodeCore event: {type(event).__name__}")
+        if type(event.now_ms) is not int:
+            raise TypeError("now_ms must be an int of milliseconds")
+        self._now_ms = event.now_ms
+        self._actions = []
+        handler(self, event)
+        self._settle()
+        actions, self._actions = self._actions, []
+        return actions
+
+    def _settle(self) -> None:
+        """Carry out consensus effects and chain progress until nothing is left to do."""
+        while True:
+            if self._work:
+                self._execute(self._work.popleft())
+            elif not self._advance():
+                return
+
+    # ==========================================================================================
+    # events
+    # ==========================================================================================
+
+    def _on_start(self, event: Start) -> None:
+        if self._started:
+            return
+        self._started = True
+        self._broadcast_status()
+        self._set_timer(TimerKey(TimerKind.STATUS), self._config.status_interval_ms)
+        self._set_timer(TimerKey(TimerKind.SYNC_TICK), self._config.sync_tick_ms)
+        for effect in self._replayed:
+            if isinstance(effect, SignAndBroadcastVote | SignAndBroadcastProposal):
+                self._work.append(_Permit())  # the durable log explains these signatures
+            self._work.append(effect)
+        self._replayed = []
+        if not self._active:
+            self._start_due = True
+
+    def _on_message(self, event: MessageReceived) -> None:
+        self.stats.messages_received += 1
+        if not self._started:
+            return
+        try:
+            message = decode_inbound(event.topic, event.data, self._params.max_block_bytes)
+            self._dispatch(event.sender, message, len(event.data))
+        except PeerFault as fault:
+            self._misbehaved(event.sender, fault.offence, fault.reason)
+
+    def _dispatch(self, sender: PeerId, message: Message, size_bytes: int) -> None:
+        if isinstance(message, Vote):
+            self._on_vote(sender, message)
+        elif isinstance(message, Proposal):
+            self._on_proposal(sender, message)
+        elif isinstance(message, Block):
+            self._on_block(sender, message, size_bytes)
+        elif isinstance(message, TxBatch):
+            self._on_tx_batch(sender, message)
+        elif isinstance(message, Status):
+            self._on_status(sender, message.height)
+
+    def _on_timer(self, event: TimerFired) -> None:
+        key = event.key
+        if not isinstance(key, TimerKey) or not self._started:
+            return
+        kind = key.kind
+        if kind in _TIMEOUT_OF_TIMER:
+            if self._active and key.height == self._height + 1 and key.round >= 0:
+                self._feed(TimeoutElapsed(_TIMEOUT_OF_TIMER[kind], key.height, key.round))
+        elif kind is TimerKind.COMMIT_WAIT:
+            if not self._active and key.height == self._height + 1:
+                self._start_due = True
+        elif kind is TimerKind.TX_GOSSIP:
+            for data in self._gossip.drain():
+                self._actions.append(Broadcast(TOPIC_TXS, data))
+        elif kind is TimerKind.SYNC_TICK:
+            self._on_sync_tick()
+            self._set_timer(TimerKey(TimerKind.SYNC_TICK), self._config.sync_tick_ms)
+        elif kind is TimerKind.SYNC_REQUEST:
+            self._on_sync_timeout(key.peer, key.height)
+        elif kind is TimerKind.STATUS:
+            self._broadcast_status()
+            self._set_timer(TimerKey(TimerKind.STATUS), self._config.status_interval_ms)
+
+    def _on_tx_submitted(self, event: TxSubmitted) -> None:
+        raw = event.raw
+        if type(raw) is not bytes:
+            self._tx_result(b"", TxRejected(RejectReason.MALFORMED, "a transaction is bytes"))
+            return
+        hash_ = tx_hash(raw)
+        try:
+            self._admit(verify_transaction(raw, self.chain_id))
+        except TxRejected as rejected:
+            self._tx_result(hash_, rejected)
+            return
+        self._tx_result(hash_, None)
+        if self._gossip.push(raw):
+            self._set_timer(TimerKey(TimerKind.TX_GOSSIP), self._config.tx_gossip_interval_ms)
+
+    def _on_blocks_received(self, event: BlocksReceived) -> None:
+        request = self._sync.request_finished(event.peer)
+        limit = self._config.max_blocks_per_request if request is None else request.max_blocks
+        blocks = event.blocks if type(event.blocks) is tuple else ()
+        if len(blocks) > limit:
+            self._misbehaved(event.peer, Offence.UNSOLICITED, f"{len(blocks)} blocks > {limit}")
+            blocks = blocks[:limit]
+        for data in blocks:
+            try:
+                committed = COMMITTED_BLOCK_CODEC.decode(data)
+            except (DecodeError, TypeError) as exc:
+                self._misbehaved(event.peer, Offence.MALFORMED, f"committed block: {exc}")
+                return
+            height = committed.block.header.height
+            self._sync.note_height(event.peer, height)
+            self._sync.add(height, SyncedBlock(committed, len(data), event.peer), self._height + 1)
+        self._maybe_sync(force=False)
+
+    def _on_peer_status(self, event: PeerStatus) -> None:
+        if type(event.height) is int and event.height >= 0:
+            self._on_status(event.peer, event.height)
+
+    def _on_peer_disconnected(self, event: PeerDisconnected) -> None:
+        self._sync.forget(event.peer)
+
+    # ==========================================================================================
+    # consensus messages
+    # ==========================================================================================
+
+    def _on_vote(self, sender: PeerId, vote: Vote) -> None:
+        if vote.chain_id != self.chain_id:
+            raise PeerFault(Offence.WRONG_CHAIN, f"vote for chain {vote.chain_id!r}")
+        validator_set = self._routable_set(sender, vote.height)
+        if validator_set is None:
+            return
+        try:
+            verify_vote(vote, validator_set, self.chain_id)
+        except InvalidMessageError as exc:
+            raise PeerFault(_offence_of(exc), str(exc)) from exc
+        self._sync.note_height(sender, vote.height - 1)
+        if self._active and vote.height == self._height + 1:
+            self._feed_from(sender, VoteReceived(vote))
+        else:
+            self._future.add(FutureMessage(vote.height, sender, vote))
+
+    def _on_proposal(self, sender: PeerId, proposal: Proposal) -> None:
+        if proposal.chain_id != self.chain_id:
+            raise PeerFault(Offence.WRONG_CHAIN, f"proposal for chain {proposal.chain_id!r}")
+        validator_set = self._routable_set(sender, proposal.height)
+        if validator_set is None:
+            return
+        current = self._active and proposal.height == self._height + 1
+        state = self._consensus.round_state
+        base_round = state.round if current and state is not None else 0
+        if proposal.round > base_round + PROPOSAL_LOOKAHEAD_ROUNDS:
+            return  # consensus would drop it too; its proposer costs O(validators x round)
+        try:
+            verify_proposal(proposal, validator_set, self.chain_id, check_proposer=True)
+        except InvalidMessageError as exc:
+            raise PeerFault(_offence_of(exc), str(exc)) from exc
+        self._sync.note_height(sender, proposal.height - 1)
+        if current:
+            self._feed_proposal(sender, proposal)
+        else:
+            self._future.add(FutureMessage(proposal.height, sender, proposal))
+
+    def _routable_set(self, sender: PeerId, height: int) -> ValidatorSet | None:
+        """The validator set to verify a message of ``height`` with, or None if the message
+        is for a committed height (stale) or too far ahead (then the sender is ahead)."""
+        if height <= self._height:
+            self.stats.stale_messages += 1
+            return None
+        validator_set = self._schedule.set_at(height)
+        if validator_set is None:
+            self._sync.note_height(sender, height - 1)
+            self._maybe_sync(force=False)
+        return validator_set
+
+    def _on_block(self, sender: PeerId, block: Block, size_bytes: int) -> None:
+        header = block.header
+        if header.chain_id != self.chain_id:
+            raise PeerFault(Offence.WRONG_CHAIN, f"block for chain {header.chain_id!r}")
+        if not self._height < header.height <= self._height + 2:
+            return  # stale, or for a height whose proposal could not be verified yet
+        id_ = block_id(header)
+        self._blocks.add(id_, block, size_bytes, sender)
+        awaited = self._blocks.is_awaited(id_)
+        if self._active and header.height == self._height + 1 and awaited:
+            verdict = self._judge(id_)
+            if verdict is not None:
+                self._feed(ValueValidity(header.height, id_, verdict))
+
+    def _feed_proposal(self, sender: PeerId, proposal: Proposal) -> None:
+        self._feed_from(sender, ProposalReceived(proposal, self._judge(proposal.value_id)))
+
+    def _judge(self, value_id: bytes) -> bool | None:
+        """This node's verdict on a proposed block of the current height, validating it
+        on first sight; None while the block is missing or no verdict may be given."""
+        known = self._blocks.verdict(value_id)
+        if known is not None:
+            return known.valid
+        block = self._blocks.get(value_id)
+        if block is None:
+            self._blocks.await_block(value_id)
+            return None
+        if not self._blocks.can_judge():
+            return None
+        verdict = self._validate(block, now_ms=self._now_ms)
+        self._blocks.record(value_id, verdict)
+        return verdict.valid
+
+    def _validate(self, block: Block, *, now_ms: int | None) -> Verdict:
+        try:
+            hashes = validate_block(block, self._tip(), now_ms=now_ms, verified_txs=self._mempool)
+        except InvalidBlockError:
+            return Verdict(False, frozenset())
+        return Verdict(True, hashes)
+
+    # ==========================================================================================
+    # transactions, status, sync
+    # ==========================================================================================
+
+    def _admit(self, verified: VerifiedTx) -> None:
+        """check_tx, then the mempool's rules; raises TxRejected."""
+        checked = self._app.check_tx(verified.tx)
+        if not checked.ok:
+            raise TxRejected(
+                RejectReason.APP_REJECTED, f"{checked.code.name.lower()}: {checked.log}"
+            )
+        self._mempool.add(verified, self._app.next_nonce)
+
+    def _tx_result(self, hash_: bytes, rejected: TxRejected | None) -> None:
+        if rejected is None:
+            self.stats.txs_admitted += 1
+            self._actions.append(TxResult(hash_, True, None, ""))
+        else:
+            self.stats.txs_rejected += 1
+            self._actions.append(TxResult(hash_, False, rejected.reason, rejected.message))
+
+    def _on_tx_batch(self, sender: PeerId, batch: TxBatch) -> None:
+        fault: TxRejected | None = None
+        for raw in batch.txs:
+            if tx_hash(raw) in self._mempool:
+                continue
+            try:
+                self._admit(verify_transaction(raw, self.chain_id))
+            except TxRejected as rejected:
+                if rejected.reason in _PEER_TX_FAULTS and fault is None:
+                    fault = rejected  # an honest peer relays only verified transactions
+        if fault is not None:
+            self._misbehaved(sender, _PEER_TX_FAULTS[fault.reason], f"tx batch: {fault}")
+
+    def _on_status(self, peer: PeerId, height: int) -> None:
+        if self._sync.note_height(peer, height):
+            status = Status(self._height, self._last_block_id)
+            self._actions.append(SendTo(peer, TOPIC_STATUS, encode_message(status)))
+        self._maybe_sync(force=False)
+
+    def _broadcast_status(self) -> None:
+        status = Status(self._height, self._last_block_id)
+        self._actions.append(Broadcast(TOPIC_STATUS, encode_message(status)))
+
+    def _maybe_sync(self, *, force: bool) -> None:
+        """Request blocks if a peer is two heights ahead, or one and ``force`` (no progress
+        for a whole sync tick), or if a decided block is missing."""
+        next_height = self._height + 1
+        best = self._sync.best_height()
+        if self._pending_decide is not None:
+            requests = self._sync.plan(next_height, ask_unknown=True)
+        elif best > next_height or (force and best >= next_height):
+            requests = self._sync.plan(next_height)
+        else:
+            return
+        for request in requests:
+            self.stats.sync_requests += 1
+            self._actions.append(request)
+            key = TimerKey(TimerKind.SYNC_REQUEST, request.from_height, 0, request.peer)
+            self._set_timer(key, self._config.sync_request_timeout_ms)
+
+    def _on_sync_timeout(self, peer: PeerId, from_height: int) -> None:
+        if self._sync.pending_from(peer) != from_height:
+            return  # answered meanwhile (a newer request to the peer has its own timer)
+        self._sync.request_finished(peer)
+        self.stats.sync_timeouts += 1
+        self._maybe_sync(force=True)
+
+    def _on_sync_tick(self) -> None:
+        state = self._consensus.round_state
+        mark = (
+            self._height,
+            self._consensus.height,
+            -1 if state is None else state.round,
+            -1 if state is None else int(state.step),
+        )
+        stalled = mark == self._tick_mark
+        self._tick_mark = mark
+        if not stalled:
+            return
+        if self._active:
+            for data in self._own_messages:  # lost messages are not re-sent by anyone else
+                self._actions.append(Broadcast(TOPIC_CONSENSUS, data))
+        self._maybe_sync(force=True)
+
+    # ==========================================================================================
+    # chain progress
+    # ==========================================================================================
+
+    def _advance(self) -> bool:
+        """One step of progress that needs no new input; False if there is none."""
+        next_height = self._height + 1
+        pending = self._pending_decide
+        if pending is not None:
+            block = self._blocks.get(pending.value_id)
+            if block is not None:
+                self._commit(pending, block)
+                return True
+        if self._sync.has(next_height):
+            if not self._active:
+                self._start_height(next_height)
+            else:
+                self._apply_synced(self._sync.take(next_height))
+            return True
+        if self._start_due and not self._active:
+            self._start_height(next_height)
+            return True
+        return False
+
+    def _start_height(self, height: int) -> None:
+        self._start_due = False
+        validator_set = self._schedule.set_at(height)
+        assert validator_set is not None, "the schedule knows the next height"
+        self._log.reset(height)
+        self._active = True
+        self._feed(StartHeight(height, validator_set))
+        for item in self._future.take(height):
+            if isinstance(item.message, Vote):
+                self._feed_from(item.sender, VoteReceived(item.message))
+            else:
+                self._feed_proposal(item.sender, item.message)
+
+    def _apply_synced(self, synced: SyncedBlock | None) -> None:
+        """Verify a block received by sync against this node's schedule, then decide it."""
+        assert synced is not None
+        block, certificate = synced.committed.block, synced.committed.commit
+        height = self._height + 1
+        id_ = block_id(block.header)
+        validator_set = self._schedule.set_at(height)
+        assert validator_set is not None
+        pending = self._pending_decide
+        try:
+            if certificate.height != height or certificate.value_id != id_:
+                raise InvalidBlockError("the certificate does not certify the block")
+            verify_commit_certificate(certificate, validator_set, self.chain_id)
+        except (InvalidMessageError, InvalidBlockError) as exc:
+            self._misbehaved(synced.peer, Offence.INVALID_BLOCK, f"height {height}: {exc}")
+            return
+        if pending is not None and pending.value_id != id_:
+            raise ChainHaltError(f"two blocks certified at height {height}: +1/3 equivocated")
+        verdict = self._validate(block, now_ms=None)
+        if not verdict.valid:
+            # +2/3 signed it, yet it breaks the rules: the network or this node is broken.
+            raise ChainHaltError(f"a certified block at height {height} is invalid")
+        self.stats.blocks_synced += 1
+        self._blocks.add(id_, block, synced.size_bytes, OWN)
+        if self._blocks.verdict(id_) is None and self._blocks.can_judge():
+            self._blocks.record(id_, verdict)
+        self._feed(CommitCertificateReceived(certificate))
+
+    def _commit(self, decided: Decide, block: Block) -> None:
+        """Execute, persist (one synced batch) and announce the decided block."""
+        height = decided.height
+        verdict = self._blocks.verdict(decided.value_id)
+        if verdict is None or not verdict.valid:
+            verdict = self._validate(block, now_ms=None)
+            if not verdict.valid:
+                raise ChainHaltError(f"the decided block at height {height} is invalid")
+        try:
+            result = self._app.finalize_block(block, preverified_tx_hashes=verdict.tx_hashes)
+        except InvalidBlockError as exc:
+            raise ChainHaltError(f"the decided block at height {height}: {exc}") from exc
+        self._mempool.update(block.txs, self._app.next_nonce, self._recheck)
+        encoded = store.encode_committed(block, decided.certificate)
+        ops = store.commit_ops(encoded, height, result.state_changes, result.state_root)
+        ops += self._schedule.commit(height, result.validator_updates)
+        ops += self._log.delete_ops()
+        try:
+            self._storage.write_batch(ops, sync=True)
+        except StorageError as exc:
+            raise ChainHaltError(f"cannot persist height {height}: {exc}") from exc
+        self._after_commit(decided, block)
+        events = result.block_events
+        self._actions.append(
+            BlockCommitted(
+                height,
+                result.block_id,
+                block.header.time_ms,
+                len(block.txs),
+                result.state_root,
+                events,
+                result.receipts,
+            )
+        )
+
+    def _after_commit(self, decided: Decide, block: Block) -> None:
+        height = decided.height
+        self._height = height
+        self._last_header = block.header
+        self._last_commit = decided.certificate
+        self._last_block_id = decided.value_id
+        self._pending_decide = None
+        self._active = False
+        self._own_messages = []
+        self._own_round = -1
+        self._log.reset(height + 1)
+        self._blocks.drop_below(height + 1)
+        self._sync.drop_below(height + 1)
+        self.stats.blocks_committed += 1
+        self.stats.txs_committed += len(block.txs)
+        catching_up = self._sync.has(height + 1) or self._sync.best_height() > height
+        if catching_up or self._config.commit_wait_ms == 0:
+            self._start_due = True
+        else:
+            key = TimerKey(TimerKind.COMMIT_WAIT, height + 1)
+            self._set_timer(key, self._config.commit_wait_ms)
+
+    def _recheck(self, verified: VerifiedTx) -> bool:
+        return self._app.check_tx(verified.tx).ok
+
+    # ==========================================================================================
+    # consensus effects
+    # ==========================================================================================
+
+    def _feed(self, event: Input) -> None:
+        """Hand ``event`` to consensus, log it, queue its effects (raises ConsensusError)."""
+        effects = self._consensus.handle(event)
+        self._log.append(encode_record(event))
+        self._work.extend(effects)
+
+    def _feed_from(self, sender: PeerId, event: Input) -> None:
+        try:
+            self._feed(event)
+        except InvalidMessageError as exc:
+            self._misbehaved(sender, _offence_of(exc), str(exc))
+
+    def _execute(self, work: _Work) -> None:
+        if isinstance(work, _Permit):
+            self._sign_permit = True
+        elif isinstance(work, Persist):
+            self._sign_permit = self._log.flush(work.record)
+        elif isinstance(work, SignAndBroadcastVote):
+            self._sign_vote(work)
+        elif isinstance(work, SignAndBroadcastProposal):
+            self._sign_proposal(work)
+        elif isinstance(work, ScheduleTimeout):
+            key = TimerKey(_TIMER_OF_TIMEOUT[work.kind], work.height, work.round)
+            self._set_timer(key, work.duration_ms)
+        elif isinstance(work, RequestValue):
+            self._propose(work)
+        elif isinstance(work, Decide):
+            self._on_decide(work)
+        elif isinstance(work, ReportEvidence):
+            self._actions.append(EquivocationDetected(work.evidence))
+
+    def _take_permit(self) -> bool:
+        permitted, self._sign_permit = self._sign_permit, False
+        if not permitted:
+            self.stats.signatures_withheld += 1
+        return permitted and self._signer is not None
+
+    def _sign_vote(self, effect: SignAndBroadcastVote) -> None:
+        if not self._take_permit():
+            return
+        assert self._signer is not None
+        vote = effect.vote.with_signature(self._signer.sign(effect.sign_bytes))
+        data = encode_message(vote)
+        self._remember_own(vote.round, [data])
+        self._actions.append(Broadcast(TOPIC_CONSENSUS, data))
+        self._feed(VoteReceived(vote))
+
+    def _sign_proposal(self, effect: SignAndBroadcastProposal) -> None:
+        if not self._take_permit():
+            return
+        assert self._signer is not None
+        proposal = effect.proposal.with_signature(self._signer.sign(effect.sign_bytes))
+        block = self._blocks.get(proposal.value_id)
+        messages = [] if block is None else [encode_message(block)]
+        messages.append(encode_message(proposal))  # after its block: per-peer FIFO
+        self._remember_own(proposal.round, messages)
+        self._actions += [Broadcast(TOPIC_CONSENSUS, data) for data in messages]
+        self._feed(ProposalReceived(proposal, True))
+
+    def _remember_own(self, round_: int, messages: list[bytes]) -> None:
+        """Keep this round's own messages for re-sending when the height stalls."""
+        if round_ != self._own_round:
+            self._own_messages, self._own_round = [], round_
+        self._own_messages += messages
+
+    def _propose(self, effect: RequestValue) -> None:
+        state = self._consensus.round_state
+        if (
+            self._signer is None
+            or not self._active
+            or effect.height != self._height + 1
+            or state is None
+            or state.step is Step.COMMIT
+        ):
+            return
+        block = build_proposal(
+            self._tip(),
+            proposer=self._signer.public_key,
+            last_commit=self._last_commit,
+            mempool=self._mempool,
+            now_ms=self._now_ms,
+        )
+        id_ = block_id(block.header)
+        if not self._blocks.add(id_, block, len(BLOCK_CODEC.encode(block)), OWN):
+            return  # cannot hold it: no proposal (the propose timeout moves the round on)
+        if self._blocks.verdict(id_) is None and self._blocks.can_judge():
+            self._blocks.record(id_, Verdict(True, frozenset(tx_hash(raw) for raw in block.txs)))
+        self._feed(ProposeValue(effect.height, effect.round, id_))
+
+    def _on_decide(self, decided: Decide) -> None:
+        if decided.height <= self._height:
+            return  # a replay decides a committed height again
+        block = self._blocks.get(decided.value_id)
+        if block is None:
+            self._pending_decide = decided  # fetched by block sync (see _advance)
+            self._maybe_sync(force=True)
+            return
+        self._commit(decided, block)
+
+    # ==========================================================================================
+    # helpers
+    # ==========================================================================================
+
+    def _tip(self) -> ChainTip:
+        validator_set = self._schedule.set_at(self._height + 1)
+        assert validator_set is not None
+        return ChainTip(
+            chain_id=self.chain_id,
+            genesis_time_ms=self._genesis.genesis_time_ms,
+            params=self._params,
+            height=self._height,
+            last_header=self._last_header,
+            app_state_root=self._app.state_root,
+            validator_set=validator_set,
+            previous_set=self._schedule.previous,
+        )
+
+    def _tip_time_ms(self) -> int:
+        header = self._last_header
+        return self._genesis.genesis_time_ms if header is None else header.time_ms
+
+    def _set_timer(self, key: TimerKey, delay_ms: int) -> None:
+        self._actions.append(SetTimer(key, delay_ms))
+
+    def _misbehaved(self, peer: PeerId, offence: Offence, reason: str) -> None:
+        self.stats.misbehaviours += 1
+        self._actions.append(PeerMisbehaved(peer, offence, reason[:MAX_REASON_CHARS]))
+
+
+def _offence_of(error: ConsensusError) -> Offence:
+    if isinstance(error, WrongChainError):
+        return Offence.WRONG_CHAIN
+    if isinstance(error, UnknownValidatorError):
+        return Offence.NOT_A_VALIDATOR
+    if isinstance(error, NotProposerError):
+        return Offence.NOT_PROPOSER
+    if isinstance(error, InvalidSignatureError | InvalidCertificateError):
+        return Offence.INVALID_SIGNATURE
+    return Offence.MALFORMED
+
+
+_HANDLERS: Final[dict[type, Callable[[NodeCore, Any], None]]] = {
+    Start: NodeCore._on_start,
+    MessageReceived: NodeCore._on_message,
+    TimerFired: NodeCore._on_timer,
+    TxSubmitted: NodeCore._on_tx_submitted,
+    BlocksReceived: NodeCore._on_blocks_received,
+    PeerStatus: NodeCore._on_peer_status,
+    PeerDisconnected: NodeCore._on_peer_disconnected,
+}
