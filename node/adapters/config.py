@@ -103,6 +103,9 @@ class GossipParams:
     # everyone).
     publish_high_water_rpcs: int = 16
     publish_backpressure_max_ms: int = 200
+    # A topic left stays subscribed in libp2p this long (its messages dropped): peers refuse
+    # to take a node that left a topic back into their mesh for ~10 s.
+    unsubscribe_linger_ms: int = 30_000
 
     def check(self) -> None:
         """Raise ``NetworkConfigError`` if the settings are inconsistent."""
@@ -114,7 +117,9 @@ class GossipParams:
             raise NetworkConfigError(f"gossip protocols must be among {MESHSUB_V11}, {MESHSUB_V10}")
         if not 1 <= self.subscription_channel_messages <= MAX_SUBSCRIPTION_CHANNEL_MESSAGES:
             raise NetworkConfigError("subscription_channel_messages out of range")
-        if self.reorder_window_ms < 0 or self.publish_backpressure_max_ms < 0:
+        if min(self.reorder_window_ms, self.publish_backpressure_max_ms) < 0 or (
+            self.unsubscribe_linger_ms < 0
+        ):
             raise NetworkConfigError("gossip time settings must be >= 0")
         if self.publish_high_water_rpcs < 1 or self.validation_timeout_s <= 0:
             raise NetworkConfigError("publish_high_water_rpcs and validation_timeout_s > 0")

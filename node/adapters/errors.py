@@ -68,6 +68,10 @@ class StreamBrokenError(NetworkError):
     """A stream was reset or its connection closed while we used it."""
 
 
+class PeerBannedError(NetworkError):
+    """We were asked to connect to a peer we banned (the ban lapses, or ``unban`` lifts it)."""
+
+
 class TooManyTopicsError(NetworkError):
     """More distinct topics than the configured limit were subscribed or broadcast on."""
 
