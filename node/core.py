@@ -84,6 +84,8 @@ from consensus import (
     verify_vote,
 )
 from consensus.limits import PROPOSAL_LOOKAHEAD_ROUNDS
+from consensus.sign_bytes import proposal_sign_bytes_of, vote_sign_bytes_of
+from crypto_core.signatures import verify
 from node.chain import store
 from node.chain.actions import (
     Action,
@@ -357,6 +359,9 @@ class NodeCore:
             catching_up=best > self._height,
             mempool_txs=len(self._mempool),
             mempool_bytes=self._mempool.size_bytes,
+            future_messages=len(self._future),
+            cached_blocks=len(self._blocks),
+            sync_buffered_blocks=self._sync.buffered,
         )
 
     def blocks_for_sync(
@@ -525,8 +530,7 @@ class NodeCore:
             except (DecodeError, TypeError) as exc:
                 self._misbehaved(event.peer, Offence.MALFORMED, f"committed block: {exc}")
                 return
-            height = committed.block.header.height
-            self._sync.note_height(event.peer, height)
+            height = committed.block.header.height  # trusted once verified (_apply_synced)
             self._sync.add(height, SyncedBlock(committed, len(data), event.peer), self._height + 1)
         self._maybe_sync(force=False)
 
@@ -544,7 +548,7 @@ class NodeCore:
     def _on_vote(self, sender: PeerId, vote: Vote) -> None:
         if vote.chain_id != self.chain_id:
             raise PeerFault(Offence.WRONG_CHAIN, f"vote for chain {vote.chain_id!r}")
-        validator_set = self._routable_set(sender, vote.height)
+        validator_set = self._routable_set(sender, vote)
         if validator_set is None:
             return
         try:
@@ -560,7 +564,7 @@ class NodeCore:
     def _on_proposal(self, sender: PeerId, proposal: Proposal) -> None:
         if proposal.chain_id != self.chain_id:
             raise PeerFault(Offence.WRONG_CHAIN, f"proposal for chain {proposal.chain_id!r}")
-        validator_set = self._routable_set(sender, proposal.height)
+        validator_set = self._routable_set(sender, proposal)
         if validator_set is None:
             return
         current = self._active and proposal.height == self._height + 1
@@ -578,14 +582,19 @@ class NodeCore:
         else:
             self._future.add(FutureMessage(proposal.height, sender, proposal))
 
-    def _routable_set(self, sender: PeerId, height: int) -> ValidatorSet | None:
-        """The validator set to verify a message of ``height`` with, or None if the message
-        is for a committed height (stale) or too far ahead (then the sender is ahead)."""
+    def _routable_set(self, sender: PeerId, message: Vote | Proposal) -> ValidatorSet | None:
+        """The validator set to verify ``message`` with, or None if it is for a committed
+        height (stale) or for a height whose set is not known yet. A message from that far
+        ahead is a hint that its sender is ahead — taken only if the message is at least
+        signed by the key it names (the set of its height cannot be checked)."""
+        height = message.height
         if height <= self._height:
             self.stats.stale_messages += 1
             return None
         validator_set = self._schedule.set_at(height)
         if validator_set is None:
+            if not _self_signed(message):
+                raise PeerFault(Offence.INVALID_SIGNATURE, f"bad signature at height {height}")
             self._sync.note_height(sender, height - 1)
             self._maybe_sync(force=False)
         return validator_set
@@ -675,13 +684,16 @@ class NodeCore:
         self._actions.append(Broadcast(TOPIC_STATUS, encode_message(status)))
 
     def _maybe_sync(self, *, force: bool) -> None:
-        """Request blocks if a peer is two heights ahead, or one and ``force`` (no progress
-        for a whole sync tick), or if a decided block is missing."""
+        """Request blocks if a decided block is missing, or if a peer is ahead: by one height
+        for an observer (it may hear no votes at all) or when ``force`` (no progress for a
+        whole sync tick), by two heights otherwise (one height ahead is the normal state of
+        a validator that committed a moment earlier)."""
         next_height = self._height + 1
         best = self._sync.best_height()
+        eager = force or not self._consensus.is_validator
         if self._pending_decide is not None:
             requests = self._sync.plan(next_height, ask_unknown=True)
-        elif best > next_height or (force and best >= next_height):
+        elif best > next_height or (eager and best >= next_height):
             requests = self._sync.plan(next_height)
         else:
             return
@@ -766,6 +778,7 @@ class NodeCore:
                 raise InvalidBlockError("the certificate does not certify the block")
             verify_commit_certificate(certificate, validator_set, self.chain_id)
         except (InvalidMessageError, InvalidBlockError) as exc:
+            self._sync.forget(synced.peer)  # whatever height it claimed is not to be trusted
             self._misbehaved(synced.peer, Offence.INVALID_BLOCK, f"height {height}: {exc}")
             return
         if pending is not None and pending.value_id != id_:
@@ -775,6 +788,7 @@ class NodeCore:
             # +2/3 signed it, yet it breaks the rules: the network or this node is broken.
             raise ChainHaltError(f"a certified block at height {height} is invalid")
         self.stats.blocks_synced += 1
+        self._sync.note_height(synced.peer, height)
         self._blocks.add(id_, block, synced.size_bytes, OWN)
         if self._blocks.verdict(id_) is None and self._blocks.can_judge():
             self._blocks.record(id_, verdict)
@@ -971,6 +985,16 @@ class NodeCore:
     def _misbehaved(self, peer: PeerId, offence: Offence, reason: str) -> None:
         self.stats.misbehaviours += 1
         self._actions.append(PeerMisbehaved(peer, offence, reason[:MAX_REASON_CHARS]))
+
+
+def _self_signed(message: Vote | Proposal) -> bool:
+    """True if ``message`` carries a valid signature of the key it names."""
+    try:
+        if isinstance(message, Vote):
+            return verify(message.validator, vote_sign_bytes_of(message), message.signature)
+        return verify(message.proposer, proposal_sign_bytes_of(message), message.signature)
+    except ConsensusError:
+        return False  # a field out of range: nothing was signed
 
 
 def _offence_of(error: ConsensusError) -> Offence:

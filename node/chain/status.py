@@ -33,6 +33,12 @@ class NodeStatus:
     """True while a peer is known to be ahead of this node."""
     mempool_txs: int
     mempool_bytes: int
+    future_messages: int
+    """Verified consensus messages waiting for a height this node has not started."""
+    cached_blocks: int
+    """Proposed blocks held for the current and next height."""
+    sync_buffered_blocks: int
+    """Committed blocks received by sync and not applied yet."""
 
 
 @dataclass(slots=True)
