@@ -477,6 +477,12 @@ class Libp2pNetwork:
             return ()
         return tuple(sorted(self._running.pubsub.topic_ids))
 
+    def outbound_queued_bytes(self, peer: PeerId) -> int:
+        """Bytes of direct messages queued for ``peer`` and not yet written (0 for a peer
+        that is not ready): lets a bulk sender pace itself instead of overflowing the queue."""
+        link = self._links.get(peer)
+        return 0 if link is None else link.queue.queued_bytes
+
     def peer_status(self, peer: PeerId) -> bytes | None:
         """The status a ready peer sent in its last hello, or ``None``."""
         record = self._peers.record(peer)
