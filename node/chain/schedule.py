@@ -8,8 +8,9 @@ Persistence without replaying the chain: a *checkpoint* ``(first_height, set)`` 
 whenever the last ``delay - 1`` committed heights carried no validator updates — then
 ``ValidatorSetSchedule(set, first_height)`` rebuilds exactly the schedule there (its derived
 sets need no updates). Updates decided since the checkpoint are stored per height
-(``vupd/<height>``) and re-committed on restore; governance changes are rare, so that list is
-almost always empty, and it is deleted as soon as a new checkpoint is written.
+(``vupd/<height>``) and re-committed on restore; they are deleted as soon as a new checkpoint
+is written. With the delay of 2 one height without updates suffices, so the list holds the
+updates of an unbroken run of governance changes — none, almost always.
 """
 
 from __future__ import annotations
