@@ -251,7 +251,8 @@ class NodeCore:
         self._sign_permit = False
         self._own_messages: list[bytes] = []
         self._own_round = -1
-        self._tick_mark: tuple[int, int, int, int] | None = None
+        self._tick_position: tuple[int, int, int] | None = None
+        self._tick_height = -1
         self._now_ms = 0
         self._actions: list[Action] = []
         self._work: deque[_Work] = deque()
@@ -532,7 +533,8 @@ class NodeCore:
                 return
             height = committed.block.header.height  # trusted once verified (_apply_synced)
             self._sync.add(height, SyncedBlock(committed, len(data), event.peer), self._height + 1)
-        self._maybe_sync(force=False)
+        if blocks:  # an empty answer waits for the next sync tick: no request storm
+            self._maybe_sync(force=False)
 
     def _on_peer_status(self, event: PeerStatus) -> None:
         if type(event.height) is int and event.height >= 0:
@@ -711,21 +713,21 @@ class NodeCore:
         self._maybe_sync(force=True)
 
     def _on_sync_tick(self) -> None:
+        """Once per tick: if the round did not move for a whole tick, re-send this round's
+        own messages (a lost vote is re-sent by nobody else); if the committed height did
+        not move while a peer is ahead, fetch blocks."""
         state = self._consensus.round_state
-        mark = (
-            self._height,
+        position = (
             self._consensus.height,
             -1 if state is None else state.round,
             -1 if state is None else int(state.step),
         )
-        stalled = mark == self._tick_mark
-        self._tick_mark = mark
-        if not stalled:
-            return
-        if self._active:
-            for data in self._own_messages:  # lost messages are not re-sent by anyone else
+        if self._active and position == self._tick_position:
+            for data in self._own_messages:
                 self._actions.append(Broadcast(TOPIC_CONSENSUS, data))
-        self._maybe_sync(force=True)
+        if self._height == self._tick_height:
+            self._maybe_sync(force=True)
+        self._tick_position, self._tick_height = position, self._height
 
     # ==========================================================================================
     # chain progress
@@ -792,7 +794,7 @@ class NodeCore:
         self._blocks.add(id_, block, synced.size_bytes, OWN)
         if self._blocks.verdict(id_) is None and self._blocks.can_judge():
             self._blocks.record(id_, verdict)
-        self._feed(CommitCertificateReceived(certificate))
+        self._feed_from(synced.peer, CommitCertificateReceived(certificate))
 
     def _commit(self, decided: Decide, block: Block) -> None:
         """Execute, persist (one synced batch) and announce the decided block."""
@@ -815,8 +817,6 @@ class NodeCore:
             self._storage.write_batch(ops, sync=True)
         except StorageError as exc:
             raise ChainHaltError(f"cannot persist height {height}: {exc}") from exc
-        self._after_commit(decided, block)
-        events = result.block_events
         self._actions.append(
             BlockCommitted(
                 height,
@@ -824,10 +824,11 @@ class NodeCore:
                 block.header.time_ms,
                 len(block.txs),
                 result.state_root,
-                events,
+                result.block_events,
                 result.receipts,
             )
         )
+        self._after_commit(decided, block)
 
     def _after_commit(self, decided: Decide, block: Block) -> None:
         height = decided.height

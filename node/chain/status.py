@@ -55,7 +55,9 @@ class NodeStats:
     """Blocks applied from block sync."""
     txs_committed: int = 0
     txs_admitted: int = 0
+    """Client submissions (``TxSubmitted``) accepted into the mempool."""
     txs_rejected: int = 0
+    """Client submissions refused."""
     signatures_withheld: int = 0
     """Signatures not made because the consensus log could not be made durable."""
     sync_requests: int = 0

@@ -11,6 +11,12 @@
 - inputs after the last ``Persist`` may be lost by a crash: they produced no signature, so
   losing them is like losing the messages.
 
+The log of a height is complete from that height's own ``StartHeight``: the chain core never
+hands consensus an input of a height it has not started (such messages wait in
+``node.chain.future`` and enter after the ``StartHeight``), so the consensus core's own
+next-height buffer stays empty and nothing that shaped a height is logged under the previous
+one.
+
 Records are ``[tag, fields]`` msgpack arrays under ``wal/<height u64><sequence u32>``;
 ``StartHeight`` is logged as its height only (the validator set is the schedule's). The log of
 a height is deleted in the same atomic batch that commits the height.
