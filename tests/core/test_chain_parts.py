@@ -30,14 +30,17 @@ from node.chain.messages import TOPIC_CONSENSUS, TOPIC_STATUS, TOPIC_TXS, PeerFa
 from node.chain.proposals import OWN, ProposedBlocks, Verdict
 from node.chain.schedule import ValidatorSchedule
 from node.chain.sync import BlockSync, SyncedBlock
+from node.chain.validation import ChainTip, validate_block
 from node.chain.wal import LoggedStart, decode_record, encode_record
 from node.codec import encode_message
 from node.core import NodeCore
+from node.errors import InvalidBlockError
 from node.testing import MemoryStorage, key_pair
 from node.types import CommittedBlock, Status, TxBatch, Validator, VoteType
 from tests.core.helpers import (
     CHAIN,
     GENESIS,
+    GENESIS_MS,
     GENESIS_SET,
     VALIDATORS,
     certificate,
@@ -345,3 +348,20 @@ def test_genesis_accounts_enter_the_genesis_state() -> None:
     core = NodeCore.open(MemoryStorage(), None, genesis)
     assert core.get_state(b"accounts/a/" + extra.public_key) is not None
     assert core.get_state(b"genesis/hash") == genesis.hash()
+
+
+def test_the_first_block_commits_to_the_genesis_document() -> None:
+    a = NodeCore.open(MemoryStorage(), None, GENESIS)
+    other = make_genesis(timeout_propose_ms=2_000)  # the same chain id, validators, accounts
+    b = NodeCore.open(MemoryStorage(), None, other)
+    assert a.app_state_root != b.app_state_root  # the genesis hash is in the genesis state
+    block = first_block(a.app_state_root)
+    for core, valid in ((b, False), (a, True)):
+        tip = ChainTip(
+            CHAIN, GENESIS_MS, GENESIS.params, 0, None, core.app_state_root, GENESIS_SET, None
+        )
+        if valid:
+            validate_block(block, tip, now_ms=None, verified_txs=frozenset())
+        else:
+            with pytest.raises(InvalidBlockError, match="app_state_root"):
+                validate_block(block, tip, now_ms=None, verified_txs=frozenset())
