@@ -14,6 +14,8 @@ from node.chain import (
     BlockCommitted,
     BlocksReceived,
     Broadcast,
+    ChainHaltError,
+    EquivocationDetected,
     NodeConfig,
     PeerStatus,
     QueryError,
@@ -28,11 +30,17 @@ from node.chain import (
 from node.chain.genesis import HEADER_OVERHEAD_BYTES
 from node.chain.messages import TOPIC_TXS
 from node.chain.store import read_meta
-from node.codec import BLOCK_CODEC, COMMIT_SIGNATURE_BYTES, MAX_TX_BYTES, decode_message
+from node.codec import (
+    BLOCK_CODEC,
+    COMMIT_SIGNATURE_BYTES,
+    COMMITTED_BLOCK_CODEC,
+    MAX_TX_BYTES,
+    decode_message,
+)
 from node.errors import RejectReason
 from node.testing import TxFactory, key_pair
 from node.testing.cluster import Cluster
-from node.types import Block, Proposal, TxBatch, VoteType
+from node.types import Block, CommittedBlock, Proposal, TxBatch, VoteType
 from tests.core.helpers import (
     CHAIN,
     CLIENTS,
@@ -358,3 +366,37 @@ def test_start_is_idempotent_and_stale_timers_are_ignored() -> None:
     assert solo.fire(TimerKey(TimerKind.COMMIT_WAIT, height=9)) == []
     status = solo.core.status()
     assert (status.height, status.consensus_height, status.round) == (0, 1, 0)
+
+
+# -- evidence, halting ---------------------------------------------------------------------------
+
+
+def test_an_equivocating_validator_is_reported_with_evidence() -> None:
+    solo = Solo(validator_index=bystander(1))
+    cheat = next(k for k in KEYS if k != solo.key)
+    solo.send("p", signed_vote(cheat, 1, 0, VoteType.PREVOTE, None))
+    actions = solo.send("p", signed_vote(cheat, 1, 0, VoteType.PREVOTE, b"\x02" * 32))
+    reports = of_type(actions, EquivocationDetected)
+    assert len(reports) == 1 and reports[0].evidence.validator == cheat.public_key
+
+
+def test_an_observer_fetches_blocks_as_soon_as_a_peer_is_one_height_ahead() -> None:
+    solo = Solo(observer=True)
+    actions = solo.core.handle(PeerStatus("upstream", 1, bytes(32), solo.now_ms))
+    assert of_type(actions, RequestBlocks) == [RequestBlocks("upstream", 1, 1)]
+
+
+def test_a_certified_block_that_breaks_the_rules_halts_the_node() -> None:
+    solo = Solo(validator_index=1)
+    bad = first_block(bytes(32))  # a wrong app_state_root, yet +2/3 signed it
+    served = (COMMITTED_BLOCK_CODEC.encode(CommittedBlock(bad, certificate(1, 0, id_of(bad)))),)
+    with pytest.raises(ChainHaltError, match="invalid"):
+        solo.core.handle(BlocksReceived("p", served, solo.now_ms))
+
+
+def test_a_full_disk_halts_the_node_at_its_next_commit() -> None:
+    solo = Solo(validator_index=bystander(1))
+    solo.storage.capacity_bytes = solo.storage.used_bytes
+    with pytest.raises(ChainHaltError, match="cannot persist height 1"):
+        commit_first_block(solo)
+    assert read_meta(solo.storage).height == 0  # type: ignore[union-attr]
