@@ -98,6 +98,7 @@ def best(repeat: int, blocks: int, sizes: Sizes, *, loaded: bool) -> Run:
 
 
 def rows_for(sizes: Sizes, repeat: int) -> list[Row]:
+    """Every case at ``sizes``, best of ``repeat`` runs."""
     empty = best(repeat, sizes.empty_blocks, sizes, loaded=False)
     loaded = best(repeat, sizes.loaded_blocks, sizes, loaded=True)
     per_block = loaded.txs / loaded.blocks
@@ -142,6 +143,7 @@ def machine() -> dict[str, Any]:
 
 
 def render(rows: Sequence[Row], info: dict[str, Any]) -> str:
+    """The results as a table."""
     lines = [
         f"machine: {info['cpu']} ({info['cores']} cores), python {info['python']}, "
         f"merkle backend {info['merkle_backend']}",
@@ -152,6 +154,7 @@ def render(rows: Sequence[Row], info: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; see the module docstring for the options."""
     parser = argparse.ArgumentParser(prog="python -m bench.core", description=__doc__)
     parser.add_argument("--json", type=Path, help="write the results to this file")
     parser.add_argument("--repeat", type=int, default=3, help="runs per case (best kept)")

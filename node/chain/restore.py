@@ -123,7 +123,13 @@ def _restore_consensus(
     if stale:
         storage.write_batch(stale, sync=True)
     records = load_log(storage, next_height)
-    log = ConsensusLog(storage, next_height, config.max_wal_bytes_per_height, records)
+    log = ConsensusLog(
+        storage,
+        next_height,
+        config.max_wal_bytes_per_height,
+        records,
+        enabled=own_key is not None,
+    )
     timeouts = genesis.params.timeouts()
     last_signed = load_signing_record(storage)
     if not records:

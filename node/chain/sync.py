@@ -36,6 +36,7 @@ class _Request:
     max_blocks: int
 
     def covers(self, height: int) -> bool:
+        """True if this request asks for ``height``."""
         return self.from_height <= height < self.from_height + self.max_blocks
 
 

@@ -117,6 +117,7 @@ _CODECS: Final[dict[_Tag, StructCodec[Any]]] = {
     ),
 }
 _TAG_OF: Final = {codec.cls: tag for tag, codec in _CODECS.items()}
+_TAGS: Final = frozenset(int(tag) for tag in _Tag)
 SIGNING_RECORD_CODEC: Final = StructCodec(
     SigningRecord,
     [
@@ -140,7 +141,7 @@ def decode_record(data: bytes) -> LogRecord:
     """A log record back (``StorageMismatchError`` if it is not one this module wrote)."""
     try:
         raw = msgpack.unpackb(data, raw=False, max_map_len=0, max_ext_len=0)
-        if type(raw) is not list or len(raw) != 2 or raw[0] not in iter(_Tag):
+        if type(raw) is not list or len(raw) != 2 or type(raw[0]) is not int or raw[0] not in _TAGS:
             raise StorageMismatchError("a consensus log record has no known tag")
         return cast(LogRecord, _CODECS[_Tag(raw[0])].from_wire(raw[1]))
     except (DecodeError, ValueError, msgpack.exceptions.UnpackException) as exc:
@@ -184,24 +185,37 @@ class ConsensusLog:
     __slots__ = (
         "_durable_bytes",
         "_durable_count",
+        "_enabled",
         "_height",
         "_max_bytes",
+        "_overflowed",
         "_pending",
+        "_pending_bytes",
         "_storage",
         "refused_flushes",
     )
 
     def __init__(
-        self, storage: Storage, height: int, max_bytes: int, durable: Sequence[bytes] = ()
+        self,
+        storage: Storage,
+        height: int,
+        max_bytes: int,
+        durable: Sequence[bytes] = (),
+        *,
+        enabled: bool = True,
     ) -> None:
         """The log of ``height`` whose durable records are ``durable``; at most
-        ``max_bytes`` of records are written for one height."""
+        ``max_bytes`` of records are kept for one height, in memory and storage together.
+        A disabled log (a node without a key, which never signs) keeps nothing."""
         self._storage = storage
         self._height = height
         self._max_bytes = max_bytes
+        self._enabled = enabled
         self._durable_count = len(durable)
         self._durable_bytes = sum(len(record) for record in durable)
         self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._overflowed = False
         self.refused_flushes = 0
         """Flushes refused (log over its limit or storage full): signatures withheld."""
 
@@ -221,21 +235,31 @@ class ConsensusLog:
         self._durable_count = 0
         self._durable_bytes = 0
         self._pending.clear()
+        self._pending_bytes = 0
+        self._overflowed = False
 
     def append(self, record: bytes) -> None:
-        """Log one accepted input (durable at the next ``flush``)."""
+        """Log one accepted input (durable at the next ``flush``). Past the height's limit
+        the log stops growing and refuses every later flush: a gap in the log must never
+        explain a signature."""
+        if not self._enabled or self._overflowed:
+            return
+        if self._durable_bytes + self._pending_bytes + len(record) > self._max_bytes:
+            self._overflowed = True
+            return
         self._pending.append(record)
+        self._pending_bytes += len(record)
 
     def flush(self, signing_record: SigningRecord) -> bool:
         """Write the pending records and ``signing_record`` in one synced batch.
 
-        False (nothing written) if the height's log would exceed its limit or the storage
-        refuses the write: the caller must then not carry out the signature it protects.
+        False (nothing written) if the log is disabled or overflowed, or the storage refuses
+        the write: the caller must then not carry out the signature it protects.
         """
-        added_bytes = sum(len(record) for record in self._pending)
-        if self._durable_bytes + added_bytes > self._max_bytes:
+        if not self._enabled or self._overflowed:
             self.refused_flushes += 1
             return False
+        added_bytes = self._pending_bytes
         ops: list[WriteOp] = [
             Put(wal_key(self._height, self._durable_count + i), record)
             for i, record in enumerate(self._pending)
@@ -249,6 +273,7 @@ class ConsensusLog:
         self._durable_count += len(self._pending)
         self._durable_bytes += added_bytes
         self._pending.clear()
+        self._pending_bytes = 0
         return True
 
     def delete_ops(self) -> list[WriteOp]:

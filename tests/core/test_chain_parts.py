@@ -13,6 +13,8 @@ from consensus import (
     Input,
     ProposalReceived,
     ProposeValue,
+    SigningRecord,
+    SigningStep,
     StartHeight,
     TimeoutElapsed,
     TimeoutKind,
@@ -31,7 +33,7 @@ from node.chain.proposals import OWN, ProposedBlocks, Verdict
 from node.chain.schedule import ValidatorSchedule
 from node.chain.sync import BlockSync, SyncedBlock
 from node.chain.validation import ChainTip, validate_block
-from node.chain.wal import LoggedStart, decode_record, encode_record
+from node.chain.wal import ConsensusLog, LoggedStart, decode_record, encode_record
 from node.codec import encode_message
 from node.core import NodeCore
 from node.errors import InvalidBlockError
@@ -365,3 +367,22 @@ def test_the_first_block_commits_to_the_genesis_document() -> None:
         else:
             with pytest.raises(InvalidBlockError, match="app_state_root"):
                 validate_block(block, tip, now_ms=None, verified_txs=frozenset())
+
+
+def test_a_log_past_its_limit_stops_growing_and_refuses_to_explain_signatures() -> None:
+    storage = MemoryStorage()
+    record = encode_record(ValueValidity(1, bytes(32), True))
+    signing = SigningRecord(1, 0, SigningStep.PREVOTE, b"sign-bytes")
+    log = ConsensusLog(storage, 1, max_bytes=3 * len(record))
+    log.append(record)
+    assert log.flush(signing) and log.durable_count == 1
+    for _ in range(3):
+        log.append(record)
+    assert not log.flush(signing) and log.refused_flushes == 1
+    assert log.durable_count == 1 and len(list(storage.iterate_prefix(b"wal/"))) == 1
+    log.reset(2)
+    log.append(record)
+    assert log.flush(signing)
+    disabled = ConsensusLog(storage, 1, max_bytes=1 << 20, enabled=False)
+    disabled.append(record)
+    assert not disabled.flush(signing)
