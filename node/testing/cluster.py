@@ -20,9 +20,21 @@ Typical use (a test, a benchmark, the simulator building on it)::
     assert cluster.violations == []
     assert len({tuple(cluster.block_ids(n)) for n in cluster.names}) == 1
 
-``crash(name)`` loses the node's unsynced writes (``MemoryStorage.crash``) and its timers;
-``restart(name)`` reopens it with ``NodeCore.open`` from that storage. ``isolate``/``heal``
-cut a node's links.
+Faults and probes:
+
+- ``crash(name)`` loses the node's unsynced writes (``MemoryStorage.crash``), its timers and
+  the messages in flight to it; ``restart(name)`` reopens it with ``NodeCore.open`` from that
+  storage; ``arm_crash(name, before_actions=...)`` crashes it right after its next event,
+  with or without carrying out the actions that event returned;
+- ``isolate(name)`` / ``heal()`` cut and restore a node's links;
+- ``outbound_hooks[name]`` rewrites a node's actions before they are carried out (a
+  Byzantine role: drop, alter, re-sign);
+- ``step()`` processes one event and names the node that handled it; ``run_for`` /
+  ``run_while`` / ``run_until`` run in virtual time, raising ``ClusterStalled`` past a budget.
+
+The per-node record (``block_ids``, ``app_roots``, ``committed_txs``) comes from the
+``BlockCommitted`` actions, completed from storage after a restart for heights whose
+announcement a crash swallowed.
 """
 
 from __future__ import annotations
