@@ -10,6 +10,10 @@ Keys (heights are u64 big-endian, so prefix iteration is height order):
 - ``vset/...``, ``vupd/...``: the validator schedule (``node.chain.schedule``);
 - ``wal/...``, ``sign/last``: the consensus log of the current height (``node.chain.wal``).
 
+Committed blocks are kept (they are the ledger peers sync from); the state history that can
+be proven is bounded by the application's retention, and the consensus log by
+``NodeConfig.max_wal_bytes_per_height``.
+
 Everything that makes a height committed is written in ONE synced atomic batch
 (``commit_ops``): the block and its certificate, the state changes, the schedule, the new
 height, and the deletion of the height's consensus log. A crash leaves either the whole
