@@ -10,7 +10,11 @@ besides the read-only queries the shell calls to serve peers and clients (``stat
     ...  # then MessageReceived, TimerFired, TxSubmitted, BlocksReceived, PeerStatus, ...
 
 Events and actions are documented in ``node.chain.events`` and ``node.chain.actions``; each
-action says what the shell must do and feed back. The core reads no clock (times come on the
+action says what the shell must do and feed back. A shell's whole duty: subscribe to
+``node.chain.TOPICS``; feed ``Start`` first, then every message, timer, client transaction
+and block-sync answer, one event at a time (``handle`` is not re-entrant and never blocks);
+carry out the actions in order; answer peers' block requests from ``blocks_for_sync``; stop
+the node if ``handle`` raises ``ChainHaltError``. The core reads no clock (times come on the
 events), draws no randomness, and touches storage only through the ``Storage`` port, itself
 and in order:
 
