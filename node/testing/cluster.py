@@ -58,6 +58,7 @@ from node.chain.actions import (
     SetTimer,
     TxResult,
 )
+from node.chain.application import AppFactory, default_application
 from node.chain.config import NodeConfig
 from node.chain.events import (
     BlocksReceived,
@@ -172,6 +173,7 @@ class Cluster:
         txs_per_second: int = 0,
         genesis_time_ms: int = DEFAULT_GENESIS_TIME_MS,
         record_votes: bool = False,
+        app_factory: AppFactory = default_application,
     ) -> None:
         if validators < 1 or observers < 0 or latency_ms < 0 or jitter_ms < 0:
             raise ValueError("need >= 1 validator and non-negative counts and latencies")
@@ -189,6 +191,7 @@ class Cluster:
             params=params if params is not None else ConsensusParams(),
         )
         self.config = config if config is not None else NodeConfig()
+        self.app_factory = app_factory
         self.latency_ms = latency_ms
         self.jitter_ms = jitter_ms
         self.txs_per_second = txs_per_second
@@ -350,7 +353,9 @@ class Cluster:
 
     def _boot(self, name: str) -> None:
         node = self.nodes[name]
-        node.core = NodeCore.open(node.storage, node.signer, self.genesis, self.config)
+        node.core = NodeCore.open(
+            node.storage, node.signer, self.genesis, self.config, app_factory=self.app_factory
+        )
         self._backfill(node, node.core)
         self._handle(name, Start(self.now_ms))
 
