@@ -115,6 +115,7 @@ def _layer_violation(layer: str, imp: Imported, top: str) -> str | None:
                 "msgpack",
                 "nacl",
                 "prometheus_client",
+                "h11",
                 *ADAPTER_OWNERS,
             }
         )
