@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -282,15 +283,18 @@ class Libp2pNetwork:
         *,
         rng: Rng,
         status_provider: Callable[[], bytes] | None = None,
+        key_rng: Rng | None = None,
     ) -> None:
         """Load (or create) the node key under ``config.home`` and check the addresses.
 
-        ``rng`` jitters reconnect delays, draws the gossip epoch and a new node key;
-        ``status_provider`` returns the opaque status (at most 1 KiB) sent in hellos."""
+        ``rng`` jitters reconnect delays (a seeded one replays the schedule);
+        ``status_provider`` returns the opaque status (at most 1 KiB) sent in hellos;
+        ``key_rng`` draws a new node key (the OS's CSPRNG by default: leave it so in
+        production)."""
         self.config = config
         self._rng = rng
         self._status_provider = status_provider or bytes
-        self._key_pair = make_key_pair(load_or_create_node_key(config.home, rng))
+        self._key_pair = make_key_pair(load_or_create_node_key(config.home, key_rng))
         self._peer_id = ID.from_pubkey(self._key_pair.public_key)
         self._local: PeerId = str(self._peer_id.to_base58())
         self._listen = _parse_multiaddr(config.listen_multiaddr, "listen_multiaddr")
@@ -298,7 +302,8 @@ class Libp2pNetwork:
         self._persistent = frozenset(str(i.peer_id.to_base58()) for i in self._bootstrap)
         if self._local in self._persistent:
             raise NetworkConfigError("bootstrap lists this node itself")
-        self._epoch = rng.random_bytes(EPOCH_BYTES)
+        # Unique per start even under a seeded rng: receivers tell a restart by it.
+        self._epoch = secrets.token_bytes(EPOCH_BYTES)
         self._direct_frame_bytes = config.max_message_bytes + DIRECT_OVERHEAD_BYTES
         self.counters = NetworkCounters()
         self._scores = Scoreboard(config.scoring)
@@ -1138,12 +1143,13 @@ async def open_libp2p_network(
     *,
     rng: Rng,
     status_provider: Callable[[], bytes] | None = None,
+    key_rng: Rng | None = None,
     before_start: Callable[[Libp2pNetwork], Awaitable[None] | None] | None = None,
 ) -> AsyncIterator[Libp2pNetwork]:
     """A running ``Libp2pNetwork`` for the body of an ``async with``; stopped on exit.
 
     ``before_start`` may register handlers, validators and subscriptions first."""
-    network = Libp2pNetwork(config, rng=rng, status_provider=status_provider)
+    network = Libp2pNetwork(config, rng=rng, status_provider=status_provider, key_rng=key_rng)
     if before_start is not None:
         pending = before_start(network)
         if pending is not None:

@@ -26,10 +26,14 @@ def make_network(
     status_provider: Callable[[], bytes] | None = None,
     **overrides: Any,
 ) -> Libp2pNetwork:
-    """A network whose home is ``tmp_path/name`` and whose randomness is seeded by ``name``."""
+    """A network whose home is ``tmp_path/name`` and whose randomness (node key included) is
+    seeded by ``name``."""
     settings: dict[str, Any] = {"chain_id": CHAIN, "home": tmp_path / name, **overrides}
     return Libp2pNetwork(
-        Libp2pNetworkConfig(**settings), rng=SeededRng(name), status_provider=status_provider
+        Libp2pNetworkConfig(**settings),
+        rng=SeededRng(name),
+        status_provider=status_provider,
+        key_rng=SeededRng(f"key/{name}"),
     )
 
 
