@@ -1,0 +1,63 @@
+"""``NodeGateway``: what the HTTP API asks of a running node, as typed values.
+
+The API owns the wire format (JSON, status codes); the node (``node.runtime.NodeRuntime``)
+owns the answers, reading its core only from the core's own task. Every method may wait
+for that task: callers bound the wait (the API's request timeout). ``GatewayBusyError``
+means the node could not take the request now (answered 503).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from node.adapters.metrics import NetworkSnapshot
+from node.chain.actions import TxResult
+from node.chain.status import NodeStats, NodeStatus
+from node.errors import BigHealthError
+from node.ports import PeerId
+from node.types import CommittedBlock
+
+
+class GatewayBusyError(BigHealthError):
+    """The node cannot serve this request now (overloaded or stopping)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSnapshot:
+    """A consistent picture of the node for ``/status`` and ``/health``."""
+
+    moniker: str
+    version: str
+    peer_id: PeerId
+    validator_key: bytes | None
+    listen_addrs: tuple[str, ...]
+    peers: tuple[PeerId, ...]
+    status: NodeStatus
+    stats: NodeStats
+    network: NetworkSnapshot | None
+    uptime_s: float
+
+
+class NodeGateway(Protocol):
+    """The node as the API sees it (see the module docstring)."""
+
+    async def snapshot(self) -> NodeSnapshot:
+        """The node's status now."""
+        ...
+
+    async def submit_tx(self, raw: bytes) -> TxResult:
+        """Admit an encoded transaction to the mempool (or say why not)."""
+        ...
+
+    async def next_nonce(self, sender: bytes) -> int:
+        """The nonce the next transaction of ``sender`` must carry here."""
+        ...
+
+    async def committed_block(self, height: int | None) -> CommittedBlock | None:
+        """The committed block at ``height`` (None: the latest), if there is one."""
+        ...
+
+    async def metrics(self) -> bytes:
+        """The Prometheus text exposition, gauges refreshed."""
+        ...
