@@ -1,0 +1,280 @@
+"""Running a node from its home: checks, wiring, the one nursery, and a graceful stop.
+
+``run_node(loaded_home)`` is what ``bighealth run`` does:
+
+1. preflight: the API and libp2p ports are free, the genesis' blocks fit a network message;
+2. open LevelDB (``HOME/data``) and ``NodeCore.open`` (restoring the last committed height
+   and replaying the consensus log of the current one);
+3. in one nursery: the signal watcher (SIGTERM/SIGINT), the libp2p network, the HTTP API,
+   then the runtime (the core task);
+4. on SIGTERM or SIGINT: cancel the nursery — the API stops accepting, the network closes,
+   the core task stops between two events (never inside one) — then sync and close
+   LevelDB. Nothing is lost: every commit and every signature was durable before it was
+   announced.
+
+Errors an operator can fix are raised as ``NodeStartError`` (with what to do); a
+``ChainHaltError`` means the chain cannot safely go on on this node.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Final
+
+import trio
+
+from node.adapters.config import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    MAX_GOSSIP_MESSAGE_BYTES,
+    Libp2pNetworkConfig,
+)
+from node.adapters.errors import (
+    DatabaseLockedError,
+    ForeignDatabaseError,
+    KeyFileError,
+    NetworkConfigError,
+    StorageCorruptedError,
+)
+from node.adapters.leveldb_store import LevelDBStorage
+from node.adapters.libp2p_network import Libp2pNetwork
+from node.api.http import HttpLimits, serve_http
+from node.api.routes import NodeApi
+from node.chain.errors import InvalidGenesisError, StorageMismatchError
+from node.chain.genesis import ConsensusParams
+from node.codec import ENVELOPE_OVERHEAD_BYTES
+from node.core import NodeCore
+from node.errors import BigHealthError, StorageError
+from node.home import LoadedHome, listen_port, parse_host_port
+from node.home.config import LISTEN_PATTERN
+from node.runtime.logs import adopt_library_loggers, fields
+from node.runtime.metrics import NodeMetrics
+from node.runtime.node import NodeIdentity, NodeRuntime, RuntimeLimits, TipBoard
+from node.runtime.system import SystemClock, SystemRng
+
+logger = logging.getLogger("node.runtime")
+
+MAX_NETWORK_BLOCK_BYTES: Final = MAX_GOSSIP_MESSAGE_BYTES - ENVELOPE_OVERHEAD_BYTES
+"""The largest block (``ConsensusParams.max_block_bytes``) a node can gossip: py-libp2p's
+gossipsub loses messages near 1 MiB, so the network adapter caps messages below it."""
+
+
+class NodeStartError(BigHealthError):
+    """The node cannot start as configured; the message says what to change."""
+
+
+class PortInUseError(NodeStartError):
+    """A port the node must listen on is taken (another node, another program)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """Where a running node can be reached."""
+
+    peer_id: str
+    listen_addrs: tuple[str, ...]
+    api_host: str
+    api_port: int
+
+
+def preflight(loaded: LoadedHome) -> None:
+    """Refuse to start, with a clear message, what would fail later less clearly."""
+    check_block_size(loaded.genesis.params)
+    config = loaded.config
+    host, port = parse_host_port(config.api.listen)
+    check_port_free(host, port, "the API address (config.toml [api] listen)")
+    match = LISTEN_PATTERN.fullmatch(config.p2p.listen)
+    if match is not None and match.group(1) in ("ip4", "ip6") and listen_port(config.p2p.listen):
+        p2p_host = config.p2p.listen.split("/")[2]
+        check_port_free(p2p_host, int(match.group(2)), "the libp2p address ([p2p] listen)")
+
+
+def check_block_size(params: ConsensusParams) -> None:
+    """``NodeStartError`` if the genesis allows blocks the network cannot carry."""
+    if params.max_block_bytes > MAX_NETWORK_BLOCK_BYTES:
+        raise NodeStartError(
+            f"the genesis allows blocks of {params.max_block_bytes} bytes, but the libp2p "
+            f"network carries at most {MAX_NETWORK_BLOCK_BYTES}-byte blocks: set "
+            f"params.max_block_bytes <= {MAX_NETWORK_BLOCK_BYTES} in genesis.json"
+        )
+
+
+def check_port_free(host: str, port: int, what: str) -> None:
+    """``PortInUseError`` unless a TCP listener could bind ``host:port`` now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortInUseError(
+                f"{what} {host}:{port} is not available ({exc.strerror or exc}): is another "
+                "node running with this home, or another program on that port?"
+            ) from exc
+
+
+def network_config(loaded: LoadedHome, version: str) -> Libp2pNetworkConfig:
+    """The libp2p settings of a home (messages sized for the genesis' blocks)."""
+    block_message = loaded.genesis.params.max_block_bytes + ENVELOPE_OVERHEAD_BYTES
+    try:
+        return Libp2pNetworkConfig(
+            chain_id=loaded.genesis.chain_id,
+            home=loaded.home.path,
+            listen_multiaddr=loaded.config.p2p.listen,
+            bootstrap=loaded.config.p2p.bootstrap,
+            agent=f"bighealth/{version}",
+            max_peers=loaded.config.p2p.max_peers,
+            max_message_bytes=max(DEFAULT_MAX_MESSAGE_BYTES, block_message),
+        )
+    except NetworkConfigError as exc:
+        raise NodeStartError(f"{loaded.home.config_path}: {exc}") from exc
+
+
+def api_limits(loaded: LoadedHome) -> HttpLimits:
+    """The HTTP server's bounds from ``[api]``."""
+    api = loaded.config.api
+    timeout_s = api.request_timeout_ms / 1000
+    return HttpLimits(
+        max_connections=api.max_connections,
+        max_body_bytes=api.max_request_bytes,
+        request_timeout_s=timeout_s,
+        handler_timeout_s=timeout_s,
+    )
+
+
+@contextmanager
+def open_storage(loaded: LoadedHome) -> Iterator[LevelDBStorage]:
+    """LevelDB in ``HOME/data``, closed (after a final sync) on exit."""
+    path = loaded.home.data_path
+    try:
+        storage = LevelDBStorage(path, loaded.genesis.chain_id)
+    except DatabaseLockedError as exc:
+        raise NodeStartError(f"{path} is in use: is this node already running? ({exc})") from exc
+    except ForeignDatabaseError as exc:
+        raise NodeStartError(f"{path} holds another chain's data: {exc}") from exc
+    except StorageCorruptedError as exc:
+        raise NodeStartError(
+            f"{path} is damaged ({exc}): restore it from a backup, or move it away to "
+            "resynchronise this node from its peers"
+        ) from exc
+    try:
+        yield storage
+    finally:
+        try:
+            storage.sync()
+        except StorageError:
+            logger.exception("final sync of the database failed")
+        storage.close()
+
+
+def open_core(storage: LevelDBStorage, loaded: LoadedHome) -> NodeCore:
+    """The chain core on ``storage`` (``NodeStartError`` for a foreign store or genesis)."""
+    try:
+        return NodeCore.open(storage, loaded.validator_key, loaded.genesis, loaded.config.chain)
+    except StorageMismatchError as exc:
+        raise NodeStartError(
+            f"{loaded.home.data_path} does not belong to the genesis in "
+            f"{loaded.home.genesis_path}: {exc}"
+        ) from exc
+    except InvalidGenesisError as exc:
+        raise NodeStartError(f"{loaded.home.genesis_path}: {exc}") from exc
+
+
+async def run_node(loaded: LoadedHome, *, version: str) -> None:
+    """Run the node of ``loaded`` until SIGTERM/SIGINT (returns) or a fatal error (raises
+    ``NodeStartError``, ``ChainHaltError`` or a bug)."""
+    adopt_library_loggers()
+    preflight(loaded)
+    with open_storage(loaded) as storage:
+        core = open_core(storage, loaded)
+        try:
+            await _serve(core, loaded, version)
+        except BaseExceptionGroup as group:
+            raise _single_error(group) from None
+
+
+async def _serve(core: NodeCore, loaded: LoadedHome, version: str) -> None:
+    tip = TipBoard(core.height, core.last_block_id)
+    try:
+        network = Libp2pNetwork(
+            network_config(loaded, version), rng=SystemRng(), status_provider=tip.encoded
+        )
+    except KeyFileError as exc:
+        raise NodeStartError(str(exc)) from exc
+    metrics = NodeMetrics(network.snapshot)
+    key = loaded.validator_key
+    identity = NodeIdentity(loaded.config.moniker, version, None if key is None else key.public_key)
+    limits = RuntimeLimits(
+        sync_request_timeout_ms=loaded.config.chain.sync_request_timeout_ms,
+        consensus_direct=loaded.config.p2p.consensus_direct,
+    )
+    runtime = NodeRuntime(
+        core,
+        network,
+        SystemClock(),
+        identity=identity,
+        metrics=metrics,
+        max_block_bytes=loaded.genesis.params.max_block_bytes,
+        limits=limits,
+        tip=tip,
+    )
+    metrics.info.info(
+        {"moniker": identity.moniker, "version": version, "chain_id": core.chain_id,
+         "peer_id": network.local_peer, "role": loaded.config.role}
+    )  # fmt: skip
+    host, port = parse_host_port(loaded.config.api.listen)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(_stop_on_signal, nursery.cancel_scope)
+        addrs = await nursery.start(network.serve)
+        api = await nursery.start(serve_http, host, port, NodeApi(runtime), api_limits(loaded))
+        await nursery.start(runtime.run)
+        _log_started(core, loaded, Started(network.local_peer, tuple(addrs), api[0], api[1]))
+
+
+def _log_started(core: NodeCore, loaded: LoadedHome, started: Started) -> None:
+    logger.info(
+        "node started",
+        extra=fields(
+            chain_id=core.chain_id,
+            genesis_hash=core.genesis_hash.hex(),
+            role=loaded.config.role,
+            height=core.height,
+            peer_id=started.peer_id,
+            listen=list(started.listen_addrs),
+            api=f"http://{started.api_host}:{started.api_port}",
+            validator_key=None if core.public_key is None else core.public_key.hex(),
+        ),
+    )
+
+
+async def _stop_on_signal(
+    scope: trio.CancelScope, *, task_status: Any = trio.TASK_STATUS_IGNORED
+) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        task_status.started()
+        async for signum in signals:
+            logger.info("stopping", extra=fields(signal=signal.Signals(signum).name))
+            scope.cancel()
+            return
+
+
+def _single_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one project error inside ``group`` (nurseries wrap errors in groups), else the
+    group itself."""
+    leaves = list(_leaves(group))
+    ours = [leaf for leaf in leaves if isinstance(leaf, BigHealthError)]
+    if len(ours) == 1 and len(leaves) == 1:
+        return ours[0]
+    return group
+
+
+def _leaves(error: BaseException) -> Iterator[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error
