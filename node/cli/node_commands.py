@@ -1,0 +1,184 @@
+"""Commands that run a node or talk to a running one: ``run``, ``status``, ``tx``."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Final
+
+import trio
+
+from crypto_core.signatures import Ed25519KeyPair
+from node.api.client import ApiClient
+from node.app.kv import MAX_KV_KEY_BYTES, MAX_KV_VALUE_BYTES, set_payload
+from node.chain.errors import ChainHaltError
+from node.cli.common import (
+    EXIT_ERROR,
+    EXIT_HALT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    Subparsers,
+    add_home_argument,
+    package_version,
+    print_json,
+)
+from node.codec import MAX_TX_BYTES, TX_CODEC, sign_transaction
+from node.home import (
+    ACCOUNT_KEY,
+    HomeError,
+    load_config,
+    load_home,
+    parse_genesis,
+    parse_host_port,
+    read_key_file,
+)
+from node.home.layout import NodeHome
+from node.runtime.logs import configure_logging
+from node.types import UnsignedTransaction
+
+logger = logging.getLogger("node.cli")
+
+API_TIMEOUT_S: Final = 5.0
+
+
+# -- run ------------------------------------------------------------------------------------
+
+
+def add_run(sub: Subparsers) -> None:
+    parser = sub.add_parser("run", help="run the node of a home until SIGTERM or Ctrl-C")
+    add_home_argument(parser)
+    parser.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), help="override [log] level"
+    )
+    parser.add_argument("--log-format", choices=("json", "text"), help="override [log] format")
+    parser.set_defaults(handler=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the node; 0 after a graceful stop, 1 if it cannot start, 3 if its chain halted."""
+    loaded = load_home(args.home)
+    log = loaded.config.log
+    level, form = args.log_level or log.level, args.log_format or log.format
+    configure_logging(level, form, loaded.config.moniker)
+    # libp2p takes ~0.8 s to import: only `run` loads the runtime that needs it.
+    from node.runtime.launch import NodeStartError, run_node  # noqa: PLC0415
+
+    try:
+        trio.run(functools.partial(run_node, loaded, version=package_version()))
+    except NodeStartError as exc:
+        logger.error("cannot start: %s", exc)
+        print(f"bighealth run: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ChainHaltError as exc:
+        logger.critical("chain halted: %s", exc, exc_info=True)
+        print(f"bighealth run: the chain halted on this node: {exc}", file=sys.stderr)
+        return EXIT_HALT
+    except KeyboardInterrupt:  # Ctrl-C before the signal handler was installed
+        return EXIT_INTERRUPTED
+    logger.info("stopped")
+    return EXIT_OK
+
+
+# -- status ---------------------------------------------------------------------------------
+
+
+def add_status(sub: Subparsers) -> None:
+    parser = sub.add_parser("status", help="the running node's status (JSON)")
+    add_home_argument(parser)
+    parser.add_argument("--api", metavar="HOST:PORT", help="ask this address, not the home's")
+    parser.set_defaults(handler=cmd_status)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Ask the node's API (``[api] listen`` of its home) for ``/status``."""
+    print_json(api_client(args.home, args.api).get("/status"))
+    return EXIT_OK
+
+
+def api_client(home: Path, override: str | None = None) -> ApiClient:
+    """A client of the API of the node at ``home`` (or at ``override``)."""
+    address = override if override is not None else load_config(home).api.listen
+    host, port = parse_host_port(address)
+    if host in ("0.0.0.0", "::"):  # listening everywhere: reach it on loopback
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    return ApiClient(host, port, API_TIMEOUT_S)
+
+
+# -- tx -------------------------------------------------------------------------------------
+
+
+def add_tx(sub: Subparsers) -> None:
+    parser = sub.add_parser("tx", help="submit a transaction to a running node")
+    tx = parser.add_subparsers(dest="tx_command", metavar="ACTION", required=True)
+    submit = tx.add_parser("submit", help="an encoded transaction (hex or a file)")
+    add_home_argument(submit)
+    source = submit.add_mutually_exclusive_group(required=True)
+    source.add_argument("--hex", help="the transaction's canonical bytes in hex")
+    source.add_argument("--file", type=Path, help="a file holding the canonical bytes")
+    submit.set_defaults(handler=cmd_tx_submit)
+    kv = tx.add_parser("kv-set", help="sign and submit kv.set (store a value under a key)")
+    add_home_argument(kv)
+    kv.add_argument("--key-file", type=Path, required=True, help="the sender's account key")
+    kv.add_argument("--key", required=True, help=f"the key (UTF-8, <= {MAX_KV_KEY_BYTES} bytes)")
+    kv.add_argument("--value", required=True, help=f"the value (<= {MAX_KV_VALUE_BYTES} bytes)")
+    kv.add_argument("--nonce", type=int, help="the sender's nonce (default: asked of the node)")
+    kv.set_defaults(handler=cmd_tx_kv_set)
+
+
+def cmd_tx_submit(args: argparse.Namespace) -> int:
+    raw = _raw_tx(args.hex, args.file)
+    return _print_verdict(api_client(args.home).submit_tx(raw))
+
+
+def cmd_tx_kv_set(args: argparse.Namespace) -> int:
+    home = NodeHome(args.home)
+    if not home.genesis_path.is_file():
+        raise HomeError(f"{args.home} has no genesis.json: is it a node home?")
+    chain_id = parse_genesis(home.genesis_path.read_bytes(), str(home.genesis_path)).chain_id
+    signer = read_key_file(args.key_file, ACCOUNT_KEY)
+    client = api_client(args.home)
+    nonce = args.nonce
+    if nonce is None:
+        nonce = int(client.get(f"/accounts/{signer.public_key.hex()}/nonce")["next_nonce"])
+    key, value = args.key.encode(), args.value.encode()
+    if not 1 <= len(key) <= MAX_KV_KEY_BYTES or len(value) > MAX_KV_VALUE_BYTES:
+        raise HomeError(
+            f"--key must be 1..{MAX_KV_KEY_BYTES} bytes, --value <= {MAX_KV_VALUE_BYTES}"
+        )
+    raw = kv_set_transaction(chain_id, signer, nonce, key, value)
+    return _print_verdict(client.submit_tx(raw))
+
+
+def kv_set_transaction(
+    chain_id: str, signer: Ed25519KeyPair, nonce: int, key: bytes, value: bytes
+) -> bytes:
+    """The canonical bytes of a signed ``kv.set`` transaction."""
+    unsigned = UnsignedTransaction(
+        chain_id=chain_id,
+        sender=signer.public_key,
+        nonce=nonce,
+        kind="kv.set",
+        payload=set_payload(key, value),
+        priority=0,
+    )
+    return TX_CODEC.encode(sign_transaction(unsigned, signer))
+
+
+def _raw_tx(hex_text: str | None, path: Path | None) -> bytes:
+    if path is not None:
+        if not path.is_file() or path.stat().st_size > MAX_TX_BYTES:
+            raise HomeError(f"{path} is not a file of at most {MAX_TX_BYTES} bytes")
+        return path.read_bytes()
+    assert hex_text is not None
+    try:
+        return bytes.fromhex(hex_text)
+    except ValueError:
+        raise HomeError("--hex is not hexadecimal") from None
+
+
+def _print_verdict(verdict: dict[str, Any]) -> int:
+    print_json(verdict)
+    return EXIT_OK if verdict.get("accepted") else EXIT_ERROR
