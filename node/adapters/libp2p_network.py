@@ -864,6 +864,7 @@ class Libp2pNetwork:
                     try:
                         if stream is None:
                             stream = await self._open_stream(peer, DIRECT_PROTOCOL)
+                            self.counters.direct_streams_opened += 1
                         await stream.write(b"".join(frames))
                     except (RequestError, StreamBrokenError) as exc:
                         logger.info("direct stream to %s failed: %s", peer, exc)

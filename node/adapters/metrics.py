@@ -50,6 +50,7 @@ class NetworkSnapshot:
     peers_banned: int
     topics: dict[str, TopicStats]
     dropped: dict[str, int]
+    direct_streams_opened: int
     requests_sent: int
     requests_failed: int
     requests_served: int
@@ -76,6 +77,7 @@ class NetworkCounters:
 
     topics: dict[str, _TopicCounter] = field(default_factory=dict)
     dropped: Counter[str] = field(default_factory=Counter)
+    direct_streams_opened: int = 0
     requests_sent: int = 0
     requests_failed: int = 0
     requests_served: int = 0
@@ -115,6 +117,7 @@ class NetworkCounters:
                 for name, r in sorted(self.topics.items())
             },
             dropped={reason.value: self.dropped[reason.value] for reason in Drop},
+            direct_streams_opened=self.direct_streams_opened,
             requests_sent=self.requests_sent,
             requests_failed=self.requests_failed,
             requests_served=self.requests_served,

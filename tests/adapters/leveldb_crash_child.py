@@ -2,8 +2,9 @@
 
     python -m tests.adapters.leveldb_crash_child DB_PATH CHAIN_ID KEYS_PER_BATCH
 
-Batch ``n`` puts ``KEYS_PER_BATCH`` keys ``batch/<n>/<i>`` and ``last`` = ``n``, in one synced
-``write_batch``; after it returns, the child prints ``n`` (so the parent knows it is durable).
+Batch ``n`` puts ``KEYS_PER_BATCH`` keys ``batch/<n>/<i>`` and ``last`` = ``n`` in one
+``write_batch``, synced by the batch itself (even ``n``) or by a ``sync()`` after it (odd
+``n``); then the child prints ``n`` (so the parent knows it is durable).
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ def main() -> None:
     print("open", flush=True)
     n = 0
     while True:
-        store.write_batch(batch_ops(n, keys_per_batch), sync=True)
+        if n % 2 == 0:
+            store.write_batch(batch_ops(n, keys_per_batch), sync=True)
+        else:
+            store.write_batch(batch_ops(n, keys_per_batch))
+            store.sync()
         print(n, flush=True)
         n += 1
 

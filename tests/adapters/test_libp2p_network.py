@@ -94,6 +94,7 @@ async def test_two_hosts_handshake_and_exchange_every_kind_of_message(tmp_path: 
             assert of_b.topics["blocks"].messages_out == 1
             assert of_a.topics["blocks"].messages_in == 1
             assert of_a.requests_served == 2 and of_b.requests_sent == 1  # a hello and the echo
+            assert of_a.direct_streams_opened == 1  # 200 messages, one long-lived stream
             nursery.cancel_scope.cancel()
 
 
@@ -257,6 +258,49 @@ async def test_garbage_on_gossip_gets_the_forwarder_banned(tmp_path: Path) -> No
             honest.broadcast("votes", valid)
             assert (await collect(victim, 1))[0].sender == honest.local_peer
             assert victim.receive(10) == []  # none of the garbage was delivered
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_raising_validator_drops_the_message_and_harms_nothing(tmp_path: Path) -> None:
+    def broken(data: bytes) -> Verdict:
+        raise RuntimeError("a bug in the node's validator")
+
+    a, b = make_network(tmp_path, "a"), make_network(tmp_path, "b")
+    b.set_validator("votes", broken)
+    for network in (a, b):
+        network.subscribe("votes")
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            await start(nursery, [a, b])
+            await connect_all([a, b])
+            await wait_gossip_settled([a, b], ["votes"])
+            a.broadcast("votes", b"gossip")
+            a.send(b.local_peer, "votes", b"direct")
+            await wait_until(lambda: b.snapshot().dropped["validator_error"] == 2)
+            assert b.banned_peers() == ()  # our bug is nobody's offense
+            b.set_validator("votes", None)
+            a.broadcast("votes", b"after the fix")
+            assert (await collect(b, 1))[0].data == b"after the fix"
+            nursery.cancel_scope.cancel()
+
+
+async def test_standard_libp2p_protocols_stay_on(tmp_path: Path) -> None:
+    a, b = make_network(tmp_path, "a"), make_network(tmp_path, "b")
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            await start(nursery, [a, b])
+            await connect_all([a, b])
+            ping = await a._open_stream(b.local_peer, "/ipfs/ping/1.0.0")
+            await ping.write(bytes(range(32)))
+            echoed = b""
+            while len(echoed) < 32:
+                echoed += await ping.read(32 - len(echoed))
+            assert echoed == bytes(range(32))
+            for protocol in ("/ipfs/id/1.0.0", "/meshsub/1.1.0", "/meshsub/1.0.0"):
+                stream = await a._open_stream(b.local_peer, protocol)  # negotiated: spoken
+                await stream.reset()
+            with pytest.raises(ProtocolNotSupportedError):
+                await a._open_stream(b.local_peer, "/meshsub/1.2.0")  # not offered (pitfall 4)
             nursery.cancel_scope.cancel()
 
 
