@@ -38,7 +38,8 @@ earlier heights or of rounds no longer tracked are ignored; messages of the next
 a bounded buffer; every other collection has an explicit limit (:mod:`consensus.limits`).
 
 Crash safety: the core is deterministic, so ``ConsensusCore.replay(chain_id, key, log)``
-rebuilds it from the logged inputs of the current height; a :class:`SignGuard` additionally
+rebuilds it from the logged inputs since the previous height's ``StartHeight`` (the next
+height's messages are buffered while the previous one runs); a :class:`SignGuard` additionally
 refuses to sign anything conflicting with the last ``Persist`` record (``last_signed=``).
 Observers (``own_key=None`` or a key outside the set) track votes and decide but never sign.
 

@@ -101,13 +101,19 @@ class ConsensusCore:
         timeouts: TimeoutConfig | None = None,
         last_signed: SigningRecord | None = None,
     ) -> tuple[ConsensusCore, list[Effect]]:
-        """Rebuild a core from its input log (e.g. from the latest ``StartHeight`` on).
+        """Rebuild a core from its input log, which must start at a ``StartHeight`` no later
+        than the one of the height before the current one (see ``Persist``).
 
         Returns the core, in the state it had after the last logged input, and the effects
-        the log produced minus ``Persist`` (already durable). Executing them again is safe:
-        broadcasts repeat identical signed messages, stale timeouts are ignored and the shell
-        ignores a ``Decide`` of a height it committed. Inputs that were rejected when first
-        handled are rejected again, without effect.
+        the log produced since its last ``StartHeight``, minus ``Persist`` (already durable).
+        Effects of earlier heights are dropped: those heights are committed, and their part of
+        the log only serves to refill the buffer of messages that arrived early for the
+        current one. Executing the returned effects again is safe: broadcasts repeat identical
+        signed messages, stale timeouts are ignored, and the shell ignores a ``Decide`` of a
+        height it committed. Inputs that were rejected when first handled are rejected again,
+        without effect. If the block store holds a height the replayed core has not decided
+        (the log lost its last inputs), feed ``StartHeight`` for the next height, as after a
+        ``Decide``.
         """
         core = cls(chain_id, own_key, timeouts=timeouts, last_signed=last_signed)
         effects: list[Effect] = []
@@ -116,6 +122,8 @@ class ConsensusCore:
                 produced = core.handle(event)
             except ConsensusError:
                 continue
+            if isinstance(event, StartHeight):
+                effects = []
             effects.extend(e for e in produced if not isinstance(e, Persist))
         return core, effects
 

@@ -20,9 +20,12 @@ from consensus.types import CommitCertificate, Proposal, ValueId, Vote
 class Persist:
     """Make durable (write and fsync) BEFORE executing any later effect of this list.
 
-    What must be durable: the input log — every input handed to ``handle`` since the latest
-    ``StartHeight``, up to and including the one that returned this effect — so that
-    ``ConsensusCore.replay`` rebuilds this exact state after a crash. Keeping ``record`` (the
+    What must be durable: the input log — every input handed to ``handle`` since the
+    ``StartHeight`` of the *previous* height (inputs of a height can arrive, and wait in the
+    core's buffer, while the previous height runs), up to and including the one that returned
+    this effect — so that ``ConsensusCore.replay`` rebuilds this exact state after a crash.
+    The log may be truncated at each ``StartHeight`` to begin at the one before. Keeping
+    ``record`` (the
     last-signed position and sign-bytes) as well lets a core restarted without its log refuse
     conflicting signatures (``ConsensusCore(..., last_signed=record)``). Feed back nothing.
     """

@@ -30,7 +30,7 @@ MAX_TOTAL_VOTING_POWER = 2**60
 """Largest total voting power of a set (keeps proposer priorities within 64 bits)."""
 
 PROPOSER_CACHE_ROUNDS = 1_024
-"""Rounds per validator set whose proposer is remembered after being computed once."""
+"""Latest rounds per validator set whose proposer is remembered after being computed."""
 
 MAX_UPDATE_DELAY_HEIGHTS = 16
 """Largest delay, in heights, between deciding a validator-set update and applying it."""

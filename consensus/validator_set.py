@@ -41,6 +41,7 @@ class ValidatorSet:
     """The validators of one height; immutable, hashable, cheap to share between cores."""
 
     __slots__ = (
+        "_cursor_rounds",
         "_f_plus_one_power",
         "_hash",
         "_index",
@@ -74,8 +75,9 @@ class ValidatorSet:
         self._total_power = sum(self._powers)
         self._quorum_power = self._total_power * 2 // 3 + 1
         self._f_plus_one_power = self._total_power // 3 + 1
-        self._proposers: list[int] = []
+        self._proposers: dict[int, int] = {}
         self._proposer_cursor: list[int] | None = None
+        self._cursor_rounds = 0
         self._hash: bytes | None = None
 
     # --- membership --------------------------------------------------------------------------
@@ -138,29 +140,36 @@ class ValidatorSet:
     def proposer(self, round_: int) -> PublicKey:
         """Public key of the proposer of ``round_`` (>= 0) at this set's height.
 
-        Costs O(validators) per round not asked before (rounds up to PROPOSER_CACHE_ROUNDS are
-        remembered), O(validators x round) for a far round past the cache.
+        Rounds are usually asked in increasing order: a cursor walks the round-robin forward,
+        so each new round costs O(validators), and the latest PROPOSER_CACHE_ROUNDS answers
+        are remembered. A round behind the cursor and out of the cache costs
+        O(validators x round).
         """
         if type(round_) is not int or round_ < 0:
             raise ValueError(f"round must be a non-negative int, got {round_!r}")
         return self._validators[self._proposer_index(round_)].public_key
 
     def _proposer_index(self, round_: int) -> int:
-        if round_ < len(self._proposers):
-            return self._proposers[round_]
-        cursor = self._proposer_cursor
-        if cursor is None:
+        cached = self._proposers.get(round_)
+        if cached is not None:
+            return cached
+        if self._proposer_cursor is None or round_ < self._cursor_rounds:
             cursor = list(self._priorities)
             proposer_priority.normalize(cursor, self._total_power)
+            if self._proposer_cursor is not None:  # behind the cursor: walk a scratch copy
+                index = 0
+                for _ in range(round_ + 1):
+                    index = proposer_priority.step(cursor, self._powers, self._total_power)
+                return index
             self._proposer_cursor = cursor
-        while len(self._proposers) <= min(round_, PROPOSER_CACHE_ROUNDS - 1):
-            self._proposers.append(proposer_priority.step(cursor, self._powers, self._total_power))
-        if round_ < len(self._proposers):
-            return self._proposers[round_]
-        scratch = list(cursor)  # past the cache: walk on from its end without storing
+        cursor = self._proposer_cursor
         index = 0
-        for _ in range(round_ - len(self._proposers) + 1):
-            index = proposer_priority.step(scratch, self._powers, self._total_power)
+        while self._cursor_rounds <= round_:
+            index = proposer_priority.step(cursor, self._powers, self._total_power)
+            self._proposers[self._cursor_rounds] = index
+            self._cursor_rounds += 1
+            if len(self._proposers) > PROPOSER_CACHE_ROUNDS:
+                del self._proposers[next(iter(self._proposers))]  # the oldest round
         return index
 
     # --- derived sets --------------------------------------------------------------------------

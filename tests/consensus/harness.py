@@ -53,7 +53,7 @@ from tests.consensus.byzantine import SplitBrainAdversary
 from tests.consensus.factories import CHAIN_ID, make_validators, value_id
 
 MAX_DELIVERIES = 400_000
-"""Steps after which a run counts as not live."""
+"""Default number of steps after which a run counts as not live."""
 
 
 @dataclass
@@ -64,6 +64,7 @@ class Node:
     key: Ed25519KeyPair
     core: ConsensusCore
     log: list[Input] = field(default_factory=list)
+    current_height_start: int = 0
     durable_inputs: int = 0
     decided: dict[int, ValueId] = field(default_factory=dict)
     restarts: int = 0
@@ -93,8 +94,10 @@ class Simulation:
         heights: int = 2,
         chaos_deliveries: int = 0,
         crash_probability: float = 0.0,
+        max_deliveries: int = MAX_DELIVERIES,
     ) -> None:
         self.rng = random.Random(seed)
+        self.max_deliveries = max_deliveries
         self.keys, genesis = make_validators(powers)
         self.heights = heights
         self.sets: dict[int, ValidatorSet] = {1: genesis}
@@ -124,11 +127,13 @@ class Simulation:
     # --- running -------------------------------------------------------------------------------
 
     def run(self) -> Outcome:
-        """Run until every honest node decided every height, or MAX_DELIVERIES steps."""
+        """Run until every honest node decided every height, a violation, or the step limit."""
         for node in self.nodes.values():
             self.feed(node, StartHeight(1, self.sets[1]))
         deliveries = 0
-        while not self._all_decided() and deliveries < MAX_DELIVERIES:
+        while not self._all_decided() and deliveries < self.max_deliveries:
+            if self.violations:
+                break
             deliveries += 1
             chaotic = deliveries <= self.chaos_deliveries
             if chaotic and self.timers and self.rng.random() < 0.05:
@@ -202,8 +207,11 @@ class Simulation:
     def feed(self, node: Node, event: Input) -> None:
         """Log ``event`` and hand it to ``node``'s core, then execute the effects."""
         if isinstance(event, StartHeight):
-            node.log = [event]
-            node.durable_inputs = 1  # a new height's log starts durable (as a WAL's marker)
+            # Keep the previous height's inputs: they include this height's early messages.
+            node.log = node.log[node.current_height_start :]
+            node.current_height_start = len(node.log)
+            node.log.append(event)
+            node.durable_inputs = len(node.log)  # height boundaries are synced (a WAL marker)
         else:
             node.log.append(event)
         try:
@@ -306,8 +314,38 @@ class Simulation:
         """Lose everything not durable, rebuild the core by replay, resume its effects."""
         node.restarts += 1
         node.log = node.log[: node.durable_inputs]
+        node.current_height_start = max(
+            i for i, event in enumerate(node.log) if isinstance(event, StartHeight)
+        )
         self.timers = [t for t in self.timers if t[2] != node.index]
         heapq.heapify(self.timers)
         core, effects = ConsensusCore.replay(CHAIN_ID, node.key.public_key, node.log)
         node.core = core
         self.execute(node, effects, replayed=True)
+        # The block store is the truth: a height committed after the last synced input is
+        # not decided again; start the next one, as a restarted node's handshake would.
+        height = node.core.height
+        if height in node.decided and height < self.heights:
+            self.feed(node, StartHeight(height + 1, self.sets[height + 1]))
+        self._regossip_to(node)
+
+    def _regossip_to(self, node: Node) -> None:
+        """Peers re-send a restarted node the messages of its height it may have lost (as
+        gossip does for a peer that reconnects and lacks votes)."""
+        height = node.core.height
+        for peer in self.nodes.values():
+            if peer is node:
+                continue
+            for event in peer.log:
+                if _height_of(event) in (height, height + 1):
+                    self.pool.append((node.index, event))
+
+
+def _height_of(event: Input) -> int | None:
+    if isinstance(event, VoteReceived):
+        return event.vote.height
+    if isinstance(event, ProposalReceived):
+        return event.proposal.height
+    if isinstance(event, ValueValidity):
+        return event.height
+    return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from consensus import (
@@ -176,7 +178,7 @@ def test_l47_precommits_for_anything_schedule_the_precommit_timeout_once() -> No
 # --- L49: decide -------------------------------------------------------------------------------
 
 
-def decisions(effects: list[object]) -> list[Decide]:
+def decisions(effects: Sequence[object]) -> list[Decide]:
     return [e for e in effects if isinstance(e, Decide)]
 
 

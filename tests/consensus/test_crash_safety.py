@@ -175,3 +175,26 @@ def test_replay_rebuilds_the_state_and_signing_stays_unique(
             position = (message.height, message.round, step)
             assert signed.setdefault(position, effect.sign_bytes) == effect.sign_bytes
     assert s.core.stats.refused_signatures == 0
+
+
+def test_replay_needs_the_previous_height_for_early_messages() -> None:
+    s = Scenario(not_proposer_of=(0,))
+    s.start()
+    s.propose(0, V)
+    # Height 2's proposal and a polka arrive while height 1 still runs: they wait.
+    s.feed(ProposalReceived(s.proposal(0, W, height=2), True))
+    s.votes(s.others(), 0, PREVOTE, W, height=2)
+    s.votes(s.others(), 0, PRECOMMIT, V)  # height 1 decided
+    effects = s.start(height=2)
+    assert own_votes(effects) == [(PREVOTE, 0, W), (PRECOMMIT, 0, W)]
+    assert s.me is not None
+    own_key = s.keys[s.me].public_key
+
+    restarted, resumed = ConsensusCore.replay(CHAIN_ID, own_key, s.log)
+    assert restarted.round_state == s.core.round_state
+    assert own_votes(resumed) == [(PREVOTE, 0, W), (PRECOMMIT, 0, W)]  # height 2 only
+    assert {e.vote.height for e in resumed if isinstance(e, SignAndBroadcastVote)} == {2}
+
+    second_start = max(i for i, e in enumerate(s.log) if isinstance(e, StartHeight))
+    too_short, _ = ConsensusCore.replay(CHAIN_ID, own_key, s.log[second_start:])
+    assert too_short.round_state != s.core.round_state  # the early messages are missing
