@@ -1,0 +1,196 @@
+"""Consensus benchmark: inputs handled per second by ConsensusCore, for 4, 16 and 64 validators.
+
+    python -m bench.consensus [--json PATH] [--repeat N] [--smoke]
+
+Two scenarios, both deciding one height after another in round 0 with every message signed
+(signing and signature checks are set-up, outside the timed part, as in a node where the edge
+verifies before the core):
+
+* ``validator`` — one validator's core receives a height's traffic: the proposal, every
+  prevote, every precommit (its own included, as its shell feeds them back).
+* ``network``  — every validator's core receives that traffic, as in a simulated network;
+  the figure is all cores' inputs over the total time.
+
+Each scenario runs ``--repeat`` times and keeps the best run. Every height must be decided by
+every core, or the benchmark fails: a fast core that decides nothing measures nothing.
+Target: thousands of inputs per second at 64 validators. ``--smoke`` runs tiny sizes once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from consensus import (
+    ConsensusCore,
+    Decide,
+    Input,
+    ProposalReceived,
+    StartHeight,
+    Validator,
+    ValidatorSet,
+    VoteReceived,
+    VoteType,
+    proposal_sign_bytes,
+    vote_sign_bytes,
+)
+from consensus.types import Proposal, Vote
+from crypto_core.signatures import Ed25519KeyPair, sha256
+
+CHAIN_ID = "bench-consensus"
+TARGET_INPUTS_PER_SECOND_AT_64 = 5_000
+FULL_HEIGHTS = {4: 1_000, 16: 250, 64: 60}
+SMOKE_HEIGHTS = {4: 2, 16: 1}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured case."""
+
+    scenario: str
+    validators: int
+    heights: int
+    inputs: int
+    seconds: float
+
+    @property
+    def inputs_per_second(self) -> float:
+        """Throughput of the best run."""
+        return self.inputs / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def microseconds_per_input(self) -> float:
+        """Mean cost of one input in the best run."""
+        return 1e6 * self.seconds / self.inputs
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Signed traffic of consecutive heights, prepared before timing."""
+
+    keys: list[Ed25519KeyPair]
+    heights: list[list[Input]]
+
+
+def prepare(validators: int, heights: int) -> Workload:
+    """Keys, validator sets and every signed message of ``heights`` heights."""
+    keys = [Ed25519KeyPair.from_seed(sha256(b"bench-key-%d" % i)) for i in range(validators)]
+    validator_set = ValidatorSet(Validator(key.public_key, 1) for key in keys)
+    by_public_key = {key.public_key: key for key in keys}
+    traffic: list[list[Input]] = []
+    for height in range(1, heights + 1):
+        value = sha256(b"bench-block-%d" % height)
+        proposer = by_public_key[validator_set.proposer(0)]
+        sign_bytes = proposal_sign_bytes(CHAIN_ID, height, 0, value, -1)
+        proposal = Proposal(
+            CHAIN_ID, height, 0, value, -1, proposer.public_key, proposer.sign(sign_bytes)
+        )
+        inputs: list[Input] = [StartHeight(height, validator_set), ProposalReceived(proposal, True)]
+        for vote_type in (VoteType.PREVOTE, VoteType.PRECOMMIT):
+            vote_bytes = vote_sign_bytes(CHAIN_ID, height, 0, vote_type, value)
+            inputs.extend(
+                VoteReceived(
+                    Vote(CHAIN_ID, height, 0, vote_type, value, k.public_key, k.sign(vote_bytes))
+                )
+                for k in keys
+            )
+        traffic.append(inputs)
+        validator_set = validator_set.for_next_height()
+    return Workload(keys, traffic)
+
+
+def run_cores(workload: Workload, core_count: int) -> tuple[int, float]:
+    """Feed every height to ``core_count`` cores; returns (inputs handled, seconds)."""
+    cores = [ConsensusCore(CHAIN_ID, key.public_key) for key in workload.keys[:core_count]]
+    handled = decided = 0
+    started = time.perf_counter()
+    for inputs in workload.heights:
+        for core in cores:
+            handle = core.handle
+            for event in inputs:
+                for effect in handle(event):
+                    decided += isinstance(effect, Decide)
+            handled += len(inputs)
+    seconds = time.perf_counter() - started
+    expected = len(workload.heights) * core_count
+    if decided != expected:
+        raise AssertionError(f"decided {decided} heights, expected {expected}")
+    return handled, seconds
+
+
+def measure(heights_by_size: dict[int, int], repeat: int) -> list[Row]:
+    """Best-of-``repeat`` rows for both scenarios and every size."""
+    rows: list[Row] = []
+    for validators, heights in heights_by_size.items():
+        workload = prepare(validators, heights)
+        for scenario, core_count in (("validator", 1), ("network", validators)):
+            best: tuple[int, float] | None = None
+            for _ in range(repeat):
+                handled, seconds = run_cores(workload, core_count)
+                if best is None or seconds < best[1]:
+                    best = (handled, seconds)
+            assert best is not None
+            rows.append(Row(scenario, validators, heights, best[0], best[1]))
+    return rows
+
+
+def render(rows: Sequence[Row]) -> str:
+    """The results as a fixed-width table."""
+    lines = [
+        f"{'scenario':<10} {'validators':>10} {'heights':>8} {'inputs':>9} "
+        f"{'seconds':>9} {'inputs/s':>11} {'us/input':>9}"
+    ]
+    for row in rows:
+        lines.append(
+            f"{row.scenario:<10} {row.validators:>10} {row.heights:>8} {row.inputs:>9} "
+            f"{row.seconds:>9.3f} {row.inputs_per_second:>11,.0f} "
+            f"{row.microseconds_per_input:>9.1f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; 0 on success, 1 if a full run misses the 64-validator target."""
+    parser = argparse.ArgumentParser(prog="python -m bench.consensus", description=__doc__)
+    parser.add_argument("--json", type=Path, help="write the results to this file")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case (best kept)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run (for tests)")
+    args = parser.parse_args(argv)
+    sizes, repeat = (SMOKE_HEIGHTS, 1) if args.smoke else (FULL_HEIGHTS, max(1, args.repeat))
+    rows = measure(sizes, repeat)
+    print(render(rows))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        report = {
+            "mode": "smoke" if args.smoke else "full",
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "rows": [
+                {
+                    **asdict(row),
+                    "inputs_per_second": row.inputs_per_second,
+                    "microseconds_per_input": row.microseconds_per_input,
+                }
+                for row in rows
+            ],
+        }
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    slow = [
+        row
+        for row in rows
+        if row.validators == 64 and row.inputs_per_second < TARGET_INPUTS_PER_SECOND_AT_64
+    ]
+    if slow and not args.smoke:
+        print(f"below {TARGET_INPUTS_PER_SECOND_AT_64} inputs/s at 64 validators", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
