@@ -43,6 +43,21 @@ height's messages are buffered while the previous one runs); a :class:`SignGuard
 refuses to sign anything conflicting with the last ``Persist`` record (``last_signed=``).
 Observers (``own_key=None`` or a key outside the set) track votes and decide but never sign.
 
+A shell's loop, in outline (``log`` is its write-ahead log, ``key`` its Ed25519 key)::
+
+    for effect in core.handle(event):          # after appending ``event`` to ``log``
+        match effect:
+            case Persist():                     log.fsync()
+            case SignAndBroadcastVote(vote, sign_bytes):
+                signed = vote.with_signature(key.sign(sign_bytes))
+                network.broadcast(signed); inbox.put(VoteReceived(signed))
+            case ScheduleTimeout(kind, height, round_, duration_ms):
+                timers.start(duration_ms, TimeoutElapsed(kind, height, round_))
+            case Decide(height, _, value_id, certificate):
+                store.commit(height, value_id, certificate)
+                inbox.put(StartHeight(height + 1, next_validator_set))
+            ...
+
 Structure, as the paper suggests: :mod:`~consensus.votekeeper` (tallies and threshold events),
 :mod:`~consensus.round_machine` (one branch per pseudo-code rule), :mod:`~consensus.driver`
 (rounds of one height), :mod:`~consensus.core` (heights, routing, buffering). Signed messages
