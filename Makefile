@@ -42,6 +42,7 @@ bench: setup
 	$(PY) -m bench.node --json out/bench-node.json
 	$(PY) -m bench.core --json out/bench-core.json
 	$(PY) -m bench.network --json out/bench-network.json
+	$(PY) -m bench.consensus --json out/bench-consensus.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info crypto_core/_merkle_c.c crypto_core/*.so
