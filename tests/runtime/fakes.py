@@ -23,7 +23,7 @@ from node.adapters.errors import (
     RequestRejectedError,
     RequestTimeoutError,
 )
-from node.adapters.metrics import NetworkSnapshot
+from node.adapters.metrics import NetworkCounters, NetworkSnapshot
 from node.errors import UnknownPeerError
 from node.ports import InboundMessage, PeerId
 from node.runtime.network import RequestHandler
@@ -172,21 +172,11 @@ class FakeNetwork:
         return None
 
     def snapshot(self) -> NetworkSnapshot:
-        return NetworkSnapshot(
+        counters = NetworkCounters(bans=len(self.bans))
+        return counters.snapshot(
             peers_connected=len(self.peers()),
             peers_ready=len(self.peers()),
             peers_banned=len(self.bans),
-            topics={},
-            dropped={},
-            requests_sent=0,
-            requests_failed=0,
-            requests_served=0,
-            handshakes_ok=0,
-            handshakes_failed=0,
-            dials_ok=0,
-            dials_failed=0,
-            bans=len(self.bans),
-            gossip_reordered=0,
             inbound_queued=len(self.inbox),
         )
 
