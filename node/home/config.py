@@ -52,6 +52,10 @@ class P2PConfig:
     max_peers: int = 50
     consensus_direct: bool = True
     """Also send consensus messages straight to every connected peer, besides gossip."""
+    allow_libp2p_peers: bool = True
+    """Keep peers that speak standard libp2p (identify, ping, gossipsub) but not this
+    chain's handshake, e.g. a monitoring client in another language: they read and publish
+    gossip (judged like any other) and take no part in direct messages or block sync."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +224,9 @@ _COMMENTS: Final = {
     "kept connected (dialled at start, redialled with backoff), as\n"
     "/ip4/<address>/tcp/<port>/p2p/<peer id> (`bighealth keys show` prints a node's).\n"
     "consensus_direct: also send votes, proposals and blocks straight to every connected\n"
-    "peer (gossip alone can leave a restarted peer unheard for a minute).",
+    "peer (gossip alone can leave a restarted peer unheard for a minute).\n"
+    "allow_libp2p_peers: keep peers that speak standard libp2p but not our handshake\n"
+    "(gossip only).",
     "api": "The HTTP API: GET /status, /health, /metrics, /blocks/<height>; POST /tx.\n"
     "Keep it on a loopback or private address: it accepts transactions from anyone who\n"
     "can reach it.",

@@ -128,6 +128,7 @@ def network_config(loaded: LoadedHome, version: str) -> Libp2pNetworkConfig:
             bootstrap=loaded.config.p2p.bootstrap,
             agent=f"bighealth/{version}",
             max_peers=loaded.config.p2p.max_peers,
+            allow_observers=loaded.config.p2p.allow_libp2p_peers,
             max_message_bytes=max(DEFAULT_MAX_MESSAGE_BYTES, block_message),
         )
     except NetworkConfigError as exc:
