@@ -214,6 +214,10 @@ class HttpServer:
     def _check_declared_length(self, head: h11.Request) -> None:
         if len(head.headers) > MAX_HEADERS:
             raise _Refused(431, f"more than {MAX_HEADERS} headers")
+        # h11 bounds only a head still arriving; one that arrived whole is checked here.
+        head_bytes = len(head.target) + sum(len(n) + len(v) for n, v in head.headers)
+        if head_bytes > self.limits.max_header_bytes:
+            raise _Refused(431, f"the request head exceeds {self.limits.max_header_bytes} bytes")
         for name, value in head.headers:
             if name == b"content-length" and int(value) > self.limits.max_body_bytes:
                 raise _Refused(413, f"the body exceeds {self.limits.max_body_bytes} bytes")
