@@ -1,0 +1,7 @@
+"""``python -m netsim``: see :mod:`netsim.cli`."""
+
+import sys
+
+from netsim.cli import main
+
+sys.exit(main())

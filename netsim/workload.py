@@ -1,0 +1,245 @@
+"""Workloads: the clients of a simulated network, and the registry of what they submitted.
+
+A :class:`Workload` is started once with a :class:`WorkloadContext` and from then on
+schedules its own arrivals in virtual time and hands transactions to nodes through the
+context. It declares the accounts it needs at genesis, so a node whose application checks
+senders can admit them. The context records every transaction in the :class:`TxRegistry`,
+which the validity checker asks ("did a client send this?") and which turns commits into
+commit latencies and into completions the workload hears about.
+
+:class:`GenericWorkload` is what runs today: closed-loop clients, each with its own account,
+signing ``kv.set`` transactions with consecutive nonces; a client waits for its transaction
+to commit (re-sending it to another validator after a timeout: a node may be down, a message
+lost) and thinks for a random time before the next one. The health scenario (meters
+uploading readings, access grants, care plans) plugs in as another ``Workload`` when the
+application has those modules; :data:`WORKLOADS` is the registry the CLI reads.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Final, Protocol
+
+from crypto_core.signatures import Ed25519KeyPair, sha256
+from netsim.errors import ConfigError
+from netsim.limits import MAX_PENDING_TX_TRACKED, MAX_TX_RATE_PER_S, MAX_WORKLOAD_TXS
+from netsim.samples import Samples
+from netsim.topology import Topology
+from node.app.accounts import GenesisAccount, Role
+from node.app.kv import set_payload
+from node.testing.factories import TxFactory, key_pairs
+
+DEFAULT_RESUBMIT_MS: Final = 10_000
+"""A client re-sends a transaction not committed after this long, in milliseconds."""
+
+MAX_CLIENTS: Final = 100_000
+MAX_PAYLOAD_BYTES: Final = 4_096
+
+
+class TxRegistry:
+    """Every transaction clients created, the pending ones' submit times, commit latencies."""
+
+    __slots__ = ("_known", "_on_commit", "_pending", "committed", "latency_us", "untracked")
+
+    def __init__(self, latency_rng: random.Random) -> None:
+        self._known: set[bytes] = set()
+        self._pending: dict[bytes, int] = {}
+        self._on_commit: dict[bytes, Callable[[], None]] = {}
+        self.latency_us = Samples(latency_rng)
+        self.committed = 0
+        self.untracked = 0
+
+    def __contains__(self, tx_hash: object) -> bool:
+        return tx_hash in self._known
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def created(self, tx_hash: bytes, time_us: int, on_commit: Callable[[], None]) -> None:
+        """A client made ``tx_hash`` at ``time_us``; ``on_commit`` runs when it commits.
+
+        Raises ConfigError past MAX_WORKLOAD_TXS (a workload must stop before). Beyond
+        MAX_PENDING_TX_TRACKED pending transactions, latency is not tracked (counted).
+        """
+        if len(self._known) >= MAX_WORKLOAD_TXS:
+            raise ConfigError(f"a workload may create at most {MAX_WORKLOAD_TXS} transactions")
+        self._known.add(tx_hash)
+        if len(self._pending) >= MAX_PENDING_TX_TRACKED:
+            self.untracked += 1
+            return
+        self._pending[tx_hash] = time_us
+        self._on_commit[tx_hash] = on_commit
+
+    def commit(self, tx_hash: bytes, time_us: int) -> None:
+        """``tx_hash`` was decided (first decision of its height) at ``time_us``."""
+        submitted = self._pending.pop(tx_hash, None)
+        if submitted is None:
+            return
+        self.committed += 1
+        self.latency_us.add(time_us - submitted)
+        self._on_commit.pop(tx_hash)()
+
+    @property
+    def pending(self) -> int:
+        """Submitted and not yet committed (tracked) transactions."""
+        return len(self._pending)
+
+
+class WorkloadContext(Protocol):
+    """What a workload may do in a run."""
+
+    @property
+    def chain_id(self) -> str:
+        """The chain transactions are signed for."""
+        ...
+
+    @property
+    def topology(self) -> Topology:
+        """Where the nodes are (which are validators)."""
+        ...
+
+    @property
+    def rng(self) -> random.Random:
+        """The workload's own random stream."""
+        ...
+
+    def now_us(self) -> int:
+        """Virtual time."""
+        ...
+
+    def later(self, delay_us: int, callback: Callable[[], None]) -> None:
+        """Run ``callback`` after ``delay_us`` of virtual time."""
+        ...
+
+    def submit(self, node: int, tx: bytes, on_commit: Callable[[], None]) -> bool:
+        """Hand ``tx`` to ``node`` (registering it the first time); False if that node's
+        process is not running. ``on_commit`` runs once, when ``tx`` commits."""
+        ...
+
+
+class Workload(Protocol):
+    """A source of client transactions (see the module docstring)."""
+
+    @property
+    def name(self) -> str:
+        """The name the CLI knows it by."""
+        ...
+
+    def genesis_accounts(self) -> tuple[GenesisAccount, ...]:
+        """Accounts that must exist at genesis for this workload's transactions."""
+        ...
+
+    def start(self, ctx: WorkloadContext) -> None:
+        """Begin submitting (schedule the first arrivals)."""
+        ...
+
+
+@dataclass(slots=True)
+class _Client:
+    key: Ed25519KeyPair
+    home_node: int
+    sequence: int = 0
+    current: bytes = b""
+    attempt: int = 0
+
+
+class GenericWorkload:
+    """Closed-loop clients sending ``kv.set`` transactions (see the module docstring)."""
+
+    name = "generic"
+
+    def __init__(
+        self,
+        *,
+        clients: int = 64,
+        rate_tps: float = 50.0,
+        payload_bytes: int = 64,
+        resubmit_ms: int = DEFAULT_RESUBMIT_MS,
+    ) -> None:
+        """``clients`` accounts sending ``rate_tps`` transactions per second of virtual time in
+        total (while commits keep up: a client has one transaction in flight at a time)."""
+        if not 1 <= clients <= MAX_CLIENTS:
+            raise ConfigError(f"clients must be in 1..{MAX_CLIENTS}, got {clients}")
+        if not 0 <= rate_tps <= MAX_TX_RATE_PER_S:
+            raise ConfigError(f"the tx rate must be in 0..{MAX_TX_RATE_PER_S}/s, got {rate_tps}")
+        if not 1 <= payload_bytes <= MAX_PAYLOAD_BYTES:
+            raise ConfigError(f"payload must be 1..{MAX_PAYLOAD_BYTES} bytes")
+        if resubmit_ms < 1:
+            raise ConfigError("resubmit_ms must be >= 1")
+        self._client_count = clients
+        self._rate_tps = rate_tps
+        self._payload_bytes = payload_bytes
+        self._resubmit_us = resubmit_ms * 1_000
+        self._keys = key_pairs(clients, prefix="netsim-client")
+        self._clients: list[_Client] = []
+        self._ctx: WorkloadContext | None = None
+        self._factory: TxFactory | None = None
+        self.submitted = 0
+        self.resubmitted = 0
+
+    def genesis_accounts(self) -> tuple[GenesisAccount, ...]:
+        """One ordinary account per client."""
+        return tuple(GenesisAccount(key.public_key, Role.PATIENT) for key in self._keys)
+
+    def start(self, ctx: WorkloadContext) -> None:
+        """Give each client a home node and schedule its first transaction."""
+        self._ctx = ctx
+        self._factory = TxFactory(ctx.chain_id)
+        if self._rate_tps == 0:
+            return
+        nodes = ctx.topology.nodes
+        self._clients = [_Client(key, ctx.rng.randrange(nodes)) for key in self._keys]
+        for client in self._clients:
+            ctx.later(self._think_us(), partial(self._next, client))
+
+    def _think_us(self) -> int:
+        assert self._ctx is not None
+        mean_us = self._client_count * 1_000_000 / self._rate_tps
+        return 1 + int(self._ctx.rng.expovariate(1.0 / mean_us))
+
+    def _next(self, client: _Client) -> None:
+        ctx, factory = self._ctx, self._factory
+        assert ctx is not None and factory is not None
+        client.sequence += 1
+        key = b"k%d" % client.sequence
+        value = ctx.rng.randbytes(self._payload_bytes)
+        client.current = factory.encoded(client.key, "kv.set", set_payload(key, value))
+        client.attempt = 0
+        self._send(client, client.home_node)
+
+    def _send(self, client: _Client, node: int) -> None:
+        ctx = self._ctx
+        assert ctx is not None
+        tx = client.current
+        attempt = client.attempt
+        self.submitted += 1
+        ctx.submit(node, tx, lambda: self._committed(client, tx))
+        ctx.later(self._resubmit_us, lambda: self._maybe_resend(client, tx, attempt))
+
+    def _committed(self, client: _Client, tx: bytes) -> None:
+        if client.current == tx:
+            client.current = b""
+            assert self._ctx is not None
+            self._ctx.later(self._think_us(), lambda: self._next(client))
+
+    def _maybe_resend(self, client: _Client, tx: bytes, attempt: int) -> None:
+        """Still not committed: send it again, to a validator picked at random."""
+        if client.current != tx or client.attempt != attempt:
+            return
+        ctx = self._ctx
+        assert ctx is not None
+        client.attempt += 1
+        self.resubmitted += 1
+        self._send(client, ctx.rng.randrange(ctx.topology.validators))
+
+
+WORKLOADS: Final[dict[str, Callable[..., Workload]]] = {"generic": GenericWorkload}
+"""Workloads by CLI name."""
+
+
+def tx_digest(tx: bytes) -> bytes:
+    """The hash a transaction is known by (SHA-256 of its canonical bytes)."""
+    return sha256(tx)
