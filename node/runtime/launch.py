@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import trio
+from prometheus_client import disable_created_metrics
 
 from node.adapters.config import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -189,6 +190,7 @@ async def run_node(loaded: LoadedHome, *, version: str) -> None:
     """Run the node of ``loaded`` until SIGTERM/SIGINT (returns) or a fatal error (raises
     ``NodeStartError``, ``ChainHaltError`` or a bug)."""
     adopt_library_loggers()
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series: noise
     preflight(loaded)
     with open_storage(loaded) as storage:
         core = open_core(storage, loaded)

@@ -103,7 +103,7 @@ from node.runtime.sync_wire import (
     block_budget_bytes,
     response_codec,
 )
-from node.runtime.timers import TimerOverflowError, TimerQueue
+from node.runtime.timers import DEFAULT_MAX_TIMERS, TimerOverflowError, TimerQueue
 from node.types import CommittedBlock, Status
 
 logger = logging.getLogger("node.runtime")
@@ -131,6 +131,8 @@ class RuntimeLimits:
     """How long one block-sync request may take."""
     sync_response_max_bytes: int = DEFAULT_MAX_FRAME_BYTES - RESPONSE_OVERHEAD_BYTES
     """Largest block-sync response, sent or accepted (one transport frame)."""
+    max_timers: int = DEFAULT_MAX_TIMERS
+    """Timers pending at once (the core keeps a few dozen; moot ones are dropped when full)."""
     consensus_direct: bool = True
     """Send consensus broadcasts straight to every ready peer as well as by gossip.
     py-libp2p's GossipSub can leave a restarted peer out of its neighbours' meshes for a
@@ -210,12 +212,12 @@ class NodeRuntime:
         self._inbox_send, self._inbox_receive = trio.open_memory_channel[InboxItem](
             self.limits.inbox_items
         )
-        self._timers: TimerQueue[TimerKey] = TimerQueue()
+        self._timers: TimerQueue[TimerKey] = TimerQueue(self.limits.max_timers)
         self._discipline = PeerDiscipline()
         self._response_codec = response_codec(self.limits.sync_response_max_bytes)
         self._fetches = 0
         self._nursery: trio.Nursery | None = None
-        self._started_s = trio.current_time() if _in_trio() else 0.0
+        self._started_s = 0.0  # trio's clock when ``run`` started
         self._carry: dict[type, Callable[[Any], None]] = {
             Broadcast: self._broadcast,
             SendTo: self._send_to,
@@ -506,11 +508,3 @@ class NodeRuntime:
 
 def _ignore(action: object) -> None:
     """Actions answered elsewhere (``TxResult`` goes back to its submitter)."""
-
-
-def _in_trio() -> bool:
-    try:
-        trio.lowlevel.current_task()
-    except RuntimeError:
-        return False
-    return True

@@ -64,7 +64,7 @@ class Net:
         assert runtime is not None
         return runtime
 
-    async def start(self, name: str) -> None:
+    async def start(self, name: str, limits: RuntimeLimits | None = None) -> None:
         node = self.nodes[name]
         core = NodeCore.open(node.storage, node.signer, self.genesis, CONFIG)
         tip = TipBoard(core.height, core.last_block_id)
@@ -81,7 +81,7 @@ class Net:
             identity=NodeIdentity(name, "test", key),
             metrics=NodeMetrics(network.snapshot),
             max_block_bytes=self.genesis.params.max_block_bytes,
-            limits=RuntimeLimits(peer_poll_interval_s=0.05),
+            limits=limits or RuntimeLimits(peer_poll_interval_s=0.05),
             tip=tip,
         )
         node.network = network
@@ -309,3 +309,14 @@ async def test_status_snapshot_names_the_node_and_its_peers(
         assert await net.runtime("v0").committed_block(10_000) is None
         client = net.clients[0].public_key
         assert await net.runtime("v0").next_nonce(client) == 0
+
+
+async def test_a_full_timer_queue_drops_the_timers_of_committed_heights(
+    autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with network_of(1) as net:
+        # Each height leaves a propose timer that outlives it (the block comes at once):
+        # six slots fill within a few heights, and only moot timers may make room.
+        await net.start("v0", RuntimeLimits(max_timers=6))
+        await all_reach(net, ["v0"], 12)
+    assert any(record.getMessage() == "timer queue full" for record in caplog.records)
