@@ -90,6 +90,7 @@ from consensus import (
 from consensus.limits import PROPOSAL_LOOKAHEAD_ROUNDS
 from consensus.sign_bytes import proposal_sign_bytes_of, vote_sign_bytes_of
 from crypto_core.signatures import verify
+from node.app.application import Application
 from node.chain import store
 from node.chain.actions import (
     Action,
@@ -102,7 +103,7 @@ from node.chain.actions import (
     SetTimer,
     TxResult,
 )
-from node.chain.application import AppFactory, ChainApplication, default_application
+from node.chain.application import AppFactory, default_application
 from node.chain.config import NodeConfig
 from node.chain.errors import ChainHaltError, QueryError
 from node.chain.events import (
@@ -198,7 +199,7 @@ class NodeCore:
         signer: Signer | None,
         genesis: Genesis,
         config: NodeConfig,
-        app: ChainApplication,
+        app: Application,
         schedule: ValidatorSchedule,
         log: ConsensusLog,
         consensus: ConsensusCore,

@@ -18,6 +18,9 @@ Contract for the node core that drives it:
   effective at ``node.app.validators.effective_height(height)``: pass them to
   ``ValidatorSetSchedule.commit``) and the state changes to persist.
 - ``query(key, height)`` returns the value with a proof against that height's state root.
+- ``state_entries()`` lists every committed entry of the last finalized height: what a node
+  persists after ``init_chain`` (later heights report their own ``state_changes``) and hands
+  back to ``restore`` on a restart.
 
 Deterministic: the result is a function of the previous state and the block alone.
 """
@@ -182,6 +185,11 @@ class Application:
     def get(self, key: bytes) -> bytes | None:
         """A committed value, without proof."""
         return self._state.get(key)
+
+    def state_entries(self) -> list[tuple[bytes, bytes]]:
+        """Every committed ``(key, value)`` of the last finalized height, in key order: a
+        snapshot (later commits do not change it); empty before ``init_chain``."""
+        return list(self._state.iterate(b""))
 
     def query(self, key: bytes, height: int | None = None) -> StateProof:
         """``key``'s value at ``height`` (default: latest) with a proof against that

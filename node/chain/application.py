@@ -1,9 +1,5 @@
 """The application a chain core runs, and how a chain's modules are chosen.
 
-``ChainApplication`` is ``node.app.Application`` plus one read: every committed state entry
-(``state_entries``), which the core needs once, to persist the genesis state; later blocks
-report their own changes (``BlockResult.state_changes``).
-
 ``AppFactory`` builds the application for a genesis; ``default_application`` is the chain
 this repository ships: accounts (the authenticator), the key-value module and the genesis
 module. Every factory must include ``GenesisModule`` (``NodeCore.open`` checks it).
@@ -20,14 +16,14 @@ from node.chain.genesis import Genesis, GenesisModule
 
 
 class ChainApplication(Application):
-    """An ``Application`` whose committed entries can be listed (for persisting genesis)."""
+    """An ``Application``, under the name factories written for ``NodeCore`` already return.
 
-    def state_entries(self) -> list[tuple[bytes, bytes]]:
-        """Every committed ``(key, value)`` of the latest height, in key order."""
-        return list(self._state.iterate(b""))
+    ``Application`` itself now lists its committed entries (``state_entries``), which is all
+    the chain core needs beyond the application contract; any ``Application`` will do.
+    """
 
 
-AppFactory = Callable[[Genesis], ChainApplication]
+AppFactory = Callable[[Genesis], Application]
 """Builds a fresh (uninitialised) application for a genesis document."""
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from consensus import ConsensusCore, Effect, Input, StartHeight
+from node.app.application import Application
 from node.chain import store
-from node.chain.application import ChainApplication
 from node.chain.config import NodeConfig
 from node.chain.errors import InvalidGenesisError, StorageMismatchError
 from node.chain.genesis import GENESIS_HASH_KEY, Genesis
@@ -46,7 +46,7 @@ class OpenedChain:
 def open_chain(
     storage: Storage,
     genesis: Genesis,
-    app: ChainApplication,
+    app: Application,
     config: NodeConfig,
     *,
     own_key: PublicKey | None,
@@ -72,7 +72,7 @@ def open_chain(
     return OpenedChain(schedule, last_block, consensus, log, effects)
 
 
-def _initialise(storage: Storage, genesis: Genesis, app: ChainApplication) -> ValidatorSchedule:
+def _initialise(storage: Storage, genesis: Genesis, app: Application) -> ValidatorSchedule:
     """A new chain: the genesis state and schedule, durable in one synced batch."""
     root = app.init_chain(genesis.genesis_time_ms)
     _require_genesis_module(app, genesis)
@@ -83,7 +83,7 @@ def _initialise(storage: Storage, genesis: Genesis, app: ChainApplication) -> Va
 
 
 def _restore_app(
-    storage: Storage, genesis: Genesis, app: ChainApplication, meta: store.StoredMeta
+    storage: Storage, genesis: Genesis, app: Application, meta: store.StoredMeta
 ) -> CommittedBlock | None:
     """Restore the application at the stored height; returns the last committed block."""
     last_block: CommittedBlock | None = None
@@ -103,7 +103,7 @@ def _restore_app(
     return last_block
 
 
-def _require_genesis_module(app: ChainApplication, genesis: Genesis) -> None:
+def _require_genesis_module(app: Application, genesis: Genesis) -> None:
     if app.get(GENESIS_HASH_KEY) != genesis.hash():
         raise InvalidGenesisError("the application must include node.chain.GenesisModule")
 

@@ -276,7 +276,7 @@ def test_query_proves_values_at_latest_and_older_heights(chain: Chain, txs: TxFa
 def test_restore_from_state_changes_continues_identically(chain: Chain, txs: TxFactory) -> None:
     registered(chain, txs, "alice")
     chain.run([txs.encoded(ALICE, "kv.set", set_payload(b"k", b"v", chain.time_ms + 5_000))])
-    entries = list(chain.app._state.iterate(b""))
+    entries = chain.app.state_entries()
     twin = make_app_uninitialised()
     twin.restore(
         height=chain.app.height, last_block_time_ms=chain.app.last_block_time_ms, entries=entries
@@ -284,6 +284,18 @@ def test_restore_from_state_changes_continues_identically(chain: Chain, txs: TxF
     assert twin.state_root == chain.app.state_root
     block = chain.next_block([], time_ms=chain.time_ms + 10_000)
     assert twin.finalize_block(block) == chain.app.finalize_block(block)
+
+
+def test_state_entries_list_the_committed_state_as_a_snapshot(chain: Chain, txs: TxFactory) -> None:
+    assert make_app_uninitialised().state_entries() == []
+    registered(chain, txs, "alice")
+    entries = chain.app.state_entries()
+    keys = [key for key, _ in entries]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    assert all(chain.app.get(key) == value for key, value in entries)
+    chain.run([txs.encoded(ALICE, "kv.set", set_payload(b"k", b"v"))])
+    assert entry_key(ALICE.public_key, b"k") not in dict(entries)  # the earlier snapshot
+    assert entry_key(ALICE.public_key, b"k") in dict(chain.app.state_entries())
 
 
 def make_app_uninitialised() -> Application:
