@@ -160,10 +160,14 @@ class TipBoard:
     status provider reads it; only the core task writes it)."""
 
     def __init__(self, height: int, block_id: bytes) -> None:
+        self._height = height
         self._encoded = encode_message(Status(height, block_id))
 
     def update(self, height: int, block_id: bytes) -> None:
-        self._encoded = encode_message(Status(height, block_id))
+        """Record the tip after an event (re-encoded only when the height moved)."""
+        if height != self._height:
+            self._height = height
+            self._encoded = encode_message(Status(height, block_id))
 
     def encoded(self) -> bytes:
         """The current ``Status`` message."""

@@ -9,6 +9,7 @@ Processes are stopped with SIGTERM (then SIGKILL past a deadline) when the net c
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -35,7 +36,16 @@ STOP_TIMEOUT_S: Final = 15.0
 LOG_TAIL_LINES: Final = 15
 FAST_CHAIN: Final = NodeConfig(commit_wait_ms=150, status_interval_ms=1_000)
 
+PR_SET_PDEATHSIG: Final = 1
+
 T = TypeVar("T")
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: get SIGTERM if the test process dies (Linux), so no node
+    outlives a crashed test run."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class LocalNet:
@@ -80,10 +90,12 @@ class LocalNet:
         command = [sys.executable, "-m", "node", "run", "--home", str(home)]
         process = subprocess.Popen(
             command,
+            stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
+            preexec_fn=die_with_parent,  # noqa: PLW1509 (prctl only)
         )
         log.close()
         self.processes[name] = process
