@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import pytest
 
@@ -45,7 +46,7 @@ class Observer:
 class Recorder:
     """Records what happens to it; explodes on a message saying b"boom"."""
 
-    instances: list[Recorder] = []
+    instances: ClassVar[list[Recorder]] = []
 
     def __init__(self, env: NodeEnv) -> None:
         self.env = env

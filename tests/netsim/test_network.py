@@ -122,7 +122,7 @@ def test_the_uplink_serializes_messages_by_size() -> None:
 
 
 def test_a_full_link_or_uplink_drops_and_counts() -> None:
-    loop, network, _ = make_network(cities=("paris",), nodes=2)
+    _, network, _ = make_network(cities=("paris",), nodes=2)
     big = message(0, size=MAX_MESSAGE_BYTES)
     for _ in range(MAX_IN_FLIGHT_BYTES_PER_LINK // MAX_MESSAGE_BYTES + 1):
         network.send(0, 1, big)
