@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
+import shlex
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -58,6 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "sweep":
         return _sweep(config, args)
     return _run(config, args)
+
+
+def parse_run_config(argv: Sequence[str]) -> SimConfig:
+    """The configuration ``python -m netsim run <argv>`` would run (ConfigError if bad;
+    argparse exits on unknown options). Replay lists store runs as such arguments."""
+    return config_from_args(_parser().parse_args(["run", *argv]))
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
@@ -182,12 +189,16 @@ def sweep_one(config: SimConfig) -> dict[str, Any]:
 
 
 def _record(path: Path, failures: list[dict[str, Any]]) -> None:
-    """Append failing runs to the regression list at ``path`` (a JSON array)."""
+    """Append failing runs to the regression list at ``path`` (a JSON array of entries
+    ``{"args": "<run options>", "found": "<first violation>", "status": "open", "note": ""}``;
+    ``tests/netsim/regressions.json`` is the one the test suite replays)."""
     existing: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
-    known = {tuple(entry["argv"]) for entry in existing}
+    known = {entry["args"] for entry in existing}
     for failure in failures:
-        if tuple(failure["argv"]) not in known:
-            existing.append({"argv": failure["argv"], "found": failure["detail"], "status": "open"})
+        args = shlex.join(failure["argv"])
+        if args not in known:
+            entry = {"args": args, "found": failure["detail"], "status": "open", "note": ""}
+            existing.append(entry)
     path.write_text(json.dumps(existing, indent=2) + "\n")
 
 
