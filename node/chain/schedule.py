@@ -4,13 +4,12 @@ The core needs the set of every height it may see messages for (the next
 ``update_delay_heights``, from ``consensus.ValidatorSetSchedule``) and the set of the last
 committed height (to verify the ``last_commit`` of the next block).
 
-Persistence without replaying the chain: a *checkpoint* ``(first_height, set)`` is written
-whenever the last ``delay - 1`` committed heights carried no validator updates — then
-``ValidatorSetSchedule(set, first_height)`` rebuilds exactly the schedule there (its derived
-sets need no updates). Updates decided since the checkpoint are stored per height
-(``vupd/<height>``) and re-committed on restore; they are deleted as soon as a new checkpoint
-is written. With the delay of 2 one height without updates suffices, so the list holds the
-updates of an unbroken run of governance changes — none, almost always.
+Persistence: one entry per height, ``vset/<height>`` -> the set with its proposer priorities,
+for the last committed height and the ``update_delay_heights`` heights after it. Committing
+height ``h`` writes the one new set (height ``h + delay``) and deletes the set of ``h - 1``,
+in the height's commit batch. Restoring reads those sets back and hands them to
+``ValidatorSetSchedule.restore`` as they were — updates decided but not yet in effect are
+already in the later sets, so nothing is replayed.
 """
 
 from __future__ import annotations
@@ -19,29 +18,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from consensus.errors import InvalidValidatorSetError, UsageError
+from consensus.errors import InvalidConfigError, InvalidValidatorSetError, UsageError
 from consensus.validator_schedule import ValidatorSetSchedule
 from consensus.validator_set import ValidatorSet, ValidatorUpdate
 from node.app.validators import VALIDATOR_UPDATE_DELAY_HEIGHTS
 from node.chain.errors import StorageMismatchError
 from node.chain.store import height_bytes
-from node.codec import (
-    MAX_VALIDATORS,
-    VALIDATOR_CODEC,
-    ArrayOf,
-    Bytes,
-    Int,
-    Nested,
-    StructCodec,
-    UInt,
-)
+from node.codec import MAX_VALIDATORS, VALIDATOR_CODEC, ArrayOf, Int, Nested, StructCodec
 from node.errors import DecodeError
 from node.ports import Delete, Put, Storage, WriteOp
-from node.types import PUBLIC_KEY_BYTES, Validator
+from node.types import Validator
 
-PREVIOUS_SET_KEY: Final = b"vset/previous"
-CHECKPOINT_KEY: Final = b"vset/checkpoint"
-UPDATES_PREFIX: Final = b"vupd/"
+SET_PREFIX: Final = b"vset/"
+"""``vset/<height u64 BE>``: the validator set of that height, priorities included."""
 _I64_MIN: Final = -(1 << 63)
 _I64_MAX: Final = (1 << 63) - 1
 
@@ -54,21 +43,6 @@ class StoredSet:
     priorities: tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """The schedule restarts at ``first_height`` with ``validator_set``."""
-
-    first_height: int
-    validator_set: StoredSet
-
-
-@dataclass(frozen=True, slots=True)
-class StoredUpdates:
-    """The validator updates decided at one height."""
-
-    updates: tuple[ValidatorUpdate, ...]
-
-
 _SET_CODEC = StructCodec(
     StoredSet,
     [
@@ -77,56 +51,38 @@ _SET_CODEC = StructCodec(
     ],
     MAX_VALIDATORS * 64 + 64,
 )
-_CHECKPOINT_CODEC = StructCodec(
-    Checkpoint,
-    [("first_height", UInt()), ("validator_set", Nested(_SET_CODEC))],
-    _SET_CODEC.max_bytes + 64,
-)
-_UPDATE_CODEC = StructCodec(
-    ValidatorUpdate,
-    [("public_key", Bytes.exactly(PUBLIC_KEY_BYTES)), ("voting_power", UInt())],
-    64,
-)
-_UPDATES_CODEC = StructCodec(
-    StoredUpdates,
-    [("updates", ArrayOf(Nested(_UPDATE_CODEC), MAX_VALIDATORS))],
-    MAX_VALIDATORS * 64 + 64,
-)
 
 
-def _stored(validator_set: ValidatorSet) -> StoredSet:
-    return StoredSet(validator_set.validators, validator_set.priorities)
+def set_key(height: int) -> bytes:
+    """The storage key of the validator set of ``height``."""
+    return SET_PREFIX + height_bytes(height)
 
 
-def _loaded(stored: StoredSet) -> ValidatorSet:
+def _put_set(height: int, validator_set: ValidatorSet) -> Put:
+    stored = StoredSet(validator_set.validators, validator_set.priorities)
+    return Put(set_key(height), _SET_CODEC.encode(stored))
+
+
+def _read_set(storage: Storage, height: int) -> ValidatorSet:
+    raw = storage.get(set_key(height))
+    if raw is None:
+        raise StorageMismatchError(f"the store has no validator set for height {height}")
     try:
+        stored = _SET_CODEC.decode(raw)
         return ValidatorSet(stored.validators, stored.priorities)
-    except InvalidValidatorSetError as exc:
-        raise StorageMismatchError(f"corrupt stored validator set: {exc}") from exc
+    except (DecodeError, InvalidValidatorSetError) as exc:
+        raise StorageMismatchError(f"corrupt validator set of height {height}: {exc}") from exc
 
 
 class ValidatorSchedule:
     """The sets of the next heights and of the last committed one; see the module docs."""
 
-    __slots__ = (
-        "_checkpoint_height",
-        "_previous",
-        "_schedule",
-        "_update_heights",
-        "rejected_update_batches",
-    )
+    __slots__ = ("_previous", "_schedule", "rejected_update_batches")
 
-    def __init__(
-        self,
-        schedule: ValidatorSetSchedule,
-        previous: ValidatorSet | None,
-        checkpoint_height: int,
-        update_heights: Sequence[int] = (),
-    ) -> None:
+    def __init__(self, schedule: ValidatorSetSchedule, previous: ValidatorSet | None) -> None:
+        """Use ``at_genesis`` or ``restore``."""
         self._schedule = schedule
         self._previous = previous
-        self._checkpoint_height = checkpoint_height
-        self._update_heights = list(update_heights)
         self.rejected_update_batches = 0
         """Update batches ignored because they would have made an invalid set."""
 
@@ -134,36 +90,26 @@ class ValidatorSchedule:
     def at_genesis(cls, genesis_set: ValidatorSet) -> tuple[ValidatorSchedule, list[WriteOp]]:
         """The schedule of a new chain and the writes that persist it."""
         schedule = ValidatorSetSchedule(genesis_set, 1, VALIDATOR_UPDATE_DELAY_HEIGHTS)
-        checkpoint = Checkpoint(1, _stored(genesis_set))
-        return cls(schedule, None, 1), [Put(CHECKPOINT_KEY, _CHECKPOINT_CODEC.encode(checkpoint))]
+        ops: list[WriteOp] = [
+            _put_set(height, validator_set)
+            for height, validator_set in enumerate(schedule.upcoming, start=1)
+        ]
+        return cls(schedule, None), ops
 
     @classmethod
     def restore(cls, storage: Storage, committed_height: int) -> ValidatorSchedule:
-        """The schedule as it was after committing ``committed_height``."""
+        """The schedule as it was after committing ``committed_height`` (the sets it knew,
+        proposer priorities and pending updates included). Raises ``StorageMismatchError``
+        if a set is missing or corrupt."""
+        delay = VALIDATOR_UPDATE_DELAY_HEIGHTS
+        first = committed_height + 1
+        upcoming = [_read_set(storage, height) for height in range(first, first + delay)]
+        previous = _read_set(storage, committed_height) if committed_height >= 1 else None
         try:
-            raw = storage.get(CHECKPOINT_KEY)
-            if raw is None:
-                raise StorageMismatchError("the store has no validator schedule")
-            checkpoint = _CHECKPOINT_CODEC.decode(raw)
-            previous_raw = storage.get(PREVIOUS_SET_KEY)
-            previous = None if previous_raw is None else _loaded(_SET_CODEC.decode(previous_raw))
-            updates = {
-                int.from_bytes(key[len(UPDATES_PREFIX) :], "big"): _UPDATES_CODEC.decode(value)
-                for key, value in storage.iterate_prefix(UPDATES_PREFIX)
-            }
-        except DecodeError as exc:
-            raise StorageMismatchError(f"corrupt validator schedule: {exc}") from exc
-        first = checkpoint.first_height
-        if not 1 <= first <= committed_height + 1:
-            raise StorageMismatchError(f"schedule checkpoint {first} after {committed_height}")
-        schedule = ValidatorSetSchedule(
-            _loaded(checkpoint.validator_set), first, VALIDATOR_UPDATE_DELAY_HEIGHTS
-        )
-        restored = cls(schedule, previous, first, sorted(updates))
-        for height in range(first, committed_height + 1):
-            found = updates.get(height)
-            restored._commit_updates(height, found.updates if found else ())
-        return restored
+            schedule = ValidatorSetSchedule.restore(committed_height, upcoming, delay)
+        except InvalidConfigError as exc:
+            raise StorageMismatchError(f"cannot restore the validator schedule: {exc}") from exc
+        return cls(schedule, previous)
 
     @property
     def last_committed_height(self) -> int:
@@ -186,27 +132,15 @@ class ValidatorSchedule:
         """Record the commit of ``height`` with its ``updates``; returns the writes that
         persist the new schedule (part of the height's commit batch)."""
         previous = self._schedule.set_at(height)
-        self._commit_updates(height, updates)
-        self._previous = previous
-        ops: list[WriteOp] = [Put(PREVIOUS_SET_KEY, _SET_CODEC.encode(_stored(previous)))]
-        if updates:
-            self._update_heights.append(height)
-            encoded = _UPDATES_CODEC.encode(StoredUpdates(tuple(updates)))
-            ops.append(Put(UPDATES_PREFIX + height_bytes(height), encoded))
-        horizon = height - VALIDATOR_UPDATE_DELAY_HEIGHTS + 2
-        if all(updated < horizon for updated in self._update_heights):
-            next_set = self._schedule.set_at(height + 1)
-            checkpoint = Checkpoint(height + 1, _stored(next_set))
-            ops.append(Put(CHECKPOINT_KEY, _CHECKPOINT_CODEC.encode(checkpoint)))
-            ops += [Delete(UPDATES_PREFIX + height_bytes(h)) for h in self._update_heights]
-            self._update_heights.clear()
-            self._checkpoint_height = height + 1
-        return ops
-
-    def _commit_updates(self, height: int, updates: Sequence[ValidatorUpdate]) -> None:
         try:
             self._schedule.commit(height, updates)
         except InvalidValidatorSetError:
             # Every node rejects the same batch the same way: the chain goes on unchanged.
             self.rejected_update_batches += 1
             self._schedule.commit(height, ())
+        self._previous = previous
+        ruled_height = height + VALIDATOR_UPDATE_DELAY_HEIGHTS
+        ops: list[WriteOp] = [_put_set(ruled_height, self._schedule.set_at(ruled_height))]
+        if height > 1:
+            ops.append(Delete(set_key(height - 1)))
+        return ops

@@ -3,11 +3,13 @@
 Keys (heights are u64 big-endian, so prefix iteration is height order):
 
 - ``meta/genesis``: the genesis hash (the store belongs to that chain only);
+- ``meta/layout``: the version of this key layout and of the encodings stored under it
+  (``LAYOUT_VERSION``); a store of another version is refused, not misread;
 - ``meta/height``: the last committed height; ``meta/app_root``: its state root;
 - ``block/<height>``: the encoded ``CommittedBlock`` (block and the certificate that
   decided it);
 - ``app/<key>``: the application state of the last committed height;
-- ``vset/...``, ``vupd/...``: the validator schedule (``node.chain.schedule``);
+- ``vset/<height>``: the validator sets of the schedule (``node.chain.schedule``);
 - ``wal/...``, ``sign/last``: the consensus log of the current height (``node.chain.wal``).
 
 Committed blocks are kept (they are the ledger peers sync from); the state history that can
@@ -33,6 +35,9 @@ from node.ports import Delete, Put, Storage, WriteOp
 from node.types import Block, CommitCertificate, CommittedBlock
 
 GENESIS_KEY: Final = b"meta/genesis"
+LAYOUT_KEY: Final = b"meta/layout"
+LAYOUT_VERSION: Final = 1
+"""Bumped whenever a stored key or encoding changes meaning."""
 HEIGHT_KEY: Final = b"meta/height"
 APP_ROOT_KEY: Final = b"meta/app_root"
 BLOCK_PREFIX: Final = b"block/"
@@ -64,6 +69,13 @@ def read_meta(storage: Storage) -> StoredMeta | None:
     genesis_hash = storage.get(GENESIS_KEY)
     if genesis_hash is None:
         return None
+    layout = storage.get(LAYOUT_KEY)
+    if layout != height_bytes(LAYOUT_VERSION):
+        found = "none" if layout is None else str(int.from_bytes(layout, "big"))
+        raise StorageMismatchError(
+            f"the store has layout version {found}, this node reads version {LAYOUT_VERSION}: "
+            "start from an empty store (peers serve the chain through block sync)"
+        )
     height = storage.get(HEIGHT_KEY)
     root = storage.get(APP_ROOT_KEY)
     if height is None or root is None or len(height) != _HEIGHT_BYTES:
@@ -78,6 +90,7 @@ def genesis_ops(
     ops: list[WriteOp] = [Put(APP_PREFIX + key, value) for key, value in entries]
     ops += [
         Put(GENESIS_KEY, genesis_hash),
+        Put(LAYOUT_KEY, height_bytes(LAYOUT_VERSION)),
         Put(HEIGHT_KEY, height_bytes(0)),
         Put(APP_ROOT_KEY, app_state_root),
     ]

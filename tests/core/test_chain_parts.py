@@ -192,8 +192,34 @@ def test_a_restored_schedule_equals_the_live_one_after_every_height(
         for ahead in (1, 2):
             assert restored.set_at(height + ahead) == live.set_at(height + ahead)
         assert restored.set_at(height) is None and restored.set_at(height + 3) is None
-        if not batch:  # a height without updates moves the checkpoint: nothing to replay
-            assert list(storage.iterate_prefix(b"vupd/")) == []
+        stored_heights = [int.from_bytes(k[5:], "big") for k, _ in storage.iterate_prefix(b"vset/")]
+        assert stored_heights == [height, height + 1, height + 2]  # bounded: no history kept
+
+
+def test_restoring_goes_on_with_updates_decided_but_not_yet_in_effect() -> None:
+    storage = MemoryStorage()
+    live, ops = ValidatorSchedule.at_genesis(GENESIS_SET)
+    storage.write_batch(ops, sync=True)
+    joining = ValidatorUpdate(POOL[0], 7)
+    storage.write_batch(live.commit(1, [joining]), sync=True)
+    restored = ValidatorSchedule.restore(storage, 1)
+    assert POOL[0] not in (restored.set_at(2) or ())
+    assert (restored.set_at(3) or GENESIS_SET).power_of(POOL[0]) == 7
+    for schedule in (live, restored):
+        storage.write_batch(schedule.commit(2, []), sync=True)
+    assert restored.set_at(4) == live.set_at(4) and restored.previous == live.previous
+
+
+def test_a_missing_or_corrupt_stored_set_is_refused() -> None:
+    storage = MemoryStorage()
+    live, ops = ValidatorSchedule.at_genesis(GENESIS_SET)
+    storage.write_batch(ops + live.commit(1, []), sync=True)
+    storage.put(b"vset/" + (3).to_bytes(8, "big"), b"\x92\x90")
+    with pytest.raises(StorageMismatchError, match="corrupt validator set of height 3"):
+        ValidatorSchedule.restore(storage, 1)
+    storage.delete(b"vset/" + (3).to_bytes(8, "big"))
+    with pytest.raises(StorageMismatchError, match="no validator set for height 3"):
+        ValidatorSchedule.restore(storage, 1)
 
 
 def test_an_invalid_update_batch_is_ignored_alike_everywhere() -> None:

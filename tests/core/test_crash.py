@@ -151,6 +151,16 @@ def test_the_storage_of_another_chain_is_refused() -> None:
         NodeCore.open(solo.storage, solo.key, other)
 
 
+def test_a_store_of_another_layout_version_is_refused() -> None:
+    solo = Solo()
+    solo.storage.put(b"meta/layout", (0).to_bytes(8, "big"))
+    with pytest.raises(StorageMismatchError, match="layout version 0"):
+        NodeCore.open(solo.storage, solo.key, GENESIS)
+    solo.storage.delete(b"meta/layout")
+    with pytest.raises(StorageMismatchError, match="layout version none"):
+        NodeCore.open(solo.storage, solo.key, GENESIS)
+
+
 def test_a_store_missing_its_last_block_is_refused() -> None:
     cluster = Cluster(validators=4, seed=14)
     cluster.run_until(height=3)
