@@ -444,6 +444,10 @@ class LiveRun:
         except KeyboardInterrupt:
             end_reason = "interrupted"
         wall_s = time.monotonic() - started
+        if end_reason.startswith("timeout"):
+            reached = watch.committed_by_all_validators()
+            message = f"the validators committed {reached} of {self.options.heights} heights"
+            watch.violations.append(Violation("liveness", int(wall_s * 1e6), None, message))
         codes = nodes.stop_all()
         for name, code in codes.items():
             if code != 0 and end_reason != "interrupted":
