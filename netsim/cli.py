@@ -113,7 +113,8 @@ def _window(text: str) -> tuple[int, int]:
 # --- run -----------------------------------------------------------------------------------------
 
 
-def _run(config: SimConfig, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def _run(config: SimConfig, args: argparse.Namespace) -> int:
+    out: TextIO = sys.stdout
     show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
     bar = ProgressBar(sys.stderr) if show_progress else None
     simulation = Simulation(config, builder_for(config.node), on_progress=bar)
@@ -153,7 +154,8 @@ def _write_outputs(result: RunResult, args: argparse.Namespace) -> None:
 # --- sweep ---------------------------------------------------------------------------------------
 
 
-def _sweep(base: SimConfig, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def _sweep(base: SimConfig, args: argparse.Namespace) -> int:
+    out: TextIO = sys.stdout
     seeds = range(args.start_seed, args.start_seed + args.seeds)
     configs = [replace(base, seed=seed) for seed in seeds]
     print(f"netsim sweep — seeds {seeds.start}..{seeds.stop - 1}, {args.jobs} job(s)", file=out)
