@@ -61,11 +61,17 @@ def _load(axes: Axes, result: RunResult) -> None:
     axes.set_title("message load per node (sent + received)")
     axes.set_xlabel("node")
     axes.set_ylabel("messages")
-    for validator, colour, label in (
-        (True, "tab:blue", "validators"),
-        (False, "tab:orange", "others"),
-    ):
-        loads = [load for load in result.node_load if load.validator == validator]
+    classes = (
+        ("honest validators", "tab:blue", True, True),
+        ("Byzantine validators", "tab:red", True, False),
+        ("non-validators", "tab:orange", False, True),
+    )
+    for label, colour, validator, honest in classes:
+        loads = [
+            load
+            for load in result.node_load
+            if load.validator == validator and (load.honest == honest or not validator)
+        ]
         if loads:
             axes.bar(
                 [load.node for load in loads],
