@@ -273,7 +273,18 @@ class NodeRuntime:
         elif isinstance(item, SubmitTx):
             self._submit(item)
         else:
-            item.reply.set(self._answer(item.query))
+            self._ask_core(item)
+
+    def _ask_core(self, item: Ask) -> None:
+        """Answer a read-only query. A query that raises is a bug, but it changed nothing:
+        the asker gets the error and the node goes on (an event that raises stops it)."""
+        try:
+            answer = self._answer(item.query)
+        except Exception as exc:
+            logger.exception("a query failed", extra=fields(query=type(item.query).__name__))
+            item.reply.fail(exc)
+        else:
+            item.reply.set(answer)
 
     def _handle(self, event: Event) -> list[Action]:
         actions = self._core.handle(event)  # ChainHaltError ends the node

@@ -320,3 +320,20 @@ async def test_a_full_timer_queue_drops_the_timers_of_committed_heights(
         await net.start("v0", RuntimeLimits(max_timers=6))
         await all_reach(net, ["v0"], 12)
     assert any(record.getMessage() == "timer queue full" for record in caplog.records)
+
+
+async def test_a_query_that_fails_is_answered_with_its_error_and_the_node_goes_on(
+    autojump_clock: MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with network_of(1) as net:
+        await net.start("v0")
+        runtime = net.runtime("v0")
+
+        def broken(sender: bytes) -> int:
+            raise RuntimeError("a bug in a query")
+
+        monkeypatch.setattr(runtime._core, "next_nonce", broken)
+        with pytest.raises(RuntimeError, match="a bug in a query"):
+            await runtime.next_nonce(bytes(32))
+        height = await net.height("v0")
+        await all_reach(net, ["v0"], height + 2)
