@@ -99,6 +99,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         liveness_bound_ms=args.liveness_bound_ms,
         max_sim_time_ms=args.max_sim_time_ms,
         stop_on_violation=not args.keep_going,
+        shared_verification=args.shared_verification,
     )
 
 
@@ -265,3 +266,9 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     )
     add("--max-sim-time-ms", type=int, default=900_000, help="virtual time limit of the run")
     add("--keep-going", action="store_true", help="do not stop at the first violation")
+    add(
+        "--shared-verification",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="answer a signature check once for all simulated nodes (same trace, less time)",
+    )

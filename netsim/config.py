@@ -59,6 +59,7 @@ class SimConfig:
     liveness_bound_ms: int = 60_000
     max_sim_time_ms: int = 900_000
     stop_on_violation: bool = True
+    shared_verification: bool = True
 
     def __post_init__(self) -> None:
         check = _Checker()
@@ -113,6 +114,8 @@ class SimConfig:
             ]  # fmt: skip
         if not self.stop_on_violation:
             args.append("--keep-going")
+        if not self.shared_verification:
+            args.append("--no-shared-verification")
         return args
 
 

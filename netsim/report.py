@@ -70,6 +70,8 @@ def summary_lines(result: RunResult) -> list[str]:
         f"faults applied   {len(result.fault_actions)} actions; "
         f"{result.writes_lost_to_crashes} unsynced writes lost to crashes",
         f"rejected inputs  {result.rejected_inputs}; accusations {result.accusations}",
+        f"signature checks {result.signature_checks:,} run, "
+        f"{result.signature_checks_shared:,} shared between simulated nodes",
         f"events           {result.events:,}",
         f"wall time        {result.wall_time_s:.2f} s "
         f"({result.wall_us_per_message:.1f} µs per delivered message)",

@@ -82,6 +82,10 @@ class RunResult:
     heights: tuple[HeightTiming, ...]
     latency_cdf_ms: tuple[float, ...]
     node_load: tuple[NodeLoad, ...]
+    signature_checks: int = 0
+    """Ed25519 verifications actually computed."""
+    signature_checks_shared: int = 0
+    """Verifications answered from the run's shared memo (see ``netsim.memo``)."""
 
     @property
     def passed(self) -> bool:
@@ -170,6 +174,8 @@ def summarize(sim: Simulation, end_reason: str, wall_time_s: float) -> RunResult
             )
             for node in range(sim.topology.nodes)
         ),
+        signature_checks=sim.signature_checks[0],
+        signature_checks_shared=sim.signature_checks[1],
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -25,6 +26,7 @@ from netsim.engine import EventLoop
 from netsim.faults import FaultOptions, FaultPlan, plan_faults, swarm_options
 from netsim.host import NodeHost, NodeStatus
 from netsim.injector import FaultInjector
+from netsim.memo import SharedVerification, SignatureMemo
 from netsim.network import SimNetwork
 from netsim.node_api import Envelope, NodeEnv, NodeFactory, SimNode
 from netsim.regions import LatencyTable
@@ -153,6 +155,8 @@ class Simulation:
         )
         self.hosts = self._make_hosts(builder)
         self.injector = FaultInjector(self.loop, self.hosts, self.network, self.trace)
+        self.signature_checks = (0, 0)
+        """(checks run, checks answered from the shared memo) of the last run."""
 
     def _make_hosts(self, builder: NodeBuilder) -> list[NodeHost]:
         coalition = Coalition(
@@ -194,6 +198,16 @@ class Simulation:
     def run(self) -> RunResult:
         """Run to the end (see the module docstring) and summarize."""
         started = time.perf_counter()
+        sharing = SharedVerification() if self.config.shared_verification else nullcontext()
+        with sharing as memo:
+            reason = self._start_and_run()
+        if self.config.shared_verification:
+            assert isinstance(memo, SignatureMemo)
+            self.signature_checks = (memo.misses, memo.hits)
+        wall_s = time.perf_counter() - started
+        return summarize(self, reason, wall_s)
+
+    def _start_and_run(self) -> str:
         self.injector.schedule(self.plan.actions)
         self.loop.at(self.plan.heal_ms * 1_000, self._healed)
         for host in self.hosts:
@@ -203,8 +217,7 @@ class Simulation:
         if not (self.checkers.failed and self.config.stop_on_violation):
             up = [host.status is not NodeStatus.DOWN for host in self.hosts]
             self.checkers.finish(self.loop.now_us, self.config.heights, up)
-        wall_s = time.perf_counter() - started
-        return summarize(self, reason, wall_s)
+        return reason
 
     def _run_loop(self) -> str:
         limit_us = self.config.max_sim_time_ms * 1_000

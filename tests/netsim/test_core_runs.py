@@ -113,6 +113,15 @@ def test_the_same_seed_gives_the_same_trace_in_processes_with_other_hash_seeds(
         assert expected in completed.stdout
 
 
+def test_shared_signature_checks_change_nothing_but_the_wall_time() -> None:
+    config = replay_config()
+    shared = run(config)
+    alone = run(replace(config, shared_verification=False))
+    assert shared.trace_hash == alone.trace_hash
+    assert shared.signature_checks_shared > shared.signature_checks > 0
+    assert alone.signature_checks == alone.signature_checks_shared == 0
+
+
 def replay_config() -> SimConfig:
     """Byzantine roles, non-validators and every fault kind: a run touching every stream."""
     return SimConfig(
