@@ -135,17 +135,7 @@ class Simulation:
             genesis_accounts=self.workload.genesis_accounts(),
             byzantine=self.byzantine,
         )
-        honest_keys = frozenset(
-            key.public_key for i, key in enumerate(fixture.keys) if self.honest[i]
-        )
-        self.checkers = CheckerSuite(
-            honest=self.honest,
-            honest_validator_keys=honest_keys,
-            known_tx=self.registry,
-            liveness_bound_us=config.liveness_bound_ms * 1_000,
-            on_violation=self._violated,
-        )
-        self.checkers.on_commit = self._committed
+        self.checkers = self._make_checkers()
         self.plan: FaultPlan = plan_faults(
             self.fault_options,
             validators=config.validators,
@@ -157,6 +147,20 @@ class Simulation:
         self.injector = FaultInjector(self.loop, self.hosts, self.network, self.trace)
         self.signature_checks = (0, 0)
         """(checks run, checks answered from the shared memo) of the last run."""
+
+    def _make_checkers(self) -> CheckerSuite:
+        keys = self.setup.validator_keys
+        checkers = CheckerSuite(
+            honest=self.honest,
+            honest_validator_keys=frozenset(
+                key.public_key for node, key in enumerate(keys) if self.honest[node]
+            ),
+            known_tx=self.registry,
+            liveness_bound_us=self.config.liveness_bound_ms * 1_000,
+            on_violation=self._violated,
+        )
+        checkers.on_commit = self._committed
+        return checkers
 
     def _make_hosts(self, builder: NodeBuilder) -> list[NodeHost]:
         coalition = Coalition(
