@@ -7,12 +7,17 @@ senders can admit them. The context records every transaction in the :class:`TxR
 which the validity checker asks ("did a client send this?") and which turns commits into
 commit latencies and into completions the workload hears about.
 
-:class:`GenericWorkload` is what runs today: closed-loop clients, each with its own account,
-signing ``kv.set`` transactions with consecutive nonces; a client waits for its transaction
-to commit (re-sending it to another validator after a timeout: a node may be down, a message
-lost) and thinks for a random time before the next one. The health scenario (meters
-uploading readings, access grants, care plans) plugs in as another ``Workload`` when the
-application has those modules; :data:`WORKLOADS` is the registry the CLI reads.
+:class:`GenericWorkload` is what runs today: clients, each with its own account, signing
+``kv.set`` transactions with consecutive nonces. A client sends its next transaction a
+random (exponential) interval after the previous one, so all clients together offer the
+configured rate — but never before the previous one committed (one transaction in flight
+per account keeps nonces free of gaps, whatever node a transaction reaches); it re-sends a
+transaction to another validator after a timeout (a node may be down, a message lost). When
+commit latency exceeds a client's interval, the rate achieved is what latency allows.
+
+The health scenario (meters uploading readings, access grants, care plans) plugs in as
+another ``Workload`` when the application has those modules; :data:`WORKLOADS` is the
+registry the CLI reads.
 """
 
 from __future__ import annotations
@@ -144,6 +149,7 @@ class _Client:
     sequence: int = 0
     current: bytes = b""
     attempt: int = 0
+    due_us: int = 0
 
 
 class GenericWorkload:
@@ -193,9 +199,11 @@ class GenericWorkload:
         nodes = ctx.topology.nodes
         self._clients = [_Client(key, ctx.rng.randrange(nodes)) for key in self._keys]
         for client in self._clients:
-            ctx.later(self._think_us(), partial(self._next, client))
+            client.due_us = self._interval_us()
+            ctx.later(client.due_us, partial(self._next, client))
 
-    def _think_us(self) -> int:
+    def _interval_us(self) -> int:
+        """A client's next interval: exponential, its mean ``clients / rate`` seconds."""
         assert self._ctx is not None
         mean_us = self._client_count * 1_000_000 / self._rate_tps
         return 1 + int(self._ctx.rng.expovariate(1.0 / mean_us))
@@ -220,10 +228,14 @@ class GenericWorkload:
         ctx.later(self._resubmit_us, lambda: self._maybe_resend(client, tx, attempt))
 
     def _committed(self, client: _Client, tx: bytes) -> None:
+        """Send the next transaction when it is due (at once if it is overdue)."""
         if client.current == tx:
             client.current = b""
-            assert self._ctx is not None
-            self._ctx.later(self._think_us(), lambda: self._next(client))
+            ctx = self._ctx
+            assert ctx is not None
+            now_us = ctx.now_us()  # a late client does not make up for lost time
+            client.due_us = max(client.due_us + self._interval_us(), now_us)
+            ctx.later(max(1, client.due_us - now_us), partial(self._next, client))
 
     def _maybe_resend(self, client: _Client, tx: bytes, attempt: int) -> None:
         """Still not committed: send it again, to a validator picked at random."""
