@@ -289,7 +289,10 @@ class NodeRuntime:
     def _handle(self, event: Event) -> list[Action]:
         actions = self._core.handle(event)  # ChainHaltError ends the node
         for action in actions:
-            self._carry[type(action)](action)
+            carry = self._carry.get(type(action))
+            if carry is None:  # the core grew an action this runtime does not know: a bug
+                raise TypeError(f"no way to carry out {type(action).__name__}")
+            carry(action)
         self.tip.update(self._core.height, self._core.last_block_id)
         return actions
 
