@@ -28,6 +28,7 @@ from typing import Any, Final, Generic, TypeVar, cast
 
 import msgpack
 
+from consensus.errors import InvalidEvidenceError
 from consensus.limits import MAX_CHAIN_ID_BYTES
 from consensus.limits import MAX_VALIDATORS as CONSENSUS_MAX_VALIDATORS
 from crypto_core import hash_leaf, merkle_root
@@ -51,6 +52,7 @@ from node.types import (
     CommitCertificate,
     CommitSignature,
     CommittedBlock,
+    DuplicateVoteEvidence,
     Event,
     EventAttribute,
     LeafProof,
@@ -83,6 +85,10 @@ MAX_TX_PRIORITY: Final = 65_535
 MAX_CHAIN_ID_CHARS: Final = MAX_CHAIN_ID_BYTES  # chain ids are ASCII: chars = bytes
 MAX_VALIDATORS: Final = CONSENSUS_MAX_VALIDATORS
 MAX_VOTE_BYTES: Final = 1 * KIB
+# One evidence object: two votes inside a one-byte array header.
+MAX_EVIDENCE_BYTES: Final = 2 * MAX_VOTE_BYTES + 1
+# The most evidence objects any block may carry (ConsensusParams sets a chain's own limit).
+MAX_EVIDENCE_PER_BLOCK: Final = 256
 # One commit signature: array header (1) + bin8 key (2 + 32) + bin8 signature (2 + 64).
 COMMIT_SIGNATURE_BYTES: Final = 101
 MAX_CERTIFICATE_BYTES: Final = MAX_VALIDATORS * COMMIT_SIGNATURE_BYTES + 256
@@ -330,12 +336,21 @@ class StructCodec(Generic[T]):
 
     Construction fails (``TypeError``) unless the schema names exactly the dataclass's fields
     in their declared order: a field added to a type must be added here too, or encoding would
-    silently drop it.
+    silently drop it. ``invariant_errors`` are the exceptions the type's own constructor
+    raises for fields that fit their kinds but not each other (e.g. two votes of evidence in
+    the wrong order); decoding turns them into ``SchemaError``.
     """
 
-    __slots__ = ("cls", "field_count", "fields", "max_bytes", "name")
+    __slots__ = ("cls", "field_count", "fields", "invariant_errors", "max_bytes", "name")
 
-    def __init__(self, cls: type[T], fields: Sequence[tuple[str, Kind]], max_bytes: int) -> None:
+    def __init__(
+        self,
+        cls: type[T],
+        fields: Sequence[tuple[str, Kind]],
+        max_bytes: int,
+        *,
+        invariant_errors: tuple[type[Exception], ...] = (),
+    ) -> None:
         declared = tuple(f.name for f in dataclasses.fields(cast(Any, cls)))
         named = tuple(name for name, _ in fields)
         if declared != named:
@@ -345,6 +360,7 @@ class StructCodec(Generic[T]):
         self.fields = tuple(fields)
         self.field_count = len(self.fields)
         self.max_bytes = max_bytes
+        self.invariant_errors = invariant_errors
 
     def to_wire(self, value: object, path: str | None = None) -> list[object]:
         """The msgpack-ready array of a ``value`` of this type (``EncodeError`` if invalid)."""
@@ -367,7 +383,10 @@ class StructCodec(Generic[T]):
             kind.from_wire(item, f"{path}.{name}")
             for (name, kind), item in zip(self.fields, raw, strict=True)
         ]
-        return self.cls(*values)
+        try:
+            return self.cls(*values)
+        except self.invariant_errors as exc:
+            raise SchemaError(f"{path}: {exc}") from exc
 
     def encode(self, value: T) -> bytes:
         """The canonical encoding of ``value`` (``EncodeError`` if invalid or too large)."""
@@ -475,6 +494,12 @@ PROPOSAL_CODEC = StructCodec(
     ],
     MAX_VOTE_BYTES,
 )
+EVIDENCE_CODEC = StructCodec(
+    DuplicateVoteEvidence,
+    [("vote_a", Nested(VOTE_CODEC)), ("vote_b", Nested(VOTE_CODEC))],
+    MAX_EVIDENCE_BYTES,
+    invariant_errors=(InvalidEvidenceError,),
+)
 COMMIT_SIGNATURE_CODEC = StructCodec(
     CommitSignature, [("validator", _PUBLIC_KEY), ("signature", _SIGNATURE)], MAX_VOTE_BYTES
 )
@@ -504,6 +529,7 @@ HEADER_CODEC = StructCodec(
         ("validator_set_hash", _HASH),
         ("proposer", _PUBLIC_KEY),
         ("last_commit", Maybe(Nested(COMMIT_CERTIFICATE_CODEC))),
+        ("evidence_root", _HASH),
     ],
     MAX_HEADER_BYTES,
 )
@@ -512,6 +538,7 @@ BLOCK_CODEC = StructCodec(
     [
         ("header", Nested(HEADER_CODEC)),
         ("txs", ArrayOf(Bytes(MAX_TX_BYTES), MAX_TXS_PER_BLOCK)),
+        ("evidence", ArrayOf(Nested(EVIDENCE_CODEC), MAX_EVIDENCE_PER_BLOCK)),
     ],
     MAX_BLOCK_BYTES,
 )
@@ -583,6 +610,7 @@ _CODECS: dict[type, StructCodec[Any]] = {
         TX_CODEC,
         VOTE_CODEC,
         PROPOSAL_CODEC,
+        EVIDENCE_CODEC,
         COMMIT_SIGNATURE_CODEC,
         COMMIT_CERTIFICATE_CODEC,
         VALIDATOR_CODEC,
@@ -743,6 +771,12 @@ def tx_root(txs: Sequence[bytes]) -> bytes:
     return cast(bytes, merkle_root([hash_leaf(tx) for tx in txs]))
 
 
+def evidence_root(evidence: Sequence[DuplicateVoteEvidence]) -> bytes:
+    """RFC 9162 Merkle root over ``hash_leaf`` of each evidence object's canonical bytes
+    (a block's ``evidence_root``; ``EMPTY_EVIDENCE_ROOT`` for none)."""
+    return cast(bytes, merkle_root([hash_leaf(EVIDENCE_CODEC.encode(e)) for e in evidence]))
+
+
 def block_id(header: BlockHeader) -> bytes:
     """The id of a block: SHA-256 of its header's canonical bytes."""
     return sha256(HEADER_CODEC.encode(header))
@@ -755,6 +789,8 @@ def block_tx_bytes(tx_bytes_len: int) -> int:
 
 __all__ = [
     "MAX_BLOCK_BYTES",
+    "MAX_EVIDENCE_BYTES",
+    "MAX_EVIDENCE_PER_BLOCK",
     "MAX_MESSAGE_BYTES",
     "MAX_TXS_PER_BLOCK",
     "MAX_TX_BYTES",
@@ -779,6 +815,7 @@ __all__ = [
     "decode_message",
     "encode",
     "encode_message",
+    "evidence_root",
     "message_kind",
     "registered_types",
     "sign_transaction",

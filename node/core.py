@@ -3,7 +3,8 @@
 A shell (the trio runtime, the simulator, a test) owns one ``NodeCore`` and feeds it events;
 ``handle(event)`` returns the actions to carry out, in order. That is the whole interface,
 besides the read-only queries the shell calls to serve peers and clients (``status``,
-``blocks_for_sync``, ``query_state``, ``next_nonce``)::
+``blocks_for_sync``, ``query_state``, ``next_nonce``, ``pending_evidence``,
+``committed_evidence``)::
 
     core = NodeCore.open(storage, signer, genesis, NodeConfig())
     actions = core.handle(Start(now_ms=clock.now_ms()))
@@ -35,11 +36,17 @@ What the core does with each input:
   — an invalid block gets ``value_valid=False`` and this node prevotes nil; transactions
   enter the mempool. Anything a correct peer never sends becomes ``PeerMisbehaved`` and
   changes nothing.
-- When consensus asks for a value, the core builds a block from the mempool within the
-  chain's size limits (``node.chain.proposer``) and broadcasts it with the signed proposal.
-- On ``Decide`` it executes the block with the application, updates the mempool and the
-  validator schedule, persists, emits ``BlockCommitted`` and, after ``commit_wait_ms``,
-  starts the next height.
+- When consensus asks for a value, the core builds a block from the pending equivocation
+  evidence and the mempool within the chain's size limits (``node.chain.proposer``) and
+  broadcasts it with the signed proposal.
+- On ``Decide`` it executes the block with the application, updates the mempool, the
+  pending evidence (``node.chain.evidence``) and the validator schedule, persists, emits
+  ``BlockCommitted`` and, after ``commit_wait_ms``, starts the next height.
+- Equivocation: consensus detects two conflicting votes of a validator and keeps the evidence
+  (``ConsensusCore.evidence``); the core reports it (``EquivocationDetected``), proposes it
+  in a block of a later height, and judges the evidence in others' blocks by the same rule
+  (``node.chain.evidence.evidence_problem``); the application records what is committed and
+  emits ``validator.equivocated``.
 - A peer known to be ahead (status or message heights) makes it request blocks; every block
   received is verified with its certificate against this node's own validator schedule
   before it is applied.
@@ -87,10 +94,12 @@ from consensus import (
     verify_proposal,
     verify_vote,
 )
+from consensus.evidence import DuplicateVoteEvidence
 from consensus.limits import PROPOSAL_LOOKAHEAD_ROUNDS
 from consensus.sign_bytes import proposal_sign_bytes_of, vote_sign_bytes_of
 from crypto_core.signatures import verify
 from node.app.application import Application
+from node.app.evidence import EvidenceRecord
 from node.chain import store
 from node.chain.actions import (
     Action,
@@ -117,6 +126,12 @@ from node.chain.events import (
     TimerKey,
     TimerKind,
     TxSubmitted,
+)
+from node.chain.evidence import (
+    ChainEvidenceLookup,
+    PendingEvidenceLog,
+    evidence_problem,
+    is_expired,
 )
 from node.chain.future import FutureMessage, FutureMessages
 from node.chain.genesis import Genesis
@@ -149,7 +164,7 @@ from node.codec import (
 )
 from node.errors import DecodeError, InvalidBlockError, RejectReason, StorageError, TxRejected
 from node.mempool import Mempool, VerifiedTx, verify_transaction
-from node.ports import PeerId, Signer, Storage
+from node.ports import PeerId, Signer, Storage, WriteOp
 from node.types import (
     ZERO_HASH,
     Block,
@@ -205,6 +220,7 @@ class NodeCore:
         consensus: ConsensusCore,
         last_block: CommittedBlock | None,
         replayed: list[Effect],
+        pending_evidence: PendingEvidenceLog | None = None,
     ) -> None:
         """Use ``NodeCore.open``: it restores every argument from ``storage``."""
         self._storage = storage
@@ -217,6 +233,10 @@ class NodeCore:
         self._schedule = schedule
         self._log = log
         self._consensus = consensus
+        self._pending_evidence = (
+            pending_evidence if pending_evidence is not None else PendingEvidenceLog()
+        )
+        self._evidence_lookup = ChainEvidenceLookup(schedule, app)
         self._mempool = Mempool(genesis.chain_id, config.mempool)
         self._blocks = ProposedBlocks(
             max_blocks=config.max_cached_blocks,
@@ -299,6 +319,7 @@ class NodeCore:
             consensus=opened.consensus,
             last_block=opened.last_block,
             replayed=opened.replayed_effects,
+            pending_evidence=opened.pending_evidence,
         )
 
     # ==========================================================================================
@@ -368,6 +389,7 @@ class NodeCore:
             future_messages=len(self._future),
             cached_blocks=len(self._blocks),
             sync_buffered_blocks=self._sync.buffered,
+            pending_evidence=len(self._consensus.evidence),
         )
 
     def blocks_for_sync(
@@ -404,6 +426,15 @@ class NodeCore:
             return self._app.query(key, height)
         except KeyError as exc:
             raise QueryError(f"height {height} is not kept: {exc}") from exc
+
+    def pending_evidence(self) -> tuple[DuplicateVoteEvidence, ...]:
+        """Equivocation evidence this node holds for a block to include, oldest first."""
+        return self._consensus.evidence.pending()
+
+    def committed_evidence(self, evidence: DuplicateVoteEvidence) -> EvidenceRecord | None:
+        """The chain's record of ``evidence``'s step (validator, height, round, vote type),
+        if a committed block carried evidence of it."""
+        return self._app.committed_evidence(evidence)
 
     def next_nonce(self, sender: bytes) -> int:
         """The nonce a new transaction of ``sender`` must carry to enter this mempool."""
@@ -817,6 +848,7 @@ class NodeCore:
         encoded = store.encode_committed(block, decided.certificate)
         ops = store.commit_ops(encoded, height, result.state_changes, result.state_root)
         ops += self._schedule.commit(height, result.validator_updates)
+        ops += self._settle_evidence(block, height)
         ops += self._log.delete_ops()
         try:
             self._storage.write_batch(ops, sync=True)
@@ -856,6 +888,16 @@ class NodeCore:
         else:
             key = TimerKey(TimerKind.COMMIT_WAIT, height + 1)
             self._set_timer(key, self._config.commit_wait_ms)
+
+    def _settle_evidence(self, block: Block, height: int) -> list[WriteOp]:
+        """Forget pending evidence ``block`` committed (its steps, whichever votes) or that
+        expired with it; returns the writes that bring the stored copy up to date."""
+        pool = self._consensus.evidence
+        pool.remove(block.evidence)
+        max_age = self._params.evidence_max_age_heights
+        pool.remove([e for e in pool.pending() if is_expired(e, height + 1, max_age)])
+        self.stats.evidence_committed += len(block.evidence)
+        return self._pending_evidence.sync_ops(pool.pending())
 
     def _recheck(self, verified: VerifiedTx) -> bool:
         return self._app.check_tx(verified.tx).ok
@@ -945,6 +987,8 @@ class NodeCore:
             last_commit=self._last_commit,
             mempool=self._mempool,
             now_ms=self._now_ms,
+            evidence=self._consensus.evidence.pending(),
+            admissible=self._evidence_admissible,
         )
         id_ = block_id(block.header)
         if not self._blocks.add(id_, block, len(BLOCK_CODEC.encode(block)), OWN):
@@ -952,6 +996,17 @@ class NodeCore:
         if self._blocks.verdict(id_) is None and self._blocks.can_judge():
             self._blocks.record(id_, Verdict(True, frozenset(tx_hash(raw) for raw in block.txs)))
         self._feed(ProposeValue(effect.height, effect.round, id_))
+
+    def _evidence_admissible(self, evidence: DuplicateVoteEvidence) -> bool:
+        """True if the block of the next height may carry ``evidence``."""
+        problem = evidence_problem(
+            evidence,
+            chain_id=self.chain_id,
+            block_height=self._height + 1,
+            max_age_heights=self._params.evidence_max_age_heights,
+            lookup=self._evidence_lookup,
+        )
+        return problem is None
 
     def _on_decide(self, decided: Decide) -> None:
         if decided.height <= self._height:
@@ -979,6 +1034,7 @@ class NodeCore:
             app_state_root=self._app.state_root,
             validator_set=validator_set,
             previous_set=self._schedule.previous,
+            evidence=self._evidence_lookup,
         )
 
     def _tip_time_ms(self) -> int:

@@ -10,7 +10,8 @@ and ids are 32-byte SHA-256 digests; accounts and validators are 32-byte Ed25519
 heights start at 1 (height 0 is the genesis state).
 
 The consensus messages (``Vote``, ``Proposal``, ``CommitCertificate``, ...) live in
-``consensus.types`` and are re-exported here for convenience.
+``consensus.types``, equivocation evidence (``DuplicateVoteEvidence``) in
+``consensus.evidence``; they are re-exported here for convenience.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from consensus.evidence import DuplicateVoteEvidence
 from consensus.types import (
     CommitCertificate,
     CommitSignature,
@@ -27,12 +29,15 @@ from consensus.types import (
     Vote,
     VoteType,
 )
+from crypto_core import EMPTY_ROOT
 
 DIGEST_BYTES = 32
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
 # ``previous_block_id`` of the block at height 1, which has no predecessor.
 ZERO_HASH = bytes(DIGEST_BYTES)
+# ``evidence_root`` of a block without evidence: the RFC 9162 root of the empty list.
+EMPTY_EVIDENCE_ROOT = EMPTY_ROOT
 
 Hash = bytes
 
@@ -114,6 +119,10 @@ class BlockHeader:
     - ``validator_set_hash``: hash of the validator set that decides this height.
     - ``proposer``: public key of the validator that proposed the block.
     - ``last_commit``: the certificate that decided ``height - 1`` (``None`` at height 1).
+    - ``evidence_root``: RFC 9162 Merkle root over ``hash_leaf(evidence_bytes)`` of the
+      block's evidence (``EMPTY_EVIDENCE_ROOT`` when it has none), so the block id commits to
+      the evidence as it does to the transactions. Last, with its default, so headers built
+      without evidence need not name it.
     """
 
     chain_id: str
@@ -125,15 +134,22 @@ class BlockHeader:
     validator_set_hash: Hash
     proposer: PublicKey
     last_commit: CommitCertificate | None
+    evidence_root: Hash = EMPTY_EVIDENCE_ROOT
 
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """A header and its transactions, kept as their canonical encodings (never re-encoded:
-    hashing, sizing and gossip all work on the bytes, decoding happens once at execution)."""
+    """A header, its transactions and its evidence.
+
+    Transactions are kept as their canonical encodings (never re-encoded: hashing, sizing and
+    gossip all work on the bytes, decoding happens once at execution). ``evidence`` holds
+    proofs that validators equivocated (``DuplicateVoteEvidence``, decoded: few and small),
+    which the application records (``node.app.evidence``).
+    """
 
     header: BlockHeader
     txs: tuple[bytes, ...]
+    evidence: tuple[DuplicateVoteEvidence, ...] = ()
 
 
 class ResultCode(IntEnum):
@@ -273,6 +289,7 @@ class CommittedBlock:
 
 __all__ = [
     "DIGEST_BYTES",
+    "EMPTY_EVIDENCE_ROOT",
     "PUBLIC_KEY_BYTES",
     "SIGNATURE_BYTES",
     "ZERO_HASH",
@@ -282,6 +299,7 @@ __all__ = [
     "CommitCertificate",
     "CommitSignature",
     "CommittedBlock",
+    "DuplicateVoteEvidence",
     "Event",
     "EventAttribute",
     "Hash",

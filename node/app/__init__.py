@@ -8,6 +8,8 @@
 - ``WriteBuffer``, ``MeteredView``, ``GasSchedule``, ``ExecutionLimits`` (``view.py``).
 - ``build_block``, ``validate_header``, ``validate_body``, ``propose_time_ms``
   (``blocks.py``): chain rules of headers and bodies.
+- ``EvidenceRecord``, ``evidence_key``, ``EQUIVOCATED_EVENT`` (``evidence.py``): equivocation
+  evidence committed by blocks, recorded in the state with a ``validator.equivocated`` event.
 - ``VALIDATOR_UPDATE_DELAY_HEIGHTS``, ``effective_height`` (``validators.py``): when the
   validator-set updates of a block take effect (consensus' ``ValidatorSetSchedule`` applies
   them).
@@ -38,6 +40,7 @@ from node.app.blocks import (
 )
 from node.app.due import DueTask
 from node.app.errors import ModuleContractError, OutOfGas, TxFailed
+from node.app.evidence import EQUIVOCATED_EVENT, EvidenceRecord, evidence_key
 from node.app.kv import KvModule
 from node.app.module import Authenticator, BlockInfo, CheckContext, ExecContext, Module
 from node.app.state import VersionedState, state_leaf_hash, verify_state_proof
@@ -46,6 +49,7 @@ from node.app.view import ExecutionLimits, GasMeter, GasSchedule, MeteredView, W
 
 __all__ = [
     "DEFAULT_MAX_FUTURE_DRIFT_MS",
+    "EQUIVOCATED_EVENT",
     "VALIDATOR_UPDATE_DELAY_HEIGHTS",
     "AccountsModule",
     "AppConfig",
@@ -56,6 +60,7 @@ __all__ = [
     "CheckContext",
     "CheckTxResult",
     "DueTask",
+    "EvidenceRecord",
     "ExecContext",
     "ExecutionLimits",
     "GasMeter",
@@ -72,6 +77,7 @@ __all__ = [
     "WriteBuffer",
     "build_block",
     "effective_height",
+    "evidence_key",
     "propose_time_ms",
     "receipts_root",
     "state_leaf_hash",

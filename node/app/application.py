@@ -8,8 +8,10 @@ Contract for the node core that drives it:
   the signature: chain id, sender account, nonce (>= the committed one: pending predecessors
   may exist), known kind, the module's own checks; read-only, returns a ``CheckTxResult``.
 - ``finalize_block(block)`` for each decided block, in height order. It refuses
-  (``InvalidBlockError``, nothing changed) a block whose chain id, height, time, tx root or
-  ``app_state_root`` does not follow from the last finalized block, then: runs due work
+  (``InvalidBlockError``, nothing changed) a block whose chain id, height, time, tx root,
+  evidence or ``app_state_root`` does not follow from the last finalized block (evidence
+  signatures and age are the node's to verify first: ``node.app.evidence``), then: records
+  the block's evidence (``validator.equivocated`` events), runs due work
   (the block-time hook, at most ``max_due_tasks_per_block`` tasks whose time has come, in
   time order), then every transaction in order (decode, chain id, signature unless its hash
   is in ``preverified_tx_hashes``, account, nonce, module), commits the state as the block's
@@ -17,7 +19,8 @@ Contract for the node core that drives it:
   block's ``app_state_root``), the validator-set updates (``consensus.ValidatorUpdate``,
   effective at ``node.app.validators.effective_height(height)``: pass them to
   ``ValidatorSetSchedule.commit``) and the state changes to persist.
-- ``query(key, height)`` returns the value with a proof against that height's state root.
+- ``query(key, height)`` returns the value with a proof against that height's state root;
+  ``committed_evidence(evidence)`` the record of an equivocation the chain committed.
 - ``state_entries()`` lists every committed entry of the last finalized height: what a node
   persists after ``init_chain`` (later heights report their own ``state_changes``) and hands
   back to ``restore`` on a restart.
@@ -31,11 +34,18 @@ from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, cast
 
+from consensus.evidence import DuplicateVoteEvidence
 from consensus.validator_set import ValidatorUpdate
 from crypto_core import hash_leaf, merkle_root
 from node.app.blocks import validate_body
 from node.app.due import DUE_PREFIX, due_ms_of, parse_task
 from node.app.errors import TxFailed
+from node.app.evidence import (
+    EvidenceRecord,
+    check_block_evidence,
+    read_record,
+    record_block_evidence,
+)
 from node.app.module import (
     Authenticator,
     BlockInfo,
@@ -191,6 +201,11 @@ class Application:
         snapshot (later commits do not change it); empty before ``init_chain``."""
         return list(self._state.iterate(b""))
 
+    def committed_evidence(self, evidence: DuplicateVoteEvidence) -> EvidenceRecord | None:
+        """The committed record of ``evidence``'s step (validator, height, round, vote
+        type), whichever pair of conflicting votes it holds; None if not committed."""
+        return read_record(self._state, evidence)
+
     def query(self, key: bytes, height: int | None = None) -> StateProof:
         """``key``'s value at ``height`` (default: latest) with a proof against that
         height's state root; ``KeyError`` for a height no longer (or not yet) retained."""
@@ -233,7 +248,7 @@ class Application:
         header = block.header
         info = BlockInfo(self.config.chain_id, header.height, header.time_ms, header.proposer)
         run = _BlockRun(self, info, preverified_tx_hashes, WriteBuffer(self._state))
-        block_events = run.run_due_tasks()
+        block_events = record_block_evidence(run.buffer, block) + run.run_due_tasks()
         receipts = tuple(run.deliver(raw) for raw in block.txs)
         changes = run.buffer.changes()
         root = self._state.commit(header.height, changes)
@@ -261,6 +276,7 @@ class Application:
         if header.app_state_root != self._state.root:
             raise InvalidBlockError("app_state_root is not the state root of the parent")
         validate_body(block)
+        check_block_evidence(block, self.config.chain_id, self._state)
 
     def _require_initialised(self) -> None:
         if self._state.height < 0:

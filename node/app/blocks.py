@@ -6,7 +6,10 @@ signatures and voting power of ``last_commit`` (``consensus.verify_commit_certif
 against the validator set of ``height - 1``), and that ``validator_set_hash`` / ``proposer``
 match ``ValidatorSet.hash()`` of this height's set and the proposer of the round.
 ``app_state_root`` is checked by the application (``Application.finalize_block``), which
-knows its own state.
+knows its own state. Evidence is checked here only for its count and ``evidence_root``; that
+each object proves an equivocation of a validator of its height, is not too old and not
+already committed is the node's check (``node.chain.validation``), which keeps the validator
+sets of past heights.
 
 Time rule: ``time_ms`` is strictly greater than the parent's time (the genesis time at
 height 1) and at most ``max_future_drift_ms`` ahead of the validating node's clock, so a
@@ -19,12 +22,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
+from consensus.evidence import DuplicateVoteEvidence
 from node.codec import (
     BLOCK_CODEC,
     MAX_BLOCK_BYTES,
+    MAX_EVIDENCE_PER_BLOCK,
     MAX_TX_BYTES,
     MAX_TXS_PER_BLOCK,
     block_id,
+    evidence_root,
     tx_root,
 )
 from node.errors import EncodeError, InvalidBlockError
@@ -49,8 +55,10 @@ def build_block(
     validator_set_hash: bytes,
     proposer: bytes,
     last_commit: CommitCertificate | None,
+    evidence: Sequence[DuplicateVoteEvidence] = (),
 ) -> Block:
-    """A block over ``txs`` (already encoded) with its ``tx_root`` computed.
+    """A block over ``txs`` (already encoded) and ``evidence``, with its ``tx_root`` and
+    ``evidence_root`` computed.
 
     ``InvalidBlockError`` if it would break a size limit (too many txs or bytes).
     """
@@ -64,16 +72,20 @@ def build_block(
         validator_set_hash=validator_set_hash,
         proposer=proposer,
         last_commit=last_commit,
+        evidence_root=evidence_root(evidence),
     )
-    block = Block(header=header, txs=tuple(txs))
+    block = Block(header=header, txs=tuple(txs), evidence=tuple(evidence))
     validate_body(block)
     return block
 
 
 def validate_body(block: Block) -> None:
-    """Size limits and ``tx_root`` of a block (``InvalidBlockError`` if broken)."""
+    """Size limits, ``tx_root`` and ``evidence_root`` of a block (``InvalidBlockError`` if
+    broken)."""
     if len(block.txs) > MAX_TXS_PER_BLOCK:
         raise InvalidBlockError(f"{len(block.txs)} txs > {MAX_TXS_PER_BLOCK}")
+    if len(block.evidence) > MAX_EVIDENCE_PER_BLOCK:
+        raise InvalidBlockError(f"{len(block.evidence)} evidence > {MAX_EVIDENCE_PER_BLOCK}")
     for index, tx in enumerate(block.txs):
         if len(tx) > MAX_TX_BYTES:
             raise InvalidBlockError(f"tx {index} has {len(tx)} bytes > {MAX_TX_BYTES}")
@@ -85,6 +97,8 @@ def validate_body(block: Block) -> None:
         raise InvalidBlockError(f"{size} bytes > {MAX_BLOCK_BYTES}")
     if tx_root(block.txs) != block.header.tx_root:
         raise InvalidBlockError("tx_root does not match the transactions")
+    if evidence_root(block.evidence) != block.header.evidence_root:
+        raise InvalidBlockError("evidence_root does not match the evidence")
 
 
 def validate_header(

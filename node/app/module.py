@@ -57,7 +57,9 @@ from node.types import PUBLIC_KEY_BYTES, Event, EventAttribute, ResultCode, Tran
 T = TypeVar("T")
 
 MODULE_NAME_PATTERN: Final = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)
-RESERVED_MODULE_NAMES: Final = frozenset({"system"})
+# ``system`` and ``validator`` name the framework's own events (``system.due_task_failed``,
+# ``validator.equivocated``): no module may emit events that pass for them.
+RESERVED_MODULE_NAMES: Final = frozenset({"system", "validator"})
 # One validator's power can be at most the whole set's limit (consensus checks the total).
 MAX_VOTING_POWER: Final = MAX_TOTAL_VOTING_POWER
 

@@ -119,7 +119,9 @@ class PeerMisbehaved:
 @dataclass(frozen=True, slots=True)
 class EquivocationDetected:
     """A validator signed two conflicting votes; ``evidence`` proves it to anyone holding
-    the validator set of its height. Report it (metrics, governance). Feed back nothing."""
+    the validator set of its height. Report it (metrics, logs); the core itself puts it into
+    a block, and once committed the block's events carry ``validator.equivocated`` for
+    governance. Feed back nothing."""
 
     evidence: DuplicateVoteEvidence
 

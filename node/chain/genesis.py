@@ -29,6 +29,8 @@ from node.codec import (
     COMMIT_SIGNATURE_BYTES,
     KIB,
     MAX_BLOCK_BYTES,
+    MAX_EVIDENCE_BYTES,
+    MAX_EVIDENCE_PER_BLOCK,
     MAX_TX_BYTES,
     MAX_TXS_PER_BLOCK,
     MAX_VALIDATORS,
@@ -60,6 +62,14 @@ MAX_GENESIS_BYTES: Final = 16 * MIB
 """Largest canonical encoding of a genesis document."""
 MAX_DRIFT_MS: Final = 3_600_000
 """Largest ``max_future_drift_ms`` (one hour)."""
+DEFAULT_EVIDENCE_MAX_AGE_HEIGHTS: Final = 100_000
+"""Default age limit of evidence, in heights (about a day at one block a second)."""
+MAX_EVIDENCE_AGE_HEIGHTS: Final = 10_000_000
+"""Largest ``evidence_max_age_heights``."""
+DEFAULT_MAX_EVIDENCE_PER_BLOCK: Final = 32
+"""Default number of evidence objects a block may carry."""
+DEFAULT_MAX_EVIDENCE_BYTES: Final = 32 * KIB
+"""Default limit of the encoded evidence of one block, in bytes."""
 GENESIS_MODULE: Final = "genesis"
 GENESIS_HASH_KEY: Final = b"genesis/hash"
 """State key under which the genesis module stores the genesis hash."""
@@ -82,6 +92,13 @@ class ConsensusParams:
     """Most transactions in a block."""
     max_future_drift_ms: int = DEFAULT_MAX_FUTURE_DRIFT_MS
     """How far a proposed block's time may be ahead of a validating node's clock."""
+    evidence_max_age_heights: int = DEFAULT_EVIDENCE_MAX_AGE_HEIGHTS
+    """A block at height H may carry evidence of heights H - evidence_max_age_heights .. H - 1
+    only: older evidence has expired (nodes keep the validator sets that far back)."""
+    max_evidence_per_block: int = DEFAULT_MAX_EVIDENCE_PER_BLOCK
+    """Most evidence objects in a block."""
+    max_evidence_bytes: int = DEFAULT_MAX_EVIDENCE_BYTES
+    """Most bytes of encoded evidence objects in a block (counted inside max_block_bytes)."""
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -100,6 +117,22 @@ class ConsensusParams:
             raise InvalidGenesisError(f"max_block_txs must be in 1..{MAX_TXS_PER_BLOCK}")
         if not 1 <= self.max_future_drift_ms <= MAX_DRIFT_MS:
             raise InvalidGenesisError(f"max_future_drift_ms must be in 1..{MAX_DRIFT_MS}")
+        self._check_evidence_limits()
+
+    def _check_evidence_limits(self) -> None:
+        if not 1 <= self.evidence_max_age_heights <= MAX_EVIDENCE_AGE_HEIGHTS:
+            raise InvalidGenesisError(
+                f"evidence_max_age_heights must be in 1..{MAX_EVIDENCE_AGE_HEIGHTS}"
+            )
+        if not 1 <= self.max_evidence_per_block <= MAX_EVIDENCE_PER_BLOCK:
+            raise InvalidGenesisError(
+                f"max_evidence_per_block must be in 1..{MAX_EVIDENCE_PER_BLOCK}"
+            )
+        if not MAX_EVIDENCE_BYTES <= self.max_evidence_bytes < self.max_block_bytes:
+            raise InvalidGenesisError(
+                f"max_evidence_bytes must hold one evidence object ({MAX_EVIDENCE_BYTES} "
+                f"bytes) and be below max_block_bytes, got {self.max_evidence_bytes}"
+            )
 
     def timeouts(self) -> TimeoutConfig:
         """The consensus core's timeout configuration."""

@@ -1,24 +1,31 @@
-"""Building the block this node proposes, from its mempool, within the chain's size limits.
+"""Building the block this node proposes, from its mempool and pending evidence, within the
+chain's size limits.
 
 The block's time is ``propose_time_ms(now_ms, parent time)`` (this node's clock, but always
 after the parent); it carries the certificate that decided the parent (``last_commit``),
-the parent's state root and the hash of the height's validator set. Transactions come from
-``Mempool.reap`` by priority; the byte budget is ``max_block_bytes`` minus the encoded header
-and the block's own framing, so the block never exceeds the limit.
+the parent's state root and the hash of the height's validator set. Evidence goes first (it
+is rare, small and expires; ``node.chain.evidence.pick_evidence`` keeps it within
+``max_evidence_per_block`` and ``max_evidence_bytes``); transactions come from
+``Mempool.reap`` by priority, in the bytes left: ``max_block_bytes`` minus the encoded header,
+the evidence and the block's own framing, so the block never exceeds the limit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Final
 
+from consensus.evidence import DuplicateVoteEvidence
 from node.app.blocks import build_block, propose_time_ms
+from node.chain.evidence import pick_evidence
 from node.chain.validation import ChainTip
 from node.codec import BIN_HEADER_MAX_BYTES, HEADER_CODEC, block_id
 from node.mempool import Mempool
 from node.types import ZERO_HASH, Block, BlockHeader, CommitCertificate, PublicKey
 
-BLOCK_FRAME_BYTES: Final = 1 + BIN_HEADER_MAX_BYTES
-"""The block's array header and the tx list's array header, at most (msgpack)."""
+BLOCK_FRAME_BYTES: Final = 1 + 2 * BIN_HEADER_MAX_BYTES
+"""The block's array header and the array headers of its tx and evidence lists, at most
+(msgpack: an array header takes at most as many bytes as a bin header)."""
 
 
 def build_proposal(
@@ -28,8 +35,11 @@ def build_proposal(
     last_commit: CommitCertificate | None,
     mempool: Mempool,
     now_ms: int,
+    evidence: Iterable[DuplicateVoteEvidence] = (),
+    admissible: Callable[[DuplicateVoteEvidence], bool] = lambda _: True,
 ) -> Block:
-    """The block this node proposes at ``tip.height + 1``."""
+    """The block this node proposes at ``tip.height + 1``, with the ``admissible`` part of
+    the pending ``evidence``."""
     time_ms = propose_time_ms(now_ms, tip.last_time_ms)
     parent = tip.last_header
     previous_block_id = ZERO_HASH if parent is None else block_id(parent)
@@ -44,9 +54,15 @@ def build_proposal(
         proposer=proposer,
         last_commit=last_commit,
     )
-    header_bytes = len(HEADER_CODEC.encode(header))
-    budget_bytes = tip.params.max_block_bytes - header_bytes - BLOCK_FRAME_BYTES
-    reaped = mempool.reap(max(0, budget_bytes), tip.params.max_block_txs)
+    params = tip.params
+    room_bytes = params.max_block_bytes - len(HEADER_CODEC.encode(header)) - BLOCK_FRAME_BYTES
+    chosen, evidence_bytes = pick_evidence(
+        evidence,
+        max_count=params.max_evidence_per_block,
+        max_bytes=min(params.max_evidence_bytes, max(0, room_bytes)),
+        admissible=admissible,
+    )
+    reaped = mempool.reap(max(0, room_bytes - evidence_bytes), params.max_block_txs)
     return build_block(
         chain_id=header.chain_id,
         height=header.height,
@@ -57,4 +73,5 @@ def build_proposal(
         validator_set_hash=header.validator_set_hash,
         proposer=proposer,
         last_commit=last_commit,
+        evidence=chosen,
     )

@@ -2,21 +2,24 @@
 
 ``open_chain`` returns everything ``NodeCore`` starts from: the application at the last
 committed height (its state read back and checked against the stored root), the validator
-schedule, the last committed block, and consensus at the next height — replayed from that
-height's durable log (``ConsensusCore.replay``) with the last signing record, so a restarted
-validator is exactly where its durable log says it was and never signs anything conflicting.
+schedule (with the history of past sets evidence is verified against), the last committed
+block, and consensus at the next height — replayed from that height's durable log
+(``ConsensusCore.replay``) with the last signing record, so a restarted validator is exactly
+where its durable log says it was and never signs anything conflicting — holding the pending
+equivocation evidence again.
 The mempool is not restored: pending transactions are resubmitted by their clients.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from consensus import ConsensusCore, Effect, Input, StartHeight
 from node.app.application import Application
 from node.chain import store
 from node.chain.config import NodeConfig
 from node.chain.errors import InvalidGenesisError, StorageMismatchError
+from node.chain.evidence import PendingEvidenceLog
 from node.chain.genesis import GENESIS_HASH_KEY, Genesis
 from node.chain.schedule import ValidatorSchedule
 from node.chain.wal import (
@@ -41,6 +44,8 @@ class OpenedChain:
     log: ConsensusLog
     replayed_effects: list[Effect]
     """Effects of the replayed log (without ``Persist``): the shell carries them out again."""
+    pending_evidence: PendingEvidenceLog = field(default_factory=PendingEvidenceLog)
+    """The stored copy of the evidence now pending in ``consensus.evidence``."""
 
 
 def open_chain(
@@ -64,19 +69,23 @@ def open_chain(
         if meta.genesis_hash != genesis.hash():
             raise StorageMismatchError("the storage belongs to another genesis")
         last_block = _restore_app(storage, genesis, app, meta)
-        schedule = ValidatorSchedule.restore(storage, meta.height)
+        max_age = genesis.params.evidence_max_age_heights
+        schedule = ValidatorSchedule.restore(storage, meta.height, max_age)
     height = 0 if last_block is None else last_block.block.header.height
     consensus, log, effects = _restore_consensus(
         storage, genesis, config, schedule, height=height, own_key=own_key
     )
-    return OpenedChain(schedule, last_block, consensus, log, effects)
+    pending, _ = PendingEvidenceLog.load(storage, consensus.evidence)
+    return OpenedChain(schedule, last_block, consensus, log, effects, pending)
 
 
 def _initialise(storage: Storage, genesis: Genesis, app: Application) -> ValidatorSchedule:
     """A new chain: the genesis state and schedule, durable in one synced batch."""
     root = app.init_chain(genesis.genesis_time_ms)
     _require_genesis_module(app, genesis)
-    schedule, schedule_ops = ValidatorSchedule.at_genesis(genesis.validator_set())
+    schedule, schedule_ops = ValidatorSchedule.at_genesis(
+        genesis.validator_set(), genesis.params.evidence_max_age_heights
+    )
     ops = store.genesis_ops(genesis.hash(), app.state_entries(), root) + schedule_ops
     storage.write_batch(ops, sync=True)
     return schedule

@@ -39,6 +39,8 @@ class NodeStatus:
     """Proposed blocks held for the current and next height."""
     sync_buffered_blocks: int
     """Committed blocks received by sync and not applied yet."""
+    pending_evidence: int = 0
+    """Equivocation evidence waiting for a block to include it."""
 
 
 @dataclass(slots=True)
@@ -62,3 +64,5 @@ class NodeStats:
     """Signatures not made because the consensus log could not be made durable."""
     sync_requests: int = 0
     sync_timeouts: int = 0
+    evidence_committed: int = 0
+    """Equivocation evidence objects in the committed blocks."""

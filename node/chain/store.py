@@ -10,6 +10,8 @@ Keys (heights are u64 big-endian, so prefix iteration is height order):
   decided it);
 - ``app/<key>``: the application state of the last committed height;
 - ``vset/<height>``: the validator sets of the schedule (``node.chain.schedule``);
+- ``vhist/<height>``: the members of past heights evidence may be about
+  (``node.chain.set_history``); ``evid/<step>``: pending evidence (``node.chain.evidence``);
 - ``wal/...``, ``sign/last``: the consensus log of the current height (``node.chain.wal``).
 
 Committed blocks are kept (they are the ledger peers sync from); the state history that can
@@ -36,8 +38,9 @@ from node.types import Block, CommitCertificate, CommittedBlock
 
 GENESIS_KEY: Final = b"meta/genesis"
 LAYOUT_KEY: Final = b"meta/layout"
-LAYOUT_VERSION: Final = 1
-"""Bumped whenever a stored key or encoding changes meaning."""
+LAYOUT_VERSION: Final = 2
+"""Bumped whenever a stored key or encoding changes meaning (2: block headers commit to
+evidence, ``evid/`` and ``vhist/`` entries)."""
 HEIGHT_KEY: Final = b"meta/height"
 APP_ROOT_KEY: Final = b"meta/app_root"
 BLOCK_PREFIX: Final = b"block/"

@@ -12,7 +12,10 @@ In order, cheapest first; the first broken rule raises ``InvalidBlockError``:
 3. size: at most ``max_block_txs`` transactions and ``max_block_bytes`` encoded, within the
    codec limits, ``tx_root`` matches (``validate_body``);
 4. ``last_commit`` signatures verify against the parent height's set (+2/3 of its power);
-5. every transaction decodes, is for this chain, appears once, and its signature verifies
+5. evidence: at most ``max_evidence_per_block`` objects and ``max_evidence_bytes``, no step
+   twice, each admissible (``node.chain.evidence.evidence_problem``: this chain, not expired,
+   not committed before, proven against the members of its height);
+6. every transaction decodes, is for this chain, appears once, and its signature verifies
    (transactions already verified, e.g. in the mempool, are not verified again).
 
 The result is a function of the block, the committed chain and (for proposals) the clock
@@ -25,11 +28,13 @@ from collections.abc import Container
 from dataclasses import dataclass
 
 from consensus.errors import InvalidMessageError
+from consensus.evidence import EvidenceKey
 from consensus.validator_set import ValidatorSet
 from consensus.verification import verify_commit_certificate
 from node.app.blocks import validate_body, validate_header
+from node.chain.evidence import EvidenceLookup, evidence_problem
 from node.chain.genesis import ConsensusParams
-from node.codec import BLOCK_CODEC, TX_CODEC, tx_hash, tx_signature_ok
+from node.codec import BLOCK_CODEC, EVIDENCE_CODEC, TX_CODEC, tx_hash, tx_signature_ok
 from node.errors import DecodeError, InvalidBlockError
 from node.types import Block, BlockHeader
 
@@ -51,6 +56,9 @@ class ChainTip:
     """The set deciding ``height + 1``."""
     previous_set: ValidatorSet | None
     """The set that decided ``height`` (None at genesis)."""
+    evidence: EvidenceLookup | None = None
+    """Past validator sets and committed evidence; None: no evidence can be verified (a
+    block carrying any is invalid)."""
 
     @property
     def last_time_ms(self) -> int:
@@ -79,6 +87,7 @@ def validate_block(
     _check_references(header, tip)
     _check_size(block, tip.params)
     _check_last_commit(header, tip)
+    _check_evidence(block, tip)
     return _check_transactions(block, tip.chain_id, verified_txs)
 
 
@@ -109,6 +118,33 @@ def _check_last_commit(header: BlockHeader, tip: ChainTip) -> None:
         verify_commit_certificate(header.last_commit, tip.previous_set, tip.chain_id)
     except InvalidMessageError as exc:
         raise InvalidBlockError(f"last_commit does not verify: {exc}") from exc
+
+
+def _check_evidence(block: Block, tip: ChainTip) -> None:
+    evidence, params = block.evidence, tip.params
+    if not evidence:
+        return
+    if len(evidence) > params.max_evidence_per_block:
+        raise InvalidBlockError(f"{len(evidence)} evidence > {params.max_evidence_per_block}")
+    size_bytes = sum(len(EVIDENCE_CODEC.encode(item)) for item in evidence)
+    if size_bytes > params.max_evidence_bytes:
+        raise InvalidBlockError(f"{size_bytes} evidence bytes > {params.max_evidence_bytes}")
+    if tip.evidence is None:
+        raise InvalidBlockError("this node keeps no history to verify evidence with")
+    steps: set[EvidenceKey] = set()
+    for index, item in enumerate(evidence):
+        if item.key in steps:
+            raise InvalidBlockError(f"evidence {index} repeats a step")
+        steps.add(item.key)
+        problem = evidence_problem(
+            item,
+            chain_id=tip.chain_id,
+            block_height=block.header.height,
+            max_age_heights=params.evidence_max_age_heights,
+            lookup=tip.evidence,
+        )
+        if problem is not None:
+            raise InvalidBlockError(f"evidence {index}: {problem}")
 
 
 def _check_transactions(

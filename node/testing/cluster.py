@@ -28,7 +28,8 @@ Faults and probes:
   with or without carrying out the actions that event returned;
 - ``isolate(name)`` / ``heal()`` cut and restore a node's links;
 - ``outbound_hooks[name]`` rewrites a node's actions before they are carried out (a
-  Byzantine role: drop, alter, re-sign);
+  Byzantine role: drop, alter, re-sign); ``equivocate(name)`` installs one that double-votes,
+  and marks the node Byzantine (``byzantine``: exempt from the no-double-signing check);
 - ``step()`` processes one event and names the node that handled it; ``run_for`` /
   ``run_while`` / ``run_until`` run in virtual time, raising ``ClusterStalled`` past a budget.
 
@@ -41,10 +42,12 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Final
 
 from consensus.sign_bytes import proposal_sign_bytes_of, vote_sign_bytes_of
+from crypto_core.signatures import sha256
 from node.app.accounts import GenesisAccount, Role
 from node.app.kv import set_payload
 from node.chain.actions import (
@@ -71,7 +74,7 @@ from node.chain.events import (
 )
 from node.chain.genesis import ConsensusParams, Genesis
 from node.chain.messages import TOPIC_CONSENSUS
-from node.codec import block_id, decode_message
+from node.codec import block_id, decode_message, encode_message
 from node.core import NodeCore
 from node.ports import Signer
 from node.testing.factories import TxFactory, key_pair, make_validators
@@ -210,6 +213,8 @@ class Cluster:
         self._armed: dict[str, bool] = {}
         self.outbound_hooks: dict[str, Callable[[Action], list[Action]]] = {}
         """Per node: rewrites each action before it is carried out (a Byzantine role)."""
+        self.byzantine: set[str] = set()
+        """Nodes playing a Byzantine role: their double signing is the point, not a bug."""
         self.votes: list[Vote] = []
         """Every vote broadcast, in order (kept only with ``record_votes``)."""
         self._record_votes = record_votes
@@ -337,6 +342,16 @@ class Cluster:
         """Reconnect every isolated node."""
         self._isolated.clear()
 
+    def equivocate(self, name: str) -> None:
+        """Make validator ``name`` Byzantine: next to every vote it broadcasts it signs and
+        broadcasts a conflicting vote for the same step (nil against a value, a made-up value
+        against nil), so every node that hears both holds evidence against it."""
+        signer = self.nodes[name].signer
+        if signer is None:
+            raise ValueError(f"{name} is an observer: it has no key to equivocate with")
+        self.byzantine.add(name)
+        self.outbound_hooks[name] = partial(_with_conflicting_vote, signer)
+
     def submit(self, name: str, raw: bytes) -> TxResult | None:
         """Submit an encoded transaction to ``name`` now; its ``TxResult`` (None if down)."""
         result: TxResult | None = None
@@ -379,7 +394,7 @@ class Cluster:
 
     def _carry_out(self, node: ClusterNode, action: Action) -> None:
         if isinstance(action, Broadcast):
-            if action.topic == TOPIC_CONSENSUS:
+            if action.topic == TOPIC_CONSENSUS and node.name not in self.byzantine:
                 self._check_signature(node, action.data)
             for receiver in self.nodes:
                 if receiver != node.name:
@@ -532,3 +547,17 @@ class Cluster:
         return ", ".join(
             f"{n}={self.height(n)}{'' if self.nodes[n].alive else '(down)'}" for n in self.nodes
         )
+
+
+def _with_conflicting_vote(signer: Signer, action: Action) -> list[Action]:
+    """``action`` and, if it broadcasts a vote, a conflicting vote of ``signer`` after it."""
+    if not isinstance(action, Broadcast) or action.topic != TOPIC_CONSENSUS:
+        return [action]
+    vote = decode_message(action.data)
+    if not isinstance(vote, Vote):
+        return [action]
+    step = b"%d/%d/%d" % (vote.height, vote.round, vote.vote_type)
+    other = sha256(b"cluster/equivocation/" + step) if vote.value_id is None else None
+    twin = replace(vote, value_id=other, signature=b"")
+    twin = twin.with_signature(signer.sign(vote_sign_bytes_of(twin)))
+    return [action, Broadcast(TOPIC_CONSENSUS, encode_message(twin))]

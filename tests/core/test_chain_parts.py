@@ -31,6 +31,7 @@ from node.chain.gossip import TxGossip
 from node.chain.messages import TOPIC_CONSENSUS, TOPIC_STATUS, TOPIC_TXS, PeerFault, decode_inbound
 from node.chain.proposals import OWN, ProposedBlocks, Verdict
 from node.chain.schedule import ValidatorSchedule
+from node.chain.set_history import ValidatorSetHistory
 from node.chain.sync import BlockSync, SyncedBlock
 from node.chain.validation import ChainTip, validate_block
 from node.chain.wal import ConsensusLog, LoggedStart, decode_record, encode_record
@@ -66,8 +67,9 @@ def test_genesis_has_one_canonical_encoding_and_hash() -> None:
         replace(GENESIS, chain_id="another"),
         replace(GENESIS, accounts=GENESIS.accounts[:-1]),
         replace(GENESIS, params=ConsensusParams(timeout_propose_ms=2_999)),
+        replace(GENESIS, params=ConsensusParams(evidence_max_age_heights=7)),
     ]
-    assert len({g.hash() for g in [GENESIS, *changed]}) == 5
+    assert len({g.hash() for g in [GENESIS, *changed]}) == 6
 
 
 @pytest.mark.parametrize(
@@ -82,6 +84,10 @@ def test_genesis_has_one_canonical_encoding_and_hash() -> None:
         lambda: make_genesis(max_block_txs=0),
         lambda: make_genesis(timeout_prevote_ms=0),
         lambda: make_genesis(max_future_drift_ms=0),
+        lambda: make_genesis(evidence_max_age_heights=0),
+        lambda: make_genesis(max_evidence_per_block=257),
+        lambda: make_genesis(max_evidence_bytes=2_000),
+        lambda: make_genesis(max_block_bytes=100_000, max_evidence_bytes=100_000),
     ],
     ids=[
         "no_validators",
@@ -93,6 +99,10 @@ def test_genesis_has_one_canonical_encoding_and_hash() -> None:
         "no_txs",
         "zero_timeout",
         "zero_drift",
+        "no_evidence_age",
+        "too_much_evidence",
+        "evidence_bytes_below_one_object",
+        "evidence_bytes_fill_the_block",
     ],
 )
 def test_an_invalid_genesis_is_refused(build: object) -> None:
@@ -228,6 +238,71 @@ def test_an_invalid_update_batch_is_ignored_alike_everywhere() -> None:
     live.commit(1, remove_all)
     assert live.rejected_update_batches == 1
     assert {v.public_key for v in live.set_at(3) or ()} == {v.public_key for v in GENESIS_SET}
+
+
+# -- validator set history (for evidence) -----------------------------------------------------
+
+OTHER_SET = GENESIS_SET.for_next_height([ValidatorUpdate(POOL[0], 5)])
+
+
+def test_the_history_keeps_one_entry_per_change_of_members() -> None:
+    history = ValidatorSetHistory(window_heights=100)
+    writes = [history.record(h, GENESIS_SET if h < 4 else OTHER_SET) for h in range(1, 7)]
+    assert [len(ops) for ops in writes] == [1, 0, 0, 1, 0, 0]  # priorities alone change nothing
+    assert history.set_at(3) is not None and POOL[0] not in history.set_at(3)  # type: ignore[operator]
+    assert POOL[0] in (history.set_at(4) or ()) and POOL[0] in (history.set_at(6) or ())
+    assert history.set_at(0) is None and history.set_at(7) is None  # only committed heights
+    with pytest.raises(ValueError, match="in order"):
+        history.record(8, GENESIS_SET)
+
+
+def test_the_history_forgets_what_left_the_evidence_window() -> None:
+    storage = MemoryStorage()
+    history = ValidatorSetHistory(window_heights=3)
+    for height in range(1, 10):
+        changing = GENESIS_SET if height % 4 else OTHER_SET  # changes at 4 and back at 5, ...
+        storage.write_batch(history.record(height, changing), sync=True)
+    # A block at height 10 may carry evidence of heights 7..9: entries from 5 on are kept.
+    assert history.set_at(7) == history.set_at(9) and history.set_at(6) is not None
+    assert history.set_at(4) is None
+    loaded = ValidatorSetHistory.load(storage, 9, window_heights=3)
+    assert len(loaded) == len(history) == 3  # from 5 (covering 7), at 8 and at 9
+    assert all(loaded.set_at(h) == history.set_at(h) for h in range(1, 11))
+
+
+def test_the_history_is_capped_at_its_entry_limit() -> None:
+    history = ValidatorSetHistory(window_heights=100, max_entries=2)
+    for height in range(1, 5):
+        history.record(height, GENESIS_SET if height % 2 else OTHER_SET)
+    assert len(history) == 2
+    assert history.set_at(2) is None and history.set_at(3) is not None
+
+
+def test_a_corrupt_history_entry_is_refused() -> None:
+    storage = MemoryStorage()
+    storage.put(b"vhist/" + (3).to_bytes(8, "big"), b"\x91\x90")  # an empty member list
+    with pytest.raises(StorageMismatchError, match="corrupt validator history at 3"):
+        ValidatorSetHistory.load(storage, 5, window_heights=10)
+    with pytest.raises(StorageMismatchError, match="at 3 after 2"):
+        storage.put(
+            b"vhist/" + (3).to_bytes(8, "big"), b"\x91\x91\x92\xc4\x20" + bytes(32) + b"\x01"
+        )
+        ValidatorSetHistory.load(storage, 2, window_heights=10)
+
+
+def test_the_schedule_answers_for_the_members_of_committed_heights() -> None:
+    storage = MemoryStorage()
+    live, ops = ValidatorSchedule.at_genesis(GENESIS_SET, evidence_max_age_heights=5)
+    storage.write_batch(ops, sync=True)
+    for height in range(1, 5):
+        storage.write_batch(
+            live.commit(height, [ValidatorUpdate(POOL[1], 2)] * (height == 1)), sync=True
+        )
+    restored = ValidatorSchedule.restore(storage, 4, evidence_max_age_heights=5)
+    for height in range(1, 5):
+        assert restored.members_at(height) == live.members_at(height) is not None
+    assert POOL[1] not in (live.members_at(2) or ()) and POOL[1] in (live.members_at(3) or ())
+    assert live.members_at(5) is None
 
 
 # -- proposed blocks ----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from consensus import DuplicateVoteEvidence
 from node.app import (
     AccountsModule,
     AppConfig,
@@ -101,7 +102,13 @@ class Chain:
         """The time of the last block (the genesis time before the first)."""
         return GENESIS_TIME_MS if self.previous is None else self.previous.time_ms
 
-    def next_block(self, txs: Sequence[bytes], *, time_ms: int | None = None) -> Block:
+    def next_block(
+        self,
+        txs: Sequence[bytes],
+        *,
+        time_ms: int | None = None,
+        evidence: Sequence[DuplicateVoteEvidence] = (),
+    ) -> Block:
         height = 1 if self.previous is None else self.previous.height + 1
         last_time = self.time_ms
         last_commit = None
@@ -122,10 +129,17 @@ class Chain:
             validator_set_hash=bytes(32),
             proposer=PROPOSER.public_key,
             last_commit=last_commit,
+            evidence=evidence,
         )
 
-    def run(self, txs: Sequence[bytes], *, time_ms: int | None = None) -> BlockResult:
-        block = self.next_block(txs, time_ms=time_ms)
+    def run(
+        self,
+        txs: Sequence[bytes],
+        *,
+        time_ms: int | None = None,
+        evidence: Sequence[DuplicateVoteEvidence] = (),
+    ) -> BlockResult:
+        block = self.next_block(txs, time_ms=time_ms, evidence=evidence)
         result = self.app.finalize_block(block)
         self.previous = block.header
         return result

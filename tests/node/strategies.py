@@ -14,6 +14,7 @@ from node.types import (
     CommitCertificate,
     CommitSignature,
     CommittedBlock,
+    DuplicateVoteEvidence,
     Event,
     EventAttribute,
     LeafProof,
@@ -70,6 +71,23 @@ votes = st.builds(
     validator=keys,
     signature=signatures,
 )
+evidence = st.builds(
+    lambda vote, other_value, other_signature: DuplicateVoteEvidence.from_votes(
+        vote,
+        Vote(
+            vote.chain_id,
+            vote.height,
+            vote.round,
+            vote.vote_type,
+            None if other_value == vote.value_id else other_value,
+            vote.validator,
+            other_signature,
+        ),
+    ),
+    votes.filter(lambda vote: vote.value_id is not None),
+    hashes,
+    signatures,
+)
 proposals = st.builds(
     Proposal,
     chain_id=chain_ids,
@@ -101,9 +119,12 @@ headers = st.builds(
     validator_set_hash=hashes,
     proposer=keys,
     last_commit=st.none() | certificates,
+    evidence_root=hashes,
 )
 tx_lists = st.lists(st.binary(max_size=200), max_size=8).map(tuple)
-blocks = st.builds(Block, header=headers, txs=tx_lists)
+blocks = st.builds(
+    Block, header=headers, txs=tx_lists, evidence=st.lists(evidence, max_size=2).map(tuple)
+)
 attributes = st.builds(EventAttribute, key=names, value=text)
 events = st.builds(
     Event,
@@ -146,6 +167,7 @@ BY_TYPE: dict[type, st.SearchStrategy[Any]] = {
     Transaction: transactions,
     Vote: votes,
     Proposal: proposals,
+    DuplicateVoteEvidence: evidence,
     CommitSignature: commit_signatures,
     CommitCertificate: certificates,
     Validator: validators,

@@ -42,6 +42,7 @@ from node.types import (
     ZERO_HASH,
     Block,
     BlockHeader,
+    DuplicateVoteEvidence,
     EventAttribute,
     Transaction,
     UnsignedTransaction,
@@ -232,6 +233,42 @@ def test_nested_errors_name_the_path() -> None:
     other[1][0] = "not bytes"
     with pytest.raises(SchemaError, match=r"Block\.txs\[0\]"):
         BLOCK_CODEC.decode(pack(other))
+
+
+def test_evidence_that_proves_nothing_does_not_decode() -> None:
+    nil = a_vote()
+    value = dataclasses.replace(nil, value_id=b"\x01" * 32)
+    wire = [VOTE_CODEC.to_wire(nil), VOTE_CODEC.to_wire(value)]
+    assert decode(DuplicateVoteEvidence, pack(wire)) == DuplicateVoteEvidence(nil, value)
+    with pytest.raises(SchemaError, match="canonical order"):
+        decode(DuplicateVoteEvidence, pack(wire[::-1]))
+    with pytest.raises(SchemaError, match="canonical order"):
+        decode(DuplicateVoteEvidence, pack([wire[0], wire[0]]))
+    other_round = dataclasses.replace(value, round=nil.round + 1)
+    with pytest.raises(SchemaError, match="share validator and step"):
+        decode(DuplicateVoteEvidence, pack([wire[0], VOTE_CODEC.to_wire(other_round)]))
+    block: list[Any] = BLOCK_CODEC.to_wire(Block(block_header(), (), (evidence_of(nil),)))
+    block[2][0] = block[2][0][::-1]
+    with pytest.raises(SchemaError, match=r"Block\.evidence\[0\]"):
+        BLOCK_CODEC.decode(pack(block))
+
+
+def evidence_of(vote: Vote) -> DuplicateVoteEvidence:
+    return DuplicateVoteEvidence.from_votes(vote, dataclasses.replace(vote, value_id=bytes(32)))
+
+
+def test_the_evidence_root_commits_to_the_evidence_and_its_order() -> None:
+    first = evidence_of(a_vote())
+    second = evidence_of(dataclasses.replace(a_vote(), round=2))
+    assert (
+        codec.evidence_root(())
+        == EMPTY_ROOT
+        == BlockHeader.__dataclass_fields__["evidence_root"].default
+    )
+    roots = {
+        codec.evidence_root(x) for x in [(first,), (second,), (first, second), (second, first)]
+    }
+    assert len(roots) == 4
 
 
 @settings(max_examples=150)
