@@ -12,7 +12,7 @@ from typing import Any
 
 from node.api.gateway import NodeSnapshot
 from node.codec import block_id, tx_hash
-from node.types import CommittedBlock
+from node.types import CommittedBlock, Vote
 
 
 def status_document(snapshot: NodeSnapshot) -> dict[str, Any]:
@@ -43,6 +43,7 @@ def status_document(snapshot: NodeSnapshot) -> dict[str, Any]:
             "future_messages": status.future_messages,
             "cached_blocks": status.cached_blocks,
             "sync_buffered_blocks": status.sync_buffered_blocks,
+            "pending_evidence": status.pending_evidence,
         },
         "stats": asdict(snapshot.stats),
         "uptime_s": round(snapshot.uptime_s, 3),
@@ -85,14 +86,28 @@ def block_document(committed: CommittedBlock) -> dict[str, Any]:
         "tx_root": header.tx_root.hex(),
         "app_state_root": header.app_state_root.hex(),
         "validator_set_hash": header.validator_set_hash.hex(),
+        "evidence_root": header.evidence_root.hex(),
         "num_txs": len(committed.block.txs),
         "tx_hashes": [tx_hash(raw).hex() for raw in committed.block.txs],
+        "equivocations": [
+            {
+                "validator": e.vote_a.validator.hex(),
+                "height": e.vote_a.height,
+                "round": e.vote_a.round,
+            }
+            for e in committed.block.evidence
+        ],
         "commit": {
             "round": commit.round,
             "signatures": len(commit.signatures),
             "signers": [s.validator.hex() for s in commit.signatures],
         },
     }
+
+
+def _equivocation(vote: Vote) -> dict[str, Any]:
+    """Who equivocated, where (one of the two conflicting votes names it)."""
+    return {"validator": vote.validator.hex(), "height": vote.height, "round": vote.round}
 
 
 def _hex(value: bytes | None) -> str | None:

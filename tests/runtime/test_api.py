@@ -96,6 +96,7 @@ async def test_status_carries_height_round_peers_and_the_last_block() -> None:
     status = document(response)
     for key in ("height", "round", "step", "peers", "last_block_id", "chain_id", "mempool"):
         assert key in status
+    assert isinstance(status["buffers"], dict) and status["buffers"]["pending_evidence"] == 0
     assert status["peers"] == 2
     assert status["validator_public_key"] == SENDER.hex()
     assert isinstance(status["network"], dict) and status["network"]["peers_connected"] == 2
@@ -170,6 +171,7 @@ async def test_blocks_by_height_and_latest() -> None:
     block = document(first)
     assert block["height"] == 1
     assert block["num_txs"] == len(BLOCKS[0].block.txs)
+    assert block["equivocations"] == []
     assert isinstance(block["commit"], dict) and block["commit"]["signatures"] == 1
     latest = document(await api(request("GET", "/blocks/latest")))
     assert latest["height"] == 2
