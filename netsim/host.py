@@ -189,12 +189,17 @@ class NodeHost:
     # --- what the simulator and the fault injector do -------------------------------------------
 
     def boot(self) -> None:
-        """Start the process (first boot or restart) over the disk as it is."""
+        """Start the process (first boot or restart) over the disk as it is.
+
+        Raises RuntimeError if the process is already running (or paused).
+        """
+        if self.status is not NodeStatus.DOWN:
+            raise RuntimeError(f"node {self.index} is already running")
         self.status = NodeStatus.UP
         self._rng = PortRng(self._streams.stream(f"node/{self.index}/run/{self._incarnation}"))
         self._incarnation += 1
         self._node = self._factory(self)
-        self._guarded("start", lambda node: node.start())
+        self._guarded(lambda: "start", lambda node: node.start())
 
     def crash(self) -> int:
         """Kill the process and lose unsynced writes; returns how many writes were lost."""
@@ -235,7 +240,7 @@ class NodeHost:
         if self.status is not NodeStatus.UP:
             return False
         self._trace.record(self._loop.now_us, self.index, NO_PEER, TraceKind.TX, digest)
-        self._guarded("a transaction", lambda node: node.submit_tx(tx))
+        self._guarded(lambda: "a transaction", lambda node: node.submit_tx(tx))
         return True
 
     # --- internals -------------------------------------------------------------------------------
@@ -243,7 +248,7 @@ class NodeHost:
     def _handle_message(self, src: int, envelope: Envelope) -> None:
         self._trace.record(self._loop.now_us, self.index, src, TraceKind.DELIVER, envelope.digest)
         self._guarded(
-            f"a kind-{envelope.kind} message from node {src}",
+            lambda: f"a kind-{envelope.kind} message from node {src}",
             lambda node: node.on_message(src, envelope),
         )
 
@@ -261,9 +266,11 @@ class NodeHost:
     def _handle_timer(self, token: TimerToken) -> None:
         digest = b"".join(_TIMER_ITEM.pack(item) for item in token)
         self._trace.record(self._loop.now_us, self.index, NO_PEER, TraceKind.TIMER, digest)
-        self._guarded("a timer", lambda node: node.on_timer(token))
+        self._guarded(lambda: f"timer {token}", lambda node: node.on_timer(token))
 
-    def _guarded(self, what: str, call: Callable[[SimNode], None]) -> None:
+    def _guarded(self, what: Callable[[], str], call: Callable[[SimNode], None]) -> None:
+        """Run ``call`` on the node; an exception escaping it is a violation (``what`` names
+        what the node was handling) and kills the process."""
         node = self._node
         if node is None:
             return
@@ -274,7 +281,7 @@ class NodeHost:
         except Exception as exc:  # an honest node must survive any input: record, then die
             now_us = self._loop.now_us
             self._trace.record(now_us, self.index, NO_PEER, TraceKind.NODE_ERROR, b"")
-            self._observer.on_node_error(self.index, now_us, what, exc)
+            self._observer.on_node_error(self.index, now_us, what(), exc)
             self._kill()
 
     def _kill(self) -> None:

@@ -179,3 +179,12 @@ def test_each_incarnation_gets_its_own_random_stream() -> None:
     hosts[0].crash()
     hosts[0].boot()
     assert hosts[0].rng.random_bytes(8) != first
+
+
+def test_booting_a_running_machine_is_refused() -> None:
+    _, hosts, _ = make_hosts()
+    with pytest.raises(RuntimeError, match="already running"):
+        hosts[0].boot()
+    hosts[0].pause()
+    with pytest.raises(RuntimeError, match="already running"):
+        hosts[0].boot()
