@@ -23,7 +23,8 @@ import traceback
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 
-from netsim.limits import DOUBLE_SIGN_WINDOW_HEIGHTS, MAX_VIOLATIONS_KEPT
+from netsim.errors import LimitExceeded
+from netsim.limits import DOUBLE_SIGN_WINDOW_HEIGHTS, MAX_HEIGHTS_RECORDED, MAX_VIOLATIONS_KEPT
 from netsim.node_api import Decision, Envelope
 from node.errors import DecodeError
 from node.types import ZERO_HASH, Proposal, Vote
@@ -186,6 +187,8 @@ class CheckerSuite:
             self.fail(VALIDITY, time_us, node, f"height {height} does not extend the chain")
         self._check_txs(node, time_us, decision)
         self._check_liveness_gap(time_us)
+        if len(log.heights) >= MAX_HEIGHTS_RECORDED:
+            raise LimitExceeded(f"more than {MAX_HEIGHTS_RECORDED} heights decided in one run")
         record = HeightRecord(decision, time_us, time_us)
         log.heights[height] = record
         log.last_new_height_us = time_us

@@ -22,6 +22,9 @@ MAX_VALIDATORS: Final = 256
 MAX_HEIGHTS: Final = 100_000
 """Most heights one run may aim for."""
 
+MAX_HEIGHTS_RECORDED: Final = 2 * 100_000
+"""Most heights whose decision a run records (a run stops soon after its target height)."""
+
 MAX_SIM_TIME_MS: Final = 7 * 24 * 3_600_000
 """Longest virtual time of one run, in milliseconds (a week)."""
 

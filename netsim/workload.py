@@ -29,7 +29,7 @@ from functools import partial
 from typing import Final, Protocol
 
 from crypto_core.signatures import Ed25519KeyPair, sha256
-from netsim.errors import ConfigError
+from netsim.errors import ConfigError, LimitExceeded
 from netsim.limits import MAX_PENDING_TX_TRACKED, MAX_TX_RATE_PER_S, MAX_WORKLOAD_TXS
 from netsim.samples import Samples
 from netsim.topology import Topology
@@ -66,11 +66,12 @@ class TxRegistry:
     def created(self, tx_hash: bytes, time_us: int, on_commit: Callable[[], None]) -> None:
         """A client made ``tx_hash`` at ``time_us``; ``on_commit`` runs when it commits.
 
-        Raises ConfigError past MAX_WORKLOAD_TXS (a workload must stop before). Beyond
-        MAX_PENDING_TX_TRACKED pending transactions, latency is not tracked (counted).
+        Raises LimitExceeded past MAX_WORKLOAD_TXS (the run made more transactions than a
+        run may). Beyond MAX_PENDING_TX_TRACKED pending transactions, latency is not tracked
+        (counted in ``untracked``).
         """
         if len(self._known) >= MAX_WORKLOAD_TXS:
-            raise ConfigError(f"a workload may create at most {MAX_WORKLOAD_TXS} transactions")
+            raise LimitExceeded(f"a run may create at most {MAX_WORKLOAD_TXS} transactions")
         self._known.add(tx_hash)
         if len(self._pending) >= MAX_PENDING_TX_TRACKED:
             self.untracked += 1
