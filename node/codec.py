@@ -706,6 +706,46 @@ def encode_message(message: Message) -> bytes:
     return data
 
 
+# A ``[tag, body]`` envelope starts with a fixarray header of 2 and a one-byte (fixint) tag.
+_ENVELOPE_PREFIX_BYTES: Final = 2
+_PAIR_HEADER: Final = b"\x92"
+
+
+def message_body(data: bytes) -> bytes:
+    """The canonical encoding of the body of an envelope ``decode_message`` accepted (e.g.
+    the block of a ``BLOCK`` message), without encoding anything again."""
+    if len(data) <= _ENVELOPE_PREFIX_BYTES or data[:1] != _PAIR_HEADER or data[1] >= 0x80:
+        raise ValueError("not a [tag, body] envelope with a one-byte tag")
+    return data[_ENVELOPE_PREFIX_BYTES:]
+
+
+def block_message(block_bytes: bytes) -> bytes:
+    """The ``BLOCK`` message of a block, from the block's canonical encoding."""
+    data = _PAIR_HEADER + bytes([MessageKind.BLOCK]) + block_bytes
+    if len(data) > BLOCK_CODEC.max_bytes + ENVELOPE_OVERHEAD_BYTES:
+        raise EncodeError(f"Block message of {len(data)} bytes exceeds its limit")
+    return data
+
+
+def committed_block_bytes(block_bytes: bytes, certificate: CommitCertificate) -> bytes:
+    """The canonical encoding of ``CommittedBlock(block, certificate)``, from the block's
+    canonical encoding (only the certificate is encoded)."""
+    data = _PAIR_HEADER + block_bytes + COMMIT_CERTIFICATE_CODEC.encode(certificate)
+    if len(data) > COMMITTED_BLOCK_CODEC.max_bytes:
+        raise EncodeError(f"CommittedBlock: {len(data)} bytes exceeds its limit")
+    return data
+
+
+def decode_committed_block(data: bytes) -> tuple[CommittedBlock, bytes]:
+    """A ``CommittedBlock`` and the canonical encoding of its block (``DecodeError`` on bad
+    input). The input is canonical once decoded, so the block's bytes are what lies between
+    the pair header and the certificate's own canonical encoding."""
+    data = _as_bytes(data)
+    committed = COMMITTED_BLOCK_CODEC.decode(data)
+    certificate_bytes = len(COMMIT_CERTIFICATE_CODEC.encode(committed.commit))
+    return committed, data[len(_PAIR_HEADER) : len(data) - certificate_bytes]
+
+
 def decode_message(data: bytes) -> Message:
     """Decode any network message in one call; every bad input raises a ``DecodeError``.
 
@@ -809,13 +849,17 @@ __all__ = [
     "Text",
     "UInt",
     "block_id",
+    "block_message",
     "canonical_hash",
     "codec_for",
+    "committed_block_bytes",
     "decode",
+    "decode_committed_block",
     "decode_message",
     "encode",
     "encode_message",
     "evidence_root",
+    "message_body",
     "message_kind",
     "registered_types",
     "sign_transaction",

@@ -155,11 +155,13 @@ from node.chain.wal import (
     encode_record,
 )
 from node.codec import (
-    BLOCK_CODEC,
-    COMMITTED_BLOCK_CODEC,
     Message,
     block_id,
+    block_message,
+    committed_block_bytes,
+    decode_committed_block,
     encode_message,
+    message_body,
     tx_hash,
 )
 from node.errors import DecodeError, InvalidBlockError, RejectReason, StorageError, TxRejected
@@ -500,17 +502,17 @@ class NodeCore:
             return
         try:
             message = decode_inbound(event.topic, event.data, self._params.max_block_bytes)
-            self._dispatch(event.sender, message, len(event.data))
+            self._dispatch(event.sender, message, event.data)
         except PeerFault as fault:
             self._misbehaved(event.sender, fault.offence, fault.reason)
 
-    def _dispatch(self, sender: PeerId, message: Message, size_bytes: int) -> None:
+    def _dispatch(self, sender: PeerId, message: Message, data: bytes) -> None:
         if isinstance(message, Vote):
             self._on_vote(sender, message)
         elif isinstance(message, Proposal):
             self._on_proposal(sender, message)
         elif isinstance(message, Block):
-            self._on_block(sender, message, size_bytes)
+            self._on_block(sender, message, message_body(data))
         elif isinstance(message, TxBatch):
             self._on_tx_batch(sender, message)
         elif isinstance(message, Status):
@@ -563,12 +565,13 @@ class NodeCore:
             blocks = blocks[:limit]
         for data in blocks:
             try:
-                committed = COMMITTED_BLOCK_CODEC.decode(data)
+                committed, block_bytes = decode_committed_block(data)
             except (DecodeError, TypeError) as exc:
                 self._misbehaved(event.peer, Offence.MALFORMED, f"committed block: {exc}")
                 return
             height = committed.block.header.height  # trusted once verified (_apply_synced)
-            self._sync.add(height, SyncedBlock(committed, len(data), event.peer), self._height + 1)
+            synced = SyncedBlock(committed, len(data), event.peer, block_bytes)
+            self._sync.add(height, synced, self._height + 1)
         if blocks:  # an empty answer waits for the next sync tick: no request storm
             self._maybe_sync(force=False)
 
@@ -637,14 +640,14 @@ class NodeCore:
             self._maybe_sync(force=False)
         return validator_set
 
-    def _on_block(self, sender: PeerId, block: Block, size_bytes: int) -> None:
+    def _on_block(self, sender: PeerId, block: Block, block_bytes: bytes) -> None:
         header = block.header
         if header.chain_id != self.chain_id:
             raise PeerFault(Offence.WRONG_CHAIN, f"block for chain {header.chain_id!r}")
         if not self._height < header.height <= self._height + 2:
             return  # stale, or for a height whose proposal could not be verified yet
         id_ = block_id(header)
-        self._blocks.add(id_, block, size_bytes, sender)
+        self._blocks.add(id_, block, block_bytes, sender)
         awaited = self._blocks.is_awaited(id_)
         if self._active and header.height == self._height + 1 and awaited:
             verdict = self._judge(id_)
@@ -666,13 +669,17 @@ class NodeCore:
             return None
         if not self._blocks.can_judge():
             return None
-        verdict = self._validate(block, now_ms=self._now_ms)
+        verdict = self._validate(block, self._blocks.encoded(value_id), now_ms=self._now_ms)
         self._blocks.record(value_id, verdict)
         return verdict.valid
 
-    def _validate(self, block: Block, *, now_ms: int | None) -> Verdict:
+    def _validate(self, block: Block, data: bytes | None, *, now_ms: int | None) -> Verdict:
+        """Judge ``block``; ``data`` is its canonical encoding (never made again here)."""
+        size_bytes = None if data is None else len(data)
         try:
-            hashes = validate_block(block, self._tip(), now_ms=now_ms, verified_txs=self._mempool)
+            hashes = validate_block(
+                block, self._tip(), now_ms=now_ms, verified_txs=self._mempool, size_bytes=size_bytes
+            )
         except InvalidBlockError:
             return Verdict(False, frozenset())
         return Verdict(True, hashes)
@@ -821,31 +828,36 @@ class NodeCore:
             return
         if pending is not None and pending.value_id != id_:
             raise ChainHaltError(f"two blocks certified at height {height}: +1/3 equivocated")
-        verdict = self._validate(block, now_ms=None)
+        verdict = self._validate(block, synced.block_bytes, now_ms=None)
         if not verdict.valid:
             # +2/3 signed it, yet it breaks the rules: the network or this node is broken.
             raise ChainHaltError(f"a certified block at height {height} is invalid")
         self.stats.blocks_synced += 1
         self._sync.note_height(synced.peer, height)
-        self._blocks.add(id_, block, synced.size_bytes, OWN)
+        self._blocks.add(id_, block, synced.block_bytes, OWN)
         if self._blocks.verdict(id_) is None and self._blocks.can_judge():
             self._blocks.record(id_, verdict)
         self._feed_from(synced.peer, CommitCertificateReceived(certificate))
 
     def _commit(self, decided: Decide, block: Block) -> None:
-        """Execute, persist (one synced batch) and announce the decided block."""
+        """Execute, persist (one synced batch) and announce the decided block, using the
+        encoding it arrived as (or was built as): a block is never encoded twice."""
         height = decided.height
+        data = self._blocks.encoded(decided.value_id)
+        assert data is not None, "a decided block is committed from the held blocks"
         verdict = self._blocks.verdict(decided.value_id)
         if verdict is None or not verdict.valid:
-            verdict = self._validate(block, now_ms=None)
+            verdict = self._validate(block, data, now_ms=None)
             if not verdict.valid:
                 raise ChainHaltError(f"the decided block at height {height} is invalid")
         try:
-            result = self._app.finalize_block(block, preverified_tx_hashes=verdict.tx_hashes)
+            result = self._app.finalize_block(
+                block, preverified_tx_hashes=verdict.tx_hashes, size_bytes=len(data)
+            )
         except InvalidBlockError as exc:
             raise ChainHaltError(f"the decided block at height {height}: {exc}") from exc
         self._mempool.update(block.txs, self._app.next_nonce, self._recheck)
-        encoded = store.encode_committed(block, decided.certificate)
+        encoded = committed_block_bytes(data, decided.certificate)
         ops = store.commit_ops(encoded, height, result.state_changes, result.state_root)
         ops += self._schedule.commit(height, result.validator_updates)
         ops += self._settle_evidence(block, height)
@@ -958,8 +970,8 @@ class NodeCore:
             return
         assert self._signer is not None
         proposal = effect.proposal.with_signature(self._signer.sign(effect.sign_bytes))
-        block = self._blocks.get(proposal.value_id)
-        messages = [] if block is None else [encode_message(block)]
+        data = self._blocks.encoded(proposal.value_id)
+        messages = [] if data is None else [block_message(data)]
         messages.append(encode_message(proposal))  # after its block: per-peer FIFO
         self._remember_own(proposal.round, messages)
         self._actions += [Broadcast(TOPIC_CONSENSUS, data) for data in messages]
@@ -981,7 +993,7 @@ class NodeCore:
             or state.step is Step.COMMIT
         ):
             return
-        block = build_proposal(
+        block, data = build_proposal(
             self._tip(),
             proposer=self._signer.public_key,
             last_commit=self._last_commit,
@@ -991,7 +1003,7 @@ class NodeCore:
             admissible=self._evidence_admissible,
         )
         id_ = block_id(block.header)
-        if not self._blocks.add(id_, block, len(BLOCK_CODEC.encode(block)), OWN):
+        if not self._blocks.add(id_, block, data, OWN):
             return  # cannot hold it: no proposal (the propose timeout moves the round on)
         if self._blocks.verdict(id_) is None and self._blocks.can_judge():
             self._blocks.record(id_, Verdict(True, frozenset(tx_hash(raw) for raw in block.txs)))

@@ -6,8 +6,8 @@
   and what it may do (metered reads and writes, events, due work, validator updates).
 - ``VersionedState``, ``verify_state_proof`` (``state.py``): the Merkle-rooted state.
 - ``WriteBuffer``, ``MeteredView``, ``GasSchedule``, ``ExecutionLimits`` (``view.py``).
-- ``build_block``, ``validate_header``, ``validate_body``, ``propose_time_ms``
-  (``blocks.py``): chain rules of headers and bodies.
+- ``build_block``, ``assemble_block``, ``encode_block``, ``validate_header``,
+  ``validate_body``, ``propose_time_ms`` (``blocks.py``): chain rules of headers and bodies.
 - ``EvidenceRecord``, ``evidence_key``, ``EQUIVOCATED_EVENT`` (``evidence.py``): equivocation
   evidence committed by blocks, recorded in the state with a ``validator.equivocated`` event.
 - ``VALIDATOR_UPDATE_DELAY_HEIGHTS``, ``effective_height`` (``validators.py``): when the
@@ -33,7 +33,9 @@ from node.app.application import (
 )
 from node.app.blocks import (
     DEFAULT_MAX_FUTURE_DRIFT_MS,
+    assemble_block,
     build_block,
+    encode_block,
     propose_time_ms,
     validate_body,
     validate_header,
@@ -75,8 +77,10 @@ __all__ = [
     "TxFailed",
     "VersionedState",
     "WriteBuffer",
+    "assemble_block",
     "build_block",
     "effective_height",
+    "encode_block",
     "evidence_key",
     "propose_time_ms",
     "receipts_root",

@@ -241,10 +241,15 @@ class Application:
     # -- blocks -----------------------------------------------------------------------------
 
     def finalize_block(
-        self, block: Block, *, preverified_tx_hashes: Container[bytes] = frozenset()
+        self,
+        block: Block,
+        *,
+        preverified_tx_hashes: Container[bytes] = frozenset(),
+        size_bytes: int | None = None,
     ) -> BlockResult:
-        """Execute and commit ``block`` (see the module docstring)."""
-        self._check_block(block)
+        """Execute and commit ``block`` (see the module docstring). ``size_bytes``: the size
+        of the block's canonical encoding, if the caller has it (saves encoding it again)."""
+        self._check_block(block, size_bytes)
         header = block.header
         info = BlockInfo(self.config.chain_id, header.height, header.time_ms, header.proposer)
         run = _BlockRun(self, info, preverified_tx_hashes, WriteBuffer(self._state))
@@ -264,7 +269,7 @@ class Application:
             state_changes=tuple(sorted(changes.items())),
         )
 
-    def _check_block(self, block: Block) -> None:
+    def _check_block(self, block: Block, size_bytes: int | None) -> None:
         self._require_initialised()
         header = block.header
         if header.chain_id != self.config.chain_id:
@@ -275,7 +280,7 @@ class Application:
             raise InvalidBlockError(f"time {header.time_ms} not after {self._last.time_ms}")
         if header.app_state_root != self._state.root:
             raise InvalidBlockError("app_state_root is not the state root of the parent")
-        validate_body(block)
+        validate_body(block, size_bytes=size_bytes)
         check_block_evidence(block, self.config.chain_id, self._state)
 
     def _require_initialised(self) -> None:

@@ -58,7 +58,42 @@ def build_block(
     evidence: Sequence[DuplicateVoteEvidence] = (),
 ) -> Block:
     """A block over ``txs`` (already encoded) and ``evidence``, with its ``tx_root`` and
-    ``evidence_root`` computed.
+    ``evidence_root`` computed (``assemble_block`` without the encoding).
+
+    ``InvalidBlockError`` if it would break a size limit (too many txs or bytes).
+    """
+    block, _ = assemble_block(
+        chain_id=chain_id,
+        height=height,
+        time_ms=time_ms,
+        previous_block_id=previous_block_id,
+        txs=txs,
+        app_state_root=app_state_root,
+        validator_set_hash=validator_set_hash,
+        proposer=proposer,
+        last_commit=last_commit,
+        evidence=evidence,
+    )
+    return block
+
+
+def assemble_block(
+    *,
+    chain_id: str,
+    height: int,
+    time_ms: int,
+    previous_block_id: bytes,
+    txs: Sequence[bytes],
+    app_state_root: bytes,
+    validator_set_hash: bytes,
+    proposer: bytes,
+    last_commit: CommitCertificate | None,
+    evidence: Sequence[DuplicateVoteEvidence] = (),
+) -> tuple[Block, bytes]:
+    """A block over ``txs`` (already encoded) and ``evidence``, with its ``tx_root`` and
+    ``evidence_root`` computed, and its canonical encoding: the one encoding a block needs,
+    to be passed on for sizing, gossip (``node.codec.block_message``) and storage
+    (``node.codec.committed_block_bytes``).
 
     ``InvalidBlockError`` if it would break a size limit (too many txs or bytes).
     """
@@ -75,13 +110,27 @@ def build_block(
         evidence_root=evidence_root(evidence),
     )
     block = Block(header=header, txs=tuple(txs), evidence=tuple(evidence))
-    validate_body(block)
-    return block
+    data = encode_block(block)
+    validate_body(block, size_bytes=len(data))
+    return block, data
 
 
-def validate_body(block: Block) -> None:
+def encode_block(block: Block) -> bytes:
+    """The canonical encoding of ``block`` (``InvalidBlockError`` if it does not fit the
+    schema or ``MAX_BLOCK_BYTES``)."""
+    try:
+        return BLOCK_CODEC.encode(block)
+    except EncodeError as exc:
+        raise InvalidBlockError(f"the block does not fit its schema: {exc}") from exc
+
+
+def validate_body(block: Block, *, size_bytes: int | None = None) -> int:
     """Size limits, ``tx_root`` and ``evidence_root`` of a block (``InvalidBlockError`` if
-    broken)."""
+    broken); returns the size of its canonical encoding in bytes.
+
+    ``size_bytes``: that size, when the caller has the encoding (a block decoded from its
+    bytes, or one it encoded): the block is then not encoded again.
+    """
     if len(block.txs) > MAX_TXS_PER_BLOCK:
         raise InvalidBlockError(f"{len(block.txs)} txs > {MAX_TXS_PER_BLOCK}")
     if len(block.evidence) > MAX_EVIDENCE_PER_BLOCK:
@@ -89,16 +138,14 @@ def validate_body(block: Block) -> None:
     for index, tx in enumerate(block.txs):
         if len(tx) > MAX_TX_BYTES:
             raise InvalidBlockError(f"tx {index} has {len(tx)} bytes > {MAX_TX_BYTES}")
-    try:
-        size = len(BLOCK_CODEC.encode(block))
-    except EncodeError as exc:
-        raise InvalidBlockError(f"the block does not fit its schema: {exc}") from exc
+    size = len(encode_block(block)) if size_bytes is None else size_bytes
     if size > MAX_BLOCK_BYTES:
         raise InvalidBlockError(f"{size} bytes > {MAX_BLOCK_BYTES}")
     if tx_root(block.txs) != block.header.tx_root:
         raise InvalidBlockError("tx_root does not match the transactions")
     if evidence_root(block.evidence) != block.header.evidence_root:
         raise InvalidBlockError("evidence_root does not match the evidence")
+    return size
 
 
 def validate_header(

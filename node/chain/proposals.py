@@ -4,8 +4,11 @@ Blocks travel separately from the signed proposals naming them (``node.chain.mes
 either may arrive first: a block waits here until a proposal references it, and a proposal
 whose block is missing is marked *awaited* so the block is validated as soon as it comes.
 
-Bounds: ``max_blocks`` blocks and ``max_bytes`` bytes in total, ``max_per_peer`` blocks per
-sender. A sender over its share loses its own oldest block; when the total is reached the
+Each block is held with its canonical encoding (as received, or as built by this node), which
+the core judges, gossips and stores without encoding the block again.
+
+Bounds: ``max_blocks`` blocks and ``max_bytes`` encoded bytes in total, ``max_per_peer`` blocks
+per sender. A sender over its share loses its own oldest block; when the total is reached the
 oldest block of the sender holding the most goes. This node's own blocks (sender ``OWN``)
 are never evicted for a peer's.
 
@@ -38,8 +41,13 @@ class Verdict:
 @dataclass(frozen=True, slots=True)
 class _Held:
     block: Block
+    data: bytes
+    """The block's canonical encoding: kept so that it is never encoded again."""
     peer: PeerId
-    size_bytes: int
+
+    @property
+    def size_bytes(self) -> int:
+        return len(self.data)
 
 
 class ProposedBlocks:
@@ -81,10 +89,12 @@ class ProposedBlocks:
         """Encoded bytes of the blocks held."""
         return self._bytes
 
-    def add(self, block_id: bytes, block: Block, size_bytes: int, peer: PeerId) -> bool:
-        """Hold ``block``; False if it cannot fit (larger than the whole budget)."""
+    def add(self, block_id: bytes, block: Block, data: bytes, peer: PeerId) -> bool:
+        """Hold ``block`` with ``data``, its canonical encoding (which counts towards the
+        byte budget); False if it cannot fit (larger than the whole budget)."""
         if block_id in self._blocks:
             return True
+        size_bytes = len(data)
         if size_bytes > self._max_bytes:
             return False
         if peer != OWN and self._per_peer.get(peer, 0) >= self._max_per_peer:
@@ -92,7 +102,7 @@ class ProposedBlocks:
         while len(self._blocks) >= self._max_blocks or self._bytes + size_bytes > self._max_bytes:
             if not self._evict_one():
                 return False
-        self._blocks[block_id] = _Held(block, peer, size_bytes)
+        self._blocks[block_id] = _Held(block, data, peer)
         self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
         self._bytes += size_bytes
         return True
@@ -101,6 +111,11 @@ class ProposedBlocks:
         """The block with this id, if held."""
         held = self._blocks.get(block_id)
         return None if held is None else held.block
+
+    def encoded(self, block_id: bytes) -> bytes | None:
+        """The canonical encoding of the block with this id, if held."""
+        held = self._blocks.get(block_id)
+        return None if held is None else held.data
 
     def drop_below(self, height: int) -> None:
         """Forget blocks of heights below ``height`` and every verdict (a new height)."""

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 from consensus.evidence import DuplicateVoteEvidence
-from node.app.blocks import build_block, propose_time_ms
+from node.app.blocks import assemble_block, propose_time_ms
 from node.chain.evidence import pick_evidence
 from node.chain.validation import ChainTip
 from node.codec import BIN_HEADER_MAX_BYTES, HEADER_CODEC, block_id
@@ -37,9 +37,9 @@ def build_proposal(
     now_ms: int,
     evidence: Iterable[DuplicateVoteEvidence] = (),
     admissible: Callable[[DuplicateVoteEvidence], bool] = lambda _: True,
-) -> Block:
+) -> tuple[Block, bytes]:
     """The block this node proposes at ``tip.height + 1``, with the ``admissible`` part of
-    the pending ``evidence``."""
+    the pending ``evidence``, and its canonical encoding (made once, here)."""
     time_ms = propose_time_ms(now_ms, tip.last_time_ms)
     parent = tip.last_header
     previous_block_id = ZERO_HASH if parent is None else block_id(parent)
@@ -63,7 +63,7 @@ def build_proposal(
         admissible=admissible,
     )
     reaped = mempool.reap(max(0, room_bytes - evidence_bytes), params.max_block_txs)
-    return build_block(
+    return assemble_block(
         chain_id=header.chain_id,
         height=header.height,
         time_ms=header.time_ms,

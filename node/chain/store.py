@@ -7,7 +7,8 @@ Keys (heights are u64 big-endian, so prefix iteration is height order):
   (``LAYOUT_VERSION``); a store of another version is refused, not misread;
 - ``meta/height``: the last committed height; ``meta/app_root``: its state root;
 - ``block/<height>``: the encoded ``CommittedBlock`` (block and the certificate that
-  decided it);
+  decided it), made from the block's bytes as received or built
+  (``node.codec.committed_block_bytes``) and served to peers as is;
 - ``app/<key>``: the application state of the last committed height;
 - ``vset/<height>``: the validator sets of the schedule (``node.chain.schedule``);
 - ``vhist/<height>``: the members of past heights evidence may be about
@@ -34,7 +35,7 @@ from node.chain.errors import StorageMismatchError
 from node.codec import COMMITTED_BLOCK_CODEC
 from node.errors import DecodeError
 from node.ports import Delete, Put, Storage, WriteOp
-from node.types import Block, CommitCertificate, CommittedBlock
+from node.types import CommittedBlock
 
 GENESIS_KEY: Final = b"meta/genesis"
 LAYOUT_KEY: Final = b"meta/layout"
@@ -112,11 +113,6 @@ def commit_ops(
         ops.append(Delete(APP_PREFIX + key) if value is None else Put(APP_PREFIX + key, value))
     ops += [Put(HEIGHT_KEY, height_bytes(height)), Put(APP_ROOT_KEY, app_state_root)]
     return ops
-
-
-def encode_committed(block: Block, certificate: CommitCertificate) -> bytes:
-    """The stored (and synced) form of a committed block."""
-    return COMMITTED_BLOCK_CODEC.encode(CommittedBlock(block, certificate))
 
 
 def read_block(storage: Storage, height: int) -> bytes | None:

@@ -23,11 +23,13 @@ from node.types import CommittedBlock
 
 @dataclass(frozen=True, slots=True)
 class SyncedBlock:
-    """A committed block received from ``peer`` (not verified yet)."""
+    """A committed block received from ``peer`` (not verified yet): ``size_bytes`` of the
+    received encoding, and ``block_bytes``, the block's own canonical encoding within it."""
 
     committed: CommittedBlock
     size_bytes: int
     peer: PeerId
+    block_bytes: bytes
 
 
 @dataclass(frozen=True, slots=True)

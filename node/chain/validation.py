@@ -34,7 +34,7 @@ from consensus.verification import verify_commit_certificate
 from node.app.blocks import validate_body, validate_header
 from node.chain.evidence import EvidenceLookup, evidence_problem
 from node.chain.genesis import ConsensusParams
-from node.codec import BLOCK_CODEC, EVIDENCE_CODEC, TX_CODEC, tx_hash, tx_signature_ok
+from node.codec import EVIDENCE_CODEC, TX_CODEC, tx_hash, tx_signature_ok
 from node.errors import DecodeError, InvalidBlockError
 from node.types import Block, BlockHeader
 
@@ -67,10 +67,17 @@ class ChainTip:
 
 
 def validate_block(
-    block: Block, tip: ChainTip, *, now_ms: int | None, verified_txs: Container[bytes]
+    block: Block,
+    tip: ChainTip,
+    *,
+    now_ms: int | None,
+    verified_txs: Container[bytes],
+    size_bytes: int | None = None,
 ) -> frozenset[bytes]:
     """Check ``block`` as the next block after ``tip`` (see the module docstring).
 
+    ``size_bytes``: the size of the block's canonical encoding, when the caller has it (a
+    block received or built as bytes); otherwise the block is encoded to measure it.
     Returns the hashes of its transactions (all now verified). Raises InvalidBlockError.
     """
     header = block.header
@@ -85,7 +92,7 @@ def validate_block(
         max_future_drift_ms=tip.params.max_future_drift_ms,
     )
     _check_references(header, tip)
-    _check_size(block, tip.params)
+    _check_size(block, tip.params, size_bytes)
     _check_last_commit(header, tip)
     _check_evidence(block, tip)
     return _check_transactions(block, tip.chain_id, verified_txs)
@@ -100,11 +107,10 @@ def _check_references(header: BlockHeader, tip: ChainTip) -> None:
         raise InvalidBlockError(f"proposer {header.proposer.hex()} is not a validator")
 
 
-def _check_size(block: Block, params: ConsensusParams) -> None:
+def _check_size(block: Block, params: ConsensusParams, size_bytes: int | None) -> None:
     if len(block.txs) > params.max_block_txs:
         raise InvalidBlockError(f"{len(block.txs)} txs > {params.max_block_txs}")
-    validate_body(block)
-    size_bytes = len(BLOCK_CODEC.encode(block))
+    size_bytes = validate_body(block, size_bytes=size_bytes)
     if size_bytes > params.max_block_bytes:
         raise InvalidBlockError(f"{size_bytes} bytes > {params.max_block_bytes}")
 

@@ -317,7 +317,7 @@ def test_a_peer_over_its_share_loses_its_oldest_block() -> None:
     cache = ProposedBlocks(max_blocks=10, max_per_peer=2, max_bytes=10_000, max_verdicts=4)
     for n in range(3):
         block_id, block = _block(n)
-        assert cache.add(block_id, block, 100, "p")  # type: ignore[arg-type]
+        assert cache.add(block_id, block, bytes(100), "p")  # type: ignore[arg-type]
     assert cache.get(bytes([0]) * 32) is None and cache.get(bytes([2]) * 32) is not None
     assert len(cache) == 2 and cache.evicted == 1
 
@@ -325,13 +325,13 @@ def test_a_peer_over_its_share_loses_its_oldest_block() -> None:
 def test_the_heaviest_peer_makes_room_and_own_blocks_stay() -> None:
     cache = ProposedBlocks(max_blocks=3, max_per_peer=3, max_bytes=10_000, max_verdicts=4)
     ids = [_block(n) for n in range(4)]
-    cache.add(ids[0][0], ids[0][1], 100, OWN)  # type: ignore[arg-type]
-    cache.add(ids[1][0], ids[1][1], 100, "heavy")  # type: ignore[arg-type]
-    cache.add(ids[2][0], ids[2][1], 100, "heavy")  # type: ignore[arg-type]
-    assert cache.add(ids[3][0], ids[3][1], 100, "light")  # type: ignore[arg-type]
+    cache.add(ids[0][0], ids[0][1], bytes(100), OWN)  # type: ignore[arg-type]
+    cache.add(ids[1][0], ids[1][1], bytes(100), "heavy")  # type: ignore[arg-type]
+    cache.add(ids[2][0], ids[2][1], bytes(100), "heavy")  # type: ignore[arg-type]
+    assert cache.add(ids[3][0], ids[3][1], bytes(100), "light")  # type: ignore[arg-type]
     assert cache.get(ids[0][0]) is not None and cache.get(ids[1][0]) is None
     assert cache.size_bytes == 300
-    assert not cache.add(b"x" * 32, ids[0][1], 20_000, "p")  # type: ignore[arg-type]
+    assert not cache.add(b"x" * 32, ids[0][1], bytes(20_000), "p")  # type: ignore[arg-type]
 
 
 def test_verdicts_are_kept_for_the_height_and_never_replaced() -> None:
@@ -398,7 +398,7 @@ def test_sync_forgets_the_lowest_idle_peer_and_bounds_its_buffer() -> None:
         sync.note_height(peer, height)
     assert sync.note_height("d", 7) and sync.peer_height("b") is None
     block = SyncedBlock(
-        CommittedBlock(first_block(bytes(32)), certificate(1, 0, bytes(32))), 600, "a"
+        CommittedBlock(first_block(bytes(32)), certificate(1, 0, bytes(32))), 600, "a", b""
     )
     assert sync.add(1, block, next_height=1) and sync.add(1, block, next_height=1)
     assert not sync.add(2, block, next_height=1)  # bytes

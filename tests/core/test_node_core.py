@@ -35,6 +35,7 @@ from node.codec import (
     COMMIT_SIGNATURE_BYTES,
     COMMITTED_BLOCK_CODEC,
     MAX_TX_BYTES,
+    StructCodec,
     decode_message,
 )
 from node.errors import RejectReason
@@ -244,9 +245,10 @@ def test_an_invalid_block_gets_a_nil_prevote(breakage: dict[str, Any]) -> None:
 # -- committing ----------------------------------------------------------------------------------
 
 
-def commit_first_block(solo: Solo) -> tuple[Block, list[Action]]:
-    """Block 1 with one transaction, decided by the three other validators' precommits."""
-    block = first_block(solo.core.app_state_root, txs=(kv_tx(0, 0),))
+def commit_first_block(solo: Solo, block: Block | None = None) -> tuple[Block, list[Action]]:
+    """Block 1 (default: with one transaction), decided by the three other validators'
+    precommits."""
+    block = block or first_block(solo.core.app_state_root, txs=(kv_tx(0, 0),))
     proposer = key_of(set_at(1).proposer(0))
     actions = solo.send("p", block) + solo.send("p", signed_proposal(proposer, 1, 0, id_of(block)))
     for key in [k for k in KEYS if k != solo.key][:3]:
@@ -271,6 +273,51 @@ def test_a_decided_block_is_executed_persisted_and_announced() -> None:
     assert proof.value is not None and verify_state_proof(proof, solo.core.app_state_root)
     with pytest.raises(QueryError):
         solo.core.query_state(b"k", height=99)
+
+
+def count_block_encodings(monkeypatch: pytest.MonkeyPatch) -> list[Block]:
+    """Every block ``BLOCK_CODEC`` encodes from now on, in order."""
+    encoded: list[Block] = []
+    original = StructCodec.encode
+
+    def counting(codec: StructCodec[Any], value: Any) -> bytes:
+        if codec is BLOCK_CODEC:
+            encoded.append(value)
+        return original(codec, value)
+
+    monkeypatch.setattr(StructCodec, "encode", counting)
+    return encoded
+
+
+def test_a_received_block_is_judged_executed_and_stored_without_being_encoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    solo = Solo(validator_index=bystander(1, 2))
+    block = first_block(solo.core.app_state_root, txs=(kv_tx(0, 0),))
+    encodings = count_block_encodings(monkeypatch)
+    _, actions = commit_first_block(solo, block)
+    assert [c.height for c in of_type(actions, BlockCommitted)] == [1]
+    assert encodings == []
+    [stored] = solo.core.blocks_for_sync(1, 1, 1 << 20)
+    committed = COMMITTED_BLOCK_CODEC.decode(stored)  # canonical, or it would not decode
+    assert committed.block == block and committed.commit.value_id == id_of(block)
+
+
+def test_the_proposer_encodes_its_block_once_from_building_to_storing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    solo = proposer_of_round_one()
+    assert submit(solo, kv_tx(0, 0)).accepted
+    encodings = count_block_encodings(monkeypatch)
+    block = next(m for m in move_to_round_one(solo) if isinstance(m, Block))
+    others = [k for k in KEYS if k != solo.key]
+    actions = [
+        a
+        for key in others
+        for a in solo.send("p", signed_vote(key, 1, 1, VoteType.PRECOMMIT, id_of(block)))
+    ]
+    assert [c.height for c in of_type(actions, BlockCommitted)] == [1]
+    assert encodings == [block]
 
 
 def test_next_height_messages_wait_for_the_pause_after_a_commit() -> None:

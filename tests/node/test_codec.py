@@ -42,6 +42,8 @@ from node.types import (
     ZERO_HASH,
     Block,
     BlockHeader,
+    CommitCertificate,
+    CommittedBlock,
     DuplicateVoteEvidence,
     EventAttribute,
     Transaction,
@@ -95,6 +97,26 @@ def test_every_message_round_trips_through_the_envelope(message: Any) -> None:
         pack([int(codec.message_kind(message)), codec.codec_for(type(message)).to_wire(message)])
         == data
     )
+
+
+@settings(max_examples=40)
+@given(strategies.blocks, strategies.certificates)
+def test_block_bytes_travel_and_are_stored_without_encoding_the_block_again(
+    block: Block, certificate: CommitCertificate
+) -> None:
+    block_bytes = BLOCK_CODEC.encode(block)
+    message = codec.block_message(block_bytes)
+    assert message == encode_message(block)
+    assert codec.message_body(message) == block_bytes
+    stored = codec.committed_block_bytes(block_bytes, certificate)
+    assert stored == encode(CommittedBlock(block, certificate))
+    assert codec.decode_committed_block(stored) == (CommittedBlock(block, certificate), block_bytes)
+
+
+def test_message_body_needs_an_envelope() -> None:
+    for data in (b"", b"\x92", b"\x92\x04", b"\x93\x04\x90", b"\x92\xcc\x80\x90"):
+        with pytest.raises(ValueError, match="envelope"):
+            codec.message_body(data)
 
 
 def test_every_registered_type_has_a_strategy_and_a_full_schema() -> None:
