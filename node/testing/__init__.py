@@ -5,7 +5,8 @@
   ``Network`` endpoints; deterministic delivery, links that can be cut).
 - ``key_pair``/``key_pairs``/``make_validators``/``TxFactory``: keys, validator sets and
   signed transactions from fixed labels.
-- ``check_network_conformance``: the check any ``Network`` implementation must pass.
+- ``check_network_conformance``: the check any ``Network`` implementation must pass;
+  ``check_storage_conformance`` (with ``MemoryStorageHarness``): the same for ``Storage``.
 
 Nothing here reads a clock or ambient randomness, so simulations built on it replay exactly.
 """
@@ -27,6 +28,12 @@ from node.testing.factories import (
 from node.testing.network import MemoryEndpoint, MemoryNetwork, NetworkStats
 from node.testing.rng import SeededRng
 from node.testing.storage import MemoryStorage, StorageStats
+from node.testing.storage_conformance import (
+    MemoryStorageHarness,
+    StorageHarness,
+    check_against_model,
+    check_storage_conformance,
+)
 
 __all__ = [
     "ConformanceError",
@@ -35,13 +42,17 @@ __all__ = [
     "MemoryNetwork",
     "MemoryNetworkHarness",
     "MemoryStorage",
+    "MemoryStorageHarness",
     "NetworkHarness",
     "NetworkStats",
     "SeededRng",
+    "StorageHarness",
     "StorageStats",
     "TxFactory",
     "ValidatorFixture",
+    "check_against_model",
     "check_network_conformance",
+    "check_storage_conformance",
     "key_pair",
     "key_pairs",
     "make_validators",

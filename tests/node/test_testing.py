@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
 
 from node.errors import InvalidTopicError, MessageTooLargeError, StorageFullError, UnknownPeerError
-from node.ports import Clock, Delete, InboundMessage, Network, Put, Rng, Signer, Storage
+from node.ports import (
+    Clock,
+    Delete,
+    InboundMessage,
+    Network,
+    Put,
+    Rng,
+    Signer,
+    Storage,
+    WriteOp,
+)
 from node.testing import (
     ConformanceError,
     ManualClock,
@@ -15,9 +25,12 @@ from node.testing import (
     MemoryNetwork,
     MemoryNetworkHarness,
     MemoryStorage,
+    MemoryStorageHarness,
     SeededRng,
     TxFactory,
+    check_against_model,
     check_network_conformance,
+    check_storage_conformance,
     key_pair,
     key_pairs,
     make_validators,
@@ -92,6 +105,73 @@ class _BrokenHarness(MemoryNetworkHarness):
 async def test_conformance_check_catches_a_broken_network(flaw: str, check: str) -> None:
     with pytest.raises(ConformanceError, match=check):
         await check_network_conformance(_BrokenHarness(flaw))
+
+
+# -- storage conformance ------------------------------------------------------------------------
+
+
+def test_memory_storage_passes_the_storage_conformance_check() -> None:
+    passed = check_storage_conformance(MemoryStorageHarness())
+    assert len(passed) == 7 and "random histories match a sorted dict" in passed
+
+
+class _BrokenStorage(MemoryStorage):
+    """A store with one deliberate contract violation."""
+
+    flaw = ""
+
+    def write_batch(self, ops: Sequence[WriteOp], *, sync: bool = False) -> None:
+        if self.flaw == "partial batches":
+            for op in ops:
+                super().write_batch([op], sync=sync)
+            return
+        if self.flaw == "last op lost" and len(ops) > 1:
+            ops = ops[:-1]
+        super().write_batch(ops, sync=sync)
+
+    def iterate_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        entries = super().iterate_prefix(prefix)
+        if self.flaw == "live iteration":
+            return (item for item in [*entries] if self.get(item[0]) is not None)
+        if self.flaw == "reverse order":
+            return iter(list(entries)[::-1])
+        return entries
+
+    def sync(self) -> None:
+        if self.flaw != "sync forgets":
+            super().sync()
+
+
+class _BrokenStorageHarness(MemoryStorageHarness):
+    def __init__(self, flaw: str) -> None:
+        self.flaw = flaw
+
+    def open(self) -> Storage:
+        store = _BrokenStorage()
+        store.flaw = self.flaw
+        return store
+
+
+@pytest.mark.parametrize(
+    ("flaw", "check"),
+    [
+        ("partial batches", "bad input"),
+        ("last op lost", "batch order"),
+        ("live iteration", "prefix iteration"),
+        ("reverse order", "prefix iteration"),
+        ("sync forgets", "durability"),
+    ],
+)
+def test_conformance_check_catches_a_broken_storage(flaw: str, check: str) -> None:
+    with pytest.raises(ConformanceError, match=check):
+        check_storage_conformance(_BrokenStorageHarness(flaw))
+
+
+def test_a_history_that_diverges_from_the_model_is_reported() -> None:
+    store = _BrokenStorage()
+    store.flaw = "last op lost"
+    with pytest.raises(ConformanceError, match="model"):
+        check_against_model(store, [[Put(b"a", b"1"), Put(b"b", b"2")]], b"")
 
 
 def test_hub_delivers_in_send_order_and_drops_on_cut_links() -> None:
