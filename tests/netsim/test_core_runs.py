@@ -1,6 +1,15 @@
 """The real chain core (``NodeCore``) in simulated networks: safety with f Byzantine
 validators, a violation caught with f+1, replay across processes, non-validators following,
-and the regression list of seeds that once failed."""
+and the regression list of seeds that once failed.
+
+``regressions.json`` lists runs (``python -m netsim run`` options) that failed once; ``python
+-m netsim sweep --record`` appends to it. An ``open`` entry is a known bug not fixed yet: its
+test is a strict xfail, so fixing the bug turns it into a failure that asks to mark the entry
+``fixed`` (a permanent regression test). A seed replays the same schedule only as long as the
+simulator and the node code stay the same: a change that alters the schedule (the workload,
+the network model, the node's timers) can make an open entry pass without a fix — sweep again
+and record fresh seeds then.
+"""
 
 from __future__ import annotations
 
