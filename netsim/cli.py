@@ -119,7 +119,7 @@ def _run(config: SimConfig, args: argparse.Namespace) -> int:
     show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
     bar = ProgressBar(sys.stderr) if show_progress else None
     simulation = Simulation(config, builder_for(config.node), on_progress=bar)
-    for line in header_lines(config, simulation.fault_options):
+    for line in header_lines(config, simulation.fault_options, simulation.byzantine):
         print(line, file=out)
     out.flush()
     try:

@@ -19,14 +19,18 @@ def replay_command(config: SimConfig, extra: Sequence[str] = ()) -> str:
     return shlex.join(["python", "-m", "netsim", "run", *config.argv(), *extra])
 
 
-def header_lines(config: SimConfig, faults: FaultOptions) -> list[str]:
-    """The seed and every option, before the run starts."""
+def header_lines(
+    config: SimConfig, faults: FaultOptions, byzantine: Sequence[int] = ()
+) -> list[str]:
+    """The seed and every option, before the run starts (``byzantine``: the nodes the seed
+    made Byzantine)."""
     kinds = ",".join(kind.value for kind in faults.kinds) or "none"
     swarm = " (drawn by --swarm)" if config.swarm else ""
+    which = f" nodes {list(byzantine)}" if byzantine else ""
     return [
         f"netsim run — seed {config.seed}",
         f"  node code        {config.node}",
-        f"  validators       {config.validators} ({config.byzantine} Byzantine: "
+        f"  validators       {config.validators} ({config.byzantine} Byzantine{which}: "
         f"{format_role_mix(config.byzantine_roles)}; f = {config.max_faulty_validators})",
         f"  nodes            {config.nodes} ({config.nodes - config.validators} non-validators)",
         f"  topology         {config.topology}",
