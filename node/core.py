@@ -239,28 +239,7 @@ class NodeCore:
             pending_evidence if pending_evidence is not None else PendingEvidenceLog()
         )
         self._evidence_lookup = ChainEvidenceLookup(schedule, app)
-        self._mempool = Mempool(genesis.chain_id, config.mempool)
-        self._blocks = ProposedBlocks(
-            max_blocks=config.max_cached_blocks,
-            max_per_peer=config.max_cached_blocks_per_peer,
-            max_bytes=config.max_cached_block_bytes,
-            max_verdicts=config.max_verdicts_per_height,
-        )
-        self._future = FutureMessages(
-            config.max_future_messages, config.max_future_messages_per_peer
-        )
-        self._sync = BlockSync(
-            max_peers=config.max_tracked_peers,
-            max_pending_requests=config.max_pending_sync_requests,
-            max_blocks_per_request=config.max_blocks_per_request,
-            max_buffered_blocks=config.max_sync_blocks_buffered,
-            max_buffer_bytes=config.max_sync_buffer_bytes,
-        )
-        self._gossip = TxGossip(
-            max_queue_txs=config.max_gossip_queue_txs,
-            max_batch_txs=config.max_tx_batch_txs,
-            max_batch_bytes=config.max_tx_batch_bytes,
-        )
+        self._init_buffers(genesis.chain_id, config)
         self.stats = NodeStats()
         self._height = 0 if last_block is None else last_block.block.header.height
         self._last_header: BlockHeader | None = (
@@ -283,6 +262,31 @@ class NodeCore:
         self._now_ms = 0
         self._actions: list[Action] = []
         self._work: deque[_Work] = deque()
+
+    def _init_buffers(self, chain_id: str, config: NodeConfig) -> None:
+        """The empty, bounded buffers a node starts with (limits from ``config``)."""
+        self._mempool = Mempool(chain_id, config.mempool)
+        self._blocks = ProposedBlocks(
+            max_blocks=config.max_cached_blocks,
+            max_per_peer=config.max_cached_blocks_per_peer,
+            max_bytes=config.max_cached_block_bytes,
+            max_verdicts=config.max_verdicts_per_height,
+        )
+        self._future = FutureMessages(
+            config.max_future_messages, config.max_future_messages_per_peer
+        )
+        self._sync = BlockSync(
+            max_peers=config.max_tracked_peers,
+            max_pending_requests=config.max_pending_sync_requests,
+            max_blocks_per_request=config.max_blocks_per_request,
+            max_buffered_blocks=config.max_sync_blocks_buffered,
+            max_buffer_bytes=config.max_sync_buffer_bytes,
+        )
+        self._gossip = TxGossip(
+            max_queue_txs=config.max_gossip_queue_txs,
+            max_batch_txs=config.max_tx_batch_txs,
+            max_batch_bytes=config.max_tx_batch_bytes,
+        )
 
     # ==========================================================================================
     # opening

@@ -4,9 +4,12 @@
 - ``config``: ``NodeConfig``, every local limit with its unit;
 - ``genesis``: ``Genesis`` and ``ConsensusParams`` (canonical encoding and hash) and the
   ``GenesisModule`` that anchors the genesis hash in the genesis state;
-- ``application``: ``ChainApplication`` and the default module set;
+- ``application``: ``AppFactory`` and the default module set;
 - ``messages``: gossip topics and checked decoding;
 - ``validation`` / ``proposer``: judging and building blocks;
+- ``evidence``: which equivocation evidence a block may carry, which the proposer picks, and
+  the pending evidence kept across restarts; ``set_history``: the validator sets of past
+  heights evidence is verified against;
 - ``proposals``, ``future``, ``sync``, ``gossip``: bounded buffers of proposed blocks,
   next-height messages, block sync and transaction gossip;
 - ``wal``, ``store``, ``schedule``: durable consensus log, storage layout, validator sets;
