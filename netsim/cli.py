@@ -256,7 +256,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     add("--topology", default="global", help=f"one of {', '.join(sorted(TOPOLOGIES))}")
     add("--workload", default="generic", help=f"one of {', '.join(sorted(WORKLOADS))}")
     add("--tx-rate", type=float, default=20.0, help="transactions per second of sim time")
-    add("--clients", type=int, default=32, help="client accounts of the workload")
+    add("--clients", type=int, default=64, help="client accounts of the workload (default 64)")
     add("--payload-bytes", type=int, default=64, help="payload size of a transaction")
     add(
         "--liveness-bound-ms",

@@ -54,7 +54,7 @@ class SimConfig:
     topology: str = "global"
     workload: str = "generic"
     tx_rate: float = 20.0
-    clients: int = 32
+    clients: int = 64
     payload_bytes: int = 64
     liveness_bound_ms: int = 60_000
     max_sim_time_ms: int = 900_000
