@@ -8,6 +8,8 @@ Arguments of the wrong Python type raise ``TypeError``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from nacl.exceptions import BadSignatureError, CryptoError
@@ -17,6 +19,8 @@ PUBLIC_KEY_SIZE = 32
 SEED_SIZE = 32
 SIGNATURE_SIZE = 64
 DIGEST_SIZE = 32
+# Answers a VerificationMemo keeps by default (~20 MB of keys, messages and signatures).
+DEFAULT_MEMO_ENTRIES = 100_000
 
 
 def sha256(data: bytes) -> bytes:
@@ -49,21 +53,35 @@ class Ed25519KeyPair:
     def sign(self, message: bytes) -> bytes:
         """The 64-byte detached signature of ``message``."""
         _require_bytes("message", message)
-        return SigningKey(self.seed).sign(message).signature
+        return SigningKey(self.seed).sign(bytes(message)).signature
 
     def __repr__(self) -> str:  # never print the seed
         return f"Ed25519KeyPair(public_key={self.public_key.hex()})"
 
 
+Verify = Callable[[bytes, bytes, bytes], bool]
+
+
 def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
-    """True iff ``signature`` is a valid Ed25519 signature of ``message`` under ``public_key``."""
+    """True iff ``signature`` is a valid Ed25519 signature of ``message`` under ``public_key``.
+
+    Inside ``shared_verification()`` the answer may come from the process's memo.
+    """
     _require_bytes("public_key", public_key)
     _require_bytes("message", message)
     _require_bytes("signature", signature)
+    memo = _shared_memo
+    if memo is not None:
+        return memo(public_key, message, signature)
+    return _verify_checked(public_key, message, signature)
+
+
+def _verify_checked(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """``verify`` on arguments already known to be bytes-like."""
     if len(public_key) != PUBLIC_KEY_SIZE or len(signature) != SIGNATURE_SIZE:
         return False
     try:
-        VerifyKey(public_key).verify(message, signature)
+        VerifyKey(bytes(public_key)).verify(bytes(message), bytes(signature))
     except (BadSignatureError, CryptoError, ValueError):
         return False
     return True
@@ -72,3 +90,61 @@ def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
 def _require_bytes(name: str, value: object) -> None:
     if not isinstance(value, bytes | bytearray | memoryview):
         raise TypeError(f"{name} must be bytes, not {type(value).__name__}")
+
+
+class VerificationMemo:
+    """A bounded memo of verification answers in front of ``verify_fn`` (oldest forgotten
+    first: a signature is checked by many nodes within moments, rarely later).
+
+    Verification is a pure function of (public key, message, signature), so remembering its
+    answer changes nothing but the time taken. Only ``bytes`` arguments are remembered.
+    """
+
+    __slots__ = ("_answers", "_capacity", "_verify", "hits", "misses")
+
+    def __init__(self, verify_fn: Verify, capacity: int = DEFAULT_MEMO_ENTRIES) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self._verify = verify_fn
+        self._capacity = capacity
+        self._answers: dict[tuple[bytes, bytes, bytes], bool] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __call__(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        """``verify_fn(public_key, message, signature)``, remembered."""
+        if not (type(public_key) is bytes and type(message) is bytes and type(signature) is bytes):
+            return self._verify(public_key, message, signature)
+        key = (public_key, message, signature)
+        answer = self._answers.get(key)
+        if answer is not None:
+            self.hits += 1
+            return answer
+        self.misses += 1
+        answer = self._verify(public_key, message, signature)
+        answers = self._answers
+        if len(answers) >= self._capacity:
+            del answers[next(iter(answers))]  # dicts keep insertion order: the oldest
+        answers[key] = answer
+        return answer
+
+
+_shared_memo: VerificationMemo | None = None
+
+
+@contextmanager
+def shared_verification(capacity: int = DEFAULT_MEMO_ENTRIES) -> Iterator[VerificationMemo]:
+    """Within the block, every ``verify`` call of this process goes through one memo.
+
+    For simulators that run many nodes in one process, where the same vote is verified by
+    every simulated node; a real node has no use for it. Not reentrant (RuntimeError).
+    """
+    global _shared_memo  # noqa: PLW0603  (the one process-wide switch, scoped by the block)
+    if _shared_memo is not None:
+        raise RuntimeError("signature verification is already shared in this process")
+    memo = VerificationMemo(_verify_checked, capacity)
+    _shared_memo = memo
+    try:
+        yield memo
+    finally:
+        _shared_memo = None

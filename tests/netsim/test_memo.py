@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import consensus.verification
-import node.core
 from crypto_core import signatures
-from netsim.memo import VERIFYING_MODULES, SharedVerification, SignatureMemo
+from netsim.memo import SharedVerification, SignatureMemo
 from node.testing.factories import key_pair
 
 KEY = key_pair("memo")
@@ -44,8 +42,12 @@ def test_wrong_types_reach_the_real_function_and_its_errors() -> None:
 
 
 def test_sharing_is_scoped_to_the_context() -> None:
-    modules = [consensus.verification, node.core]
-    assert {module.__name__ for module in modules} <= set(VERIFYING_MODULES)
+    signature = KEY.sign(b"vote")
     with SharedVerification() as memo:
-        assert all(vars(module)["verify"] is memo for module in modules)
-    assert all(vars(module)["verify"] is signatures.verify for module in modules)
+        assert signatures.verify(KEY.public_key, b"vote", signature)
+        assert signatures.verify(KEY.public_key, b"vote", signature)
+        assert (memo.misses, memo.hits) == (1, 1)
+        with pytest.raises(RuntimeError, match="already shared"), SharedVerification():
+            pass
+    assert signatures.verify(KEY.public_key, b"vote", signature)
+    assert (memo.misses, memo.hits) == (1, 1)  # no longer consulted
