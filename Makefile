@@ -46,6 +46,7 @@ bench: setup
 	$(PY) -m bench.core --json out/bench-core.json
 	$(PY) -m bench.network --json out/bench-network.json
 	$(PY) -m bench.consensus --json out/bench-consensus.json
+	$(PY) -m bench.netsim --json out/bench-netsim.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info crypto_core/_merkle_c.c crypto_core/*.so
