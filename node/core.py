@@ -35,7 +35,15 @@ What the core does with each input:
   names them, and are validated (``node.chain.validation``) before consensus hears the verdict
   — an invalid block gets ``value_valid=False`` and this node prevotes nil; transactions
   enter the mempool. Anything a correct peer never sends becomes ``PeerMisbehaved`` and
-  changes nothing.
+  changes nothing. A vote or proposal received again byte for byte while held is not
+  verified again.
+- Catching up within a height (``node.chain.catch_up``): the signed votes and proposals of
+  the current height are held (``node.chain.round_messages``, restored from the durable log
+  after a restart); when the round did not move for a whole sync tick the node re-sends its
+  own votes of every round and relays the quorums that justify its state (the polka of its
+  valid round with that round's proposal and block, the latest precommit quorum), and it
+  answers a peer heard only in lower rounds directly — all within a per-tick budget. A
+  re-proposal carries the polka of its valid round.
 - When consensus asks for a value, the core builds a block from the pending equivocation
   evidence and the mempool within the chain's size limits (``node.chain.proposer``) and
   broadcasts it with the signed proposal.
@@ -58,7 +66,7 @@ but never sign.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -78,6 +86,7 @@ from consensus import (
     ProposeValue,
     ReportEvidence,
     RequestValue,
+    RoundState,
     ScheduleTimeout,
     SignAndBroadcastProposal,
     SignAndBroadcastVote,
@@ -113,6 +122,7 @@ from node.chain.actions import (
     TxResult,
 )
 from node.chain.application import AppFactory, default_application
+from node.chain.catch_up import PeerRounds, TickBudget, catch_up_messages
 from node.chain.config import NodeConfig
 from node.chain.errors import ChainHaltError, QueryError
 from node.chain.events import (
@@ -146,6 +156,7 @@ from node.chain.messages import (
 from node.chain.proposals import OWN, ProposedBlocks, Verdict
 from node.chain.proposer import build_proposal
 from node.chain.restore import open_chain
+from node.chain.round_messages import RoundMessages
 from node.chain.schedule import ValidatorSchedule
 from node.chain.status import NodeStats, NodeStatus
 from node.chain.sync import BlockSync, SyncedBlock
@@ -178,6 +189,7 @@ from node.types import (
     Status,
     TxBatch,
     Vote,
+    VoteType,
 )
 
 __all__ = ["NodeCore"]
@@ -223,6 +235,7 @@ class NodeCore:
         last_block: CommittedBlock | None,
         replayed: list[Effect],
         pending_evidence: PendingEvidenceLog | None = None,
+        logged_messages: Sequence[Vote | Proposal] = (),
     ) -> None:
         """Use ``NodeCore.open``: it restores every argument from ``storage``."""
         self._storage = storage
@@ -255,13 +268,13 @@ class NodeCore:
         self._start_due = False
         self._pending_decide: Decide | None = None
         self._sign_permit = False
-        self._own_messages: list[bytes] = []
-        self._own_round = -1
         self._tick_position: tuple[int, int, int] | None = None
         self._tick_height = -1
         self._now_ms = 0
         self._actions: list[Action] = []
         self._work: deque[_Work] = deque()
+        if self._active and consensus.validator_set is not None:
+            self._hold_height(consensus.height, consensus.validator_set, logged_messages)
 
     def _init_buffers(self, chain_id: str, config: NodeConfig) -> None:
         """The empty, bounded buffers a node starts with (limits from ``config``)."""
@@ -286,6 +299,11 @@ class NodeCore:
             max_queue_txs=config.max_gossip_queue_txs,
             max_batch_txs=config.max_tx_batch_txs,
             max_batch_bytes=config.max_tx_batch_bytes,
+        )
+        self._held = RoundMessages(None if self._signer is None else self._signer.public_key)
+        self._peer_rounds = PeerRounds(config.max_tracked_peers)
+        self._catch_up_budget = TickBudget(
+            config.max_catch_up_messages_per_tick, config.max_catch_up_bytes_per_tick
         )
 
     # ==========================================================================================
@@ -326,6 +344,7 @@ class NodeCore:
             last_block=opened.last_block,
             replayed=opened.replayed_effects,
             pending_evidence=opened.pending_evidence,
+            logged_messages=opened.logged_messages,
         )
 
     # ==========================================================================================
@@ -470,6 +489,9 @@ class NodeCore:
         self._actions = []
         handler(self, event)
         self._settle()
+        state = self._consensus.round_state
+        if self._active and state is not None:  # let go of the rounds no longer needed
+            self._held.follow(state.round, (state.locked_round, state.valid_round))
         actions, self._actions = self._actions, []
         return actions
 
@@ -511,10 +533,13 @@ class NodeCore:
             self._misbehaved(event.sender, fault.offence, fault.reason)
 
     def _dispatch(self, sender: PeerId, message: Message, data: bytes) -> None:
-        if isinstance(message, Vote):
-            self._on_vote(sender, message)
+        if isinstance(message, Vote | Proposal) and self._held.is_held(message, data):
+            self.stats.repeated_messages += 1  # verified before: not checked again
+            self._heard(sender, message.round)
+        elif isinstance(message, Vote):
+            self._on_vote(sender, message, data)
         elif isinstance(message, Proposal):
-            self._on_proposal(sender, message)
+            self._on_proposal(sender, message, data)
         elif isinstance(message, Block):
             self._on_block(sender, message, message_body(data))
         elif isinstance(message, TxBatch):
@@ -590,7 +615,7 @@ class NodeCore:
     # consensus messages
     # ==========================================================================================
 
-    def _on_vote(self, sender: PeerId, vote: Vote) -> None:
+    def _on_vote(self, sender: PeerId, vote: Vote, data: bytes) -> None:
         if vote.chain_id != self.chain_id:
             raise PeerFault(Offence.WRONG_CHAIN, f"vote for chain {vote.chain_id!r}")
         validator_set = self._routable_set(sender, vote)
@@ -602,11 +627,13 @@ class NodeCore:
             raise PeerFault(_offence_of(exc), str(exc)) from exc
         self._sync.note_height(sender, vote.height - 1)
         if self._active and vote.height == self._height + 1:
-            self._feed_from(sender, VoteReceived(vote))
+            if self._feed_from(sender, VoteReceived(vote)):
+                self._held.add_vote(vote, data)
+                self._heard(sender, vote.round)
         else:
             self._future.add(FutureMessage(vote.height, sender, vote))
 
-    def _on_proposal(self, sender: PeerId, proposal: Proposal) -> None:
+    def _on_proposal(self, sender: PeerId, proposal: Proposal, data: bytes) -> None:
         if proposal.chain_id != self.chain_id:
             raise PeerFault(Offence.WRONG_CHAIN, f"proposal for chain {proposal.chain_id!r}")
         validator_set = self._routable_set(sender, proposal)
@@ -623,7 +650,9 @@ class NodeCore:
             raise PeerFault(_offence_of(exc), str(exc)) from exc
         self._sync.note_height(sender, proposal.height - 1)
         if current:
-            self._feed_proposal(sender, proposal)
+            if self._feed_proposal(sender, proposal):
+                self._held.add_proposal(proposal, data)
+                self._heard(sender, proposal.round)
         else:
             self._future.add(FutureMessage(proposal.height, sender, proposal))
 
@@ -658,8 +687,8 @@ class NodeCore:
             if verdict is not None:
                 self._feed(ValueValidity(header.height, id_, verdict))
 
-    def _feed_proposal(self, sender: PeerId, proposal: Proposal) -> None:
-        self._feed_from(sender, ProposalReceived(proposal, self._judge(proposal.value_id)))
+    def _feed_proposal(self, sender: PeerId, proposal: Proposal) -> bool:
+        return self._feed_from(sender, ProposalReceived(proposal, self._judge(proposal.value_id)))
 
     def _judge(self, value_id: bytes) -> bool | None:
         """This node's verdict on a proposed block of the current height, validating it
@@ -760,21 +789,53 @@ class NodeCore:
         self._maybe_sync(force=True)
 
     def _on_sync_tick(self) -> None:
-        """Once per tick: if the round did not move for a whole tick, re-send this round's
-        own messages (a lost vote is re-sent by nobody else); if the committed height did
-        not move while a peer is ahead, fetch blocks."""
+        """Once per tick: a new catch-up budget; if the round did not move for a whole
+        tick, re-send and relay what lets peers catch up within the height
+        (``node.chain.catch_up``); if the committed height did not move while a peer is
+        ahead, fetch blocks."""
+        self._catch_up_budget.refill()
+        self._peer_rounds.new_tick()
         state = self._consensus.round_state
         position = (
             self._consensus.height,
             -1 if state is None else state.round,
             -1 if state is None else int(state.step),
         )
-        if self._active and position == self._tick_position:
-            for data in self._own_messages:
-                self._actions.append(Broadcast(TOPIC_CONSENSUS, data))
+        if self._active and state is not None and position == self._tick_position:
+            self._send_catch_up(state, None)
         if self._height == self._tick_height:
             self._maybe_sync(force=True)
         self._tick_position, self._tick_height = position, self._height
+
+    def _heard(self, sender: PeerId, round_: int) -> None:
+        """``sender`` spoke in ``round_`` of the current height: if every round it was heard
+        in is below this node's, answer it with what lets it catch up (once per sync tick)."""
+        state = self._consensus.round_state
+        peer_round = self._peer_rounds.note(sender, round_)
+        if state is None or peer_round is None or peer_round >= state.round:
+            return
+        if self._peer_rounds.answer_due(sender):
+            self._send_catch_up(state, sender, peer_round)
+
+    def _send_catch_up(self, state: RoundState, peer: PeerId | None, peer_round: int = -1) -> None:
+        """Broadcast (``peer`` None) or send to ``peer`` the catch-up messages of the height,
+        within what is left of this tick's budget."""
+        budget = self._catch_up_budget
+        if budget.exhausted():
+            return
+        plan = catch_up_messages(self._held, state, self._block_message, peer_round=peer_round)
+        if peer is not None:
+            plan = plan[: self._config.max_catch_up_messages_per_peer]
+        for data in plan:
+            if budget.exhausted():
+                break
+            if not budget.take(len(data)):
+                continue  # too big for what is left (a block): smaller messages may fit
+            self.stats.catch_up_messages += 1
+            if peer is None:
+                self._actions.append(Broadcast(TOPIC_CONSENSUS, data))
+            else:
+                self._actions.append(SendTo(peer, TOPIC_CONSENSUS, data))
 
     # ==========================================================================================
     # chain progress
@@ -806,12 +867,32 @@ class NodeCore:
         assert validator_set is not None, "the schedule knows the next height"
         self._log.reset(height)
         self._active = True
+        self._hold_height(height, validator_set)
         self._feed(StartHeight(height, validator_set))
         for item in self._future.take(height):
-            if isinstance(item.message, Vote):
-                self._feed_from(item.sender, VoteReceived(item.message))
+            message = item.message
+            if isinstance(message, Vote):
+                accepted = self._feed_from(item.sender, VoteReceived(message))
             else:
-                self._feed_proposal(item.sender, item.message)
+                accepted = self._feed_proposal(item.sender, message)
+            if accepted:
+                self._held_add(message, encode_message(message))
+
+    def _hold_height(
+        self, height: int, validator_set: ValidatorSet, logged: Sequence[Vote | Proposal] = ()
+    ) -> None:
+        """Hold the signed messages of ``height`` from now on, starting with ``logged`` (those
+        of its durable consensus log, after a restart)."""
+        self._held.reset(height, validator_set)
+        self._peer_rounds.reset()
+        for message in logged:
+            self._held_add(message, encode_message(message))
+
+    def _held_add(self, message: Vote | Proposal, data: bytes) -> None:
+        if isinstance(message, Vote):
+            self._held.add_vote(message, data)
+        else:
+            self._held.add_proposal(message, data)
 
     def _apply_synced(self, synced: SyncedBlock | None) -> None:
         """Verify a block received by sync against this node's schedule, then decide it."""
@@ -891,8 +972,7 @@ class NodeCore:
         self._last_block_id = decided.value_id
         self._pending_decide = None
         self._active = False
-        self._own_messages = []
-        self._own_round = -1
+        self._held.reset(height + 1, None)
         self._log.reset(height + 1)
         self._blocks.drop_below(height + 1)
         self._sync.drop_below(height + 1)
@@ -928,11 +1008,14 @@ class NodeCore:
         self._log.append(encode_record(event))
         self._work.extend(effects)
 
-    def _feed_from(self, sender: PeerId, event: Input) -> None:
+    def _feed_from(self, sender: PeerId, event: Input) -> bool:
+        """``_feed`` a peer's input; False (reported) if consensus refused it."""
         try:
             self._feed(event)
         except InvalidMessageError as exc:
             self._misbehaved(sender, _offence_of(exc), str(exc))
+            return False
+        return True
 
     def _execute(self, work: _Work) -> None:
         if isinstance(work, _Permit):
@@ -965,7 +1048,7 @@ class NodeCore:
         assert self._signer is not None
         vote = effect.vote.with_signature(self._signer.sign(effect.sign_bytes))
         data = encode_message(vote)
-        self._remember_own(vote.round, [data])
+        self._held.add_vote(vote, data)
         self._actions.append(Broadcast(TOPIC_CONSENSUS, data))
         self._feed(VoteReceived(vote))
 
@@ -974,18 +1057,24 @@ class NodeCore:
             return
         assert self._signer is not None
         proposal = effect.proposal.with_signature(self._signer.sign(effect.sign_bytes))
-        data = self._blocks.encoded(proposal.value_id)
-        messages = [] if data is None else [block_message(data)]
-        messages.append(encode_message(proposal))  # after its block: per-peer FIFO
-        self._remember_own(proposal.round, messages)
-        self._actions += [Broadcast(TOPIC_CONSENSUS, data) for data in messages]
+        block = self._block_message(proposal.value_id)
+        messages = [] if block is None else [block]
+        data = encode_message(proposal)
+        messages.append(data)  # after its block: per-peer FIFO
+        if proposal.valid_round >= 0:
+            # The proof of lock of a re-proposal: without the polka of its valid round a
+            # validator locked earlier prevotes nil (L28), and those who saw it may be gone.
+            messages += self._held.votes_for(
+                proposal.valid_round, VoteType.PREVOTE, proposal.value_id
+            )
+        self._held.add_proposal(proposal, data)
+        self._actions += [Broadcast(TOPIC_CONSENSUS, message) for message in messages]
         self._feed(ProposalReceived(proposal, True))
 
-    def _remember_own(self, round_: int, messages: list[bytes]) -> None:
-        """Keep this round's own messages for re-sending when the height stalls."""
-        if round_ != self._own_round:
-            self._own_messages, self._own_round = [], round_
-        self._own_messages += messages
+    def _block_message(self, value_id: bytes) -> bytes | None:
+        """The ``BLOCK`` message of a held block, if held."""
+        data = self._blocks.encoded(value_id)
+        return None if data is None else block_message(data)
 
     def _propose(self, effect: RequestValue) -> None:
         state = self._consensus.round_state

@@ -12,6 +12,9 @@
   heights evidence is verified against;
 - ``proposals``, ``future``, ``sync``, ``gossip``: bounded buffers of proposed blocks,
   next-height messages, block sync and transaction gossip;
+- ``round_messages``, ``catch_up``: the signed messages of the current height a node holds,
+  and what it re-sends, relays and answers so that validators in different rounds of one
+  height catch up after faults heal;
 - ``wal``, ``store``, ``schedule``: durable consensus log, storage layout, validator sets;
 - ``status``: ``NodeStatus`` and ``NodeStats``.
 """

@@ -51,7 +51,18 @@ class NodeConfig:
     max_tracked_peers: int = 1_024
     """Peers whose height this node remembers."""
     sync_tick_ms: int = 1_000
-    """How often the node checks whether it fell behind and re-sends its latest votes."""
+    """How often the node checks whether it fell behind, and the period of catch-up within a
+    height: a round that did not move for a whole tick re-sends and relays what lets peers
+    catch up (``node.chain.catch_up``)."""
+    max_catch_up_messages_per_tick: int = 256
+    """Consensus messages re-sent or relayed per sync tick (stalled re-broadcasts and answers
+    to lagging peers together)."""
+    max_catch_up_bytes_per_tick: int = 4 * MIB
+    """The same, in encoded bytes; a block larger than what is left waits for the next tick
+    (keep it above ``max_block_bytes`` so that blocks can be relayed at all)."""
+    max_catch_up_messages_per_peer: int = 64
+    """Of those, messages sent directly to one lagging peer per sync tick (a peer in a lower
+    round needs this node's own votes and a quorum or two, not the whole budget)."""
     sync_request_timeout_ms: int = 5_000
     """How long a block request may stay unanswered before another peer is asked."""
     max_pending_sync_requests: int = 4

@@ -12,9 +12,17 @@ The mempool is not restored: pending transactions are resubmitted by their clien
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from consensus import ConsensusCore, Effect, Input, StartHeight
+from consensus import (
+    ConsensusCore,
+    Effect,
+    Input,
+    ProposalReceived,
+    StartHeight,
+    VoteReceived,
+)
 from node.app.application import Application
 from node.chain import store
 from node.chain.config import NodeConfig
@@ -31,7 +39,7 @@ from node.chain.wal import (
     stale_log_ops,
 )
 from node.ports import Storage
-from node.types import CommittedBlock, PublicKey
+from node.types import CommittedBlock, Proposal, PublicKey, Vote
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +54,9 @@ class OpenedChain:
     """Effects of the replayed log (without ``Persist``): the shell carries them out again."""
     pending_evidence: PendingEvidenceLog = field(default_factory=PendingEvidenceLog)
     """The stored copy of the evidence now pending in ``consensus.evidence``."""
+    logged_messages: tuple[Vote | Proposal, ...] = ()
+    """The signed votes and proposals of the durable log of the current height, in log
+    order: what the node held before the restart, to re-send and relay again."""
 
 
 def open_chain(
@@ -72,11 +83,12 @@ def open_chain(
         max_age = genesis.params.evidence_max_age_heights
         schedule = ValidatorSchedule.restore(storage, meta.height, max_age)
     height = 0 if last_block is None else last_block.block.header.height
-    consensus, log, effects = _restore_consensus(
+    consensus, log, inputs, effects = _restore_consensus(
         storage, genesis, config, schedule, height=height, own_key=own_key
     )
     pending, _ = PendingEvidenceLog.load(storage, consensus.evidence)
-    return OpenedChain(schedule, last_block, consensus, log, effects, pending)
+    logged = tuple(_signed_messages(inputs))
+    return OpenedChain(schedule, last_block, consensus, log, effects, pending, logged)
 
 
 def _initialise(storage: Storage, genesis: Genesis, app: Application) -> ValidatorSchedule:
@@ -125,8 +137,9 @@ def _restore_consensus(
     *,
     height: int,
     own_key: PublicKey | None,
-) -> tuple[ConsensusCore, ConsensusLog, list[Effect]]:
-    """Consensus at ``height + 1``, replayed from its durable log (fresh if there is none)."""
+) -> tuple[ConsensusCore, ConsensusLog, list[Input], list[Effect]]:
+    """Consensus at ``height + 1``, replayed from its durable log (fresh if there is none),
+    with the logged inputs it was replayed from."""
     next_height = height + 1
     stale = stale_log_ops(storage, next_height)
     if stale:
@@ -143,14 +156,23 @@ def _restore_consensus(
     last_signed = load_signing_record(storage)
     if not records:
         fresh = ConsensusCore(genesis.chain_id, own_key, timeouts=timeouts, last_signed=last_signed)
-        return fresh, log, []
+        return fresh, log, [], []
     inputs = [_logged_input(decode_record(record), schedule) for record in records]
     if not isinstance(inputs[0], StartHeight) or inputs[0].height != next_height:
         raise StorageMismatchError(f"the consensus log of height {next_height} does not start it")
     consensus, effects = ConsensusCore.replay(
         genesis.chain_id, own_key, inputs, timeouts=timeouts, last_signed=last_signed
     )
-    return consensus, log, effects
+    return consensus, log, inputs, effects
+
+
+def _signed_messages(inputs: list[Input]) -> Iterator[Vote | Proposal]:
+    """The votes and proposals among logged ``inputs`` (each was verified when logged)."""
+    for event in inputs:
+        if isinstance(event, VoteReceived):
+            yield event.vote
+        elif isinstance(event, ProposalReceived):
+            yield event.proposal
 
 
 def _logged_input(record: LoggedStart | Input, schedule: ValidatorSchedule) -> Input:

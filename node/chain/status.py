@@ -52,6 +52,11 @@ class NodeStats:
     """Messages reported as ``PeerMisbehaved``."""
     stale_messages: int = 0
     """Consensus messages of heights already committed (normal: late votes)."""
+    repeated_messages: int = 0
+    """Votes and proposals received again, byte for byte, while held: dropped unverified
+    (normal: gossip duplicates and peers catching up)."""
+    catch_up_messages: int = 0
+    """Consensus messages re-sent or relayed to let peers catch up within a height."""
     blocks_committed: int = 0
     blocks_synced: int = 0
     """Blocks applied from block sync."""

@@ -10,8 +10,9 @@ seed. A seeded workload of signed ``kv.set`` transactions from genesis accounts 
 mempools busy.
 
 Checks on every run: agreement (one block id and one app state root per height across all
-nodes), no double signing by any key (across crashes too), no ``PeerMisbehaved`` among honest
-nodes. Violations are collected in ``Cluster.violations``.
+nodes), no double signing by any honest node's key (across crashes too; a node relaying
+others' signed votes signs nothing), no ``PeerMisbehaved`` among honest nodes. Violations are
+collected in ``Cluster.violations``.
 
 Typical use (a test, a benchmark, the simulator building on it)::
 
@@ -27,6 +28,9 @@ Faults and probes:
   storage; ``arm_crash(name, before_actions=...)`` crashes it right after its next event,
   with or without carrying out the actions that event returned;
 - ``isolate(name)`` / ``heal()`` cut and restore a node's links;
+- ``lose(rule)`` / ``stop_losing()``: every message a rule matches (by sender, receiver and
+  decoded message) is lost until told to stop; ``round_loss(height, round_, ...)`` builds
+  the rule that loses a round's votes (of one type, or all) and proposals on chosen links;
 - ``outbound_hooks[name]`` rewrites a node's actions before they are carried out (a
   Byzantine role: drop, alter, re-sign); ``equivocate(name)`` installs one that double-votes,
   and marks the node Byzantine (``byzantine``: exempt from the no-double-signing check);
@@ -74,13 +78,14 @@ from node.chain.events import (
 )
 from node.chain.genesis import ConsensusParams, Genesis
 from node.chain.messages import TOPIC_CONSENSUS
-from node.codec import block_id, decode_message, encode_message
+from node.codec import Message, block_id, decode_message, encode_message
 from node.core import NodeCore
+from node.errors import DecodeError
 from node.ports import Signer
 from node.testing.factories import TxFactory, key_pair, make_validators
 from node.testing.rng import SeededRng
 from node.testing.storage import MemoryStorage
-from node.types import Proposal, Vote
+from node.types import Proposal, Vote, VoteType
 
 DEFAULT_GENESIS_TIME_MS: Final = 1_700_000_000_000
 DEFAULT_LATENCY_MS: Final = 5
@@ -90,6 +95,37 @@ MAX_RUN_EVENTS: Final = 50_000_000
 """Events one ``run_until`` may process before it gives up (a livelock guard)."""
 SYNC_RESPONSE_BYTES: Final = 8 * 1024 * 1024
 """What a peer answers one block request with, at most."""
+
+
+LossRule = Callable[[str, str, Message], bool]
+"""Loses a message: ``rule(sender, receiver, message)`` True drops it."""
+
+
+def round_loss(
+    height: int,
+    round_: int,
+    *,
+    senders: Sequence[str] | None = None,
+    receivers: Sequence[str] | None = None,
+    vote_type: VoteType | None = None,
+) -> LossRule:
+    """The rule that loses the votes and proposals of ``round_`` at ``height`` (only its
+    votes of ``vote_type``, if given) sent by one of ``senders`` (default: anyone) to one of
+    ``receivers`` (default: anyone)."""
+
+    def rule(sender: str, receiver: str, message: Message) -> bool:
+        if isinstance(message, Vote):
+            if vote_type is not None and message.vote_type is not vote_type:
+                return False
+        elif not isinstance(message, Proposal) or vote_type is not None:
+            return False
+        return (
+            (message.height, message.round) == (height, round_)
+            and (senders is None or sender in senders)
+            and (receivers is None or receiver in receivers)
+        )
+
+    return rule
 
 
 class ClusterStalled(AssertionError):
@@ -210,6 +246,7 @@ class Cluster:
         self._sequence = 0
         self._timer_tokens: dict[tuple[str, TimerKey], int] = {}
         self._isolated: set[str] = set()
+        self._loss_rules: list[LossRule] = []
         self._armed: dict[str, bool] = {}
         self.outbound_hooks: dict[str, Callable[[Action], list[Action]]] = {}
         """Per node: rewrites each action before it is carried out (a Byzantine role)."""
@@ -342,6 +379,14 @@ class Cluster:
         """Reconnect every isolated node."""
         self._isolated.clear()
 
+    def lose(self, rule: LossRule) -> None:
+        """Lose every message ``rule`` matches from now on (in flight ones included)."""
+        self._loss_rules.append(rule)
+
+    def stop_losing(self) -> None:
+        """Forget every loss rule: links deliver everything again."""
+        self._loss_rules.clear()
+
     def equivocate(self, name: str) -> None:
         """Make validator ``name`` Byzantine: next to every vote it broadcasts it signs and
         broadcasts a conflicting vote for the same step (nil against a value, a made-up value
@@ -438,10 +483,19 @@ class Cluster:
         node = self.nodes[item.receiver]
         if node.epoch != item.epoch or self._cut(item.sender, item.receiver):
             return None
+        if self._loss_rules and self._lost(item):
+            return None
         self._handle(
             item.receiver, MessageReceived(item.sender, item.topic, item.data, self.now_ms)
         )
         return item.receiver
+
+    def _lost(self, item: _Deliver) -> bool:
+        try:
+            message = decode_message(item.data)
+        except DecodeError:
+            return False  # garbage reaches the node, which reports it
+        return any(rule(item.sender, item.receiver, message) for rule in self._loss_rules)
 
     def _fire(self, item: _Timer) -> str | None:
         node = self.nodes[item.node]
@@ -500,18 +554,22 @@ class Cluster:
             self._record_commit(node, committed)
 
     def _check_signature(self, node: ClusterNode, data: bytes) -> None:
+        """Record what ``node`` signed with its own key; a second, different signature for
+        one step is a violation (the votes of others it relays are theirs, not its own)."""
         message = decode_message(data)
         if isinstance(message, Vote):
             signer, step = message.validator, int(message.vote_type)
-            position = (signer, message.height, message.round, step)
             signed = vote_sign_bytes_of(message)
-            if self._record_votes:
-                self.votes.append(message)
         elif isinstance(message, Proposal):
-            position = (message.proposer, message.height, message.round, 0)
+            signer, step = message.proposer, 0
             signed = proposal_sign_bytes_of(message)
         else:
             return
+        if node.signer is None or signer != node.signer.public_key:
+            return
+        if self._record_votes and isinstance(message, Vote):
+            self.votes.append(message)
+        position = (signer, message.height, message.round, step)
         previous = self._signed.setdefault(position, signed)
         if previous != signed:
             self.violations.append(f"{node.name} double-signed at {position[1:]}")
