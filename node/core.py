@@ -37,6 +37,8 @@ What the core does with each input:
   enter the mempool. Anything a correct peer never sends becomes ``PeerMisbehaved`` and
   changes nothing. A vote or proposal received again byte for byte while held is not
   verified again.
+- ``VerifiedTxsReceived``: a peer's transactions the shell already verified (worker
+  threads) enter the mempool without a second signature check.
 - Catching up within a height (``node.chain.catch_up``): the signed votes and proposals of
   the current height are held (``node.chain.round_messages``, restored from the durable log
   after a restart); when the round did not move for a whole sync tick the node re-sends its
@@ -66,7 +68,7 @@ but never sign.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -136,6 +138,7 @@ from node.chain.events import (
     TimerKey,
     TimerKind,
     TxSubmitted,
+    VerifiedTxsReceived,
 )
 from node.chain.evidence import (
     ChainEvidenceLookup,
@@ -166,6 +169,7 @@ from node.chain.wal import (
     encode_record,
 )
 from node.codec import (
+    MAX_TXS_PER_BATCH,
     Message,
     block_id,
     block_message,
@@ -477,8 +481,10 @@ class NodeCore:
         """Process one event; returns the actions to carry out, in order.
 
         Bad input from peers never raises (it becomes ``PeerMisbehaved``). Raises
-        ``TypeError`` for an object that is not an event (a shell bug) and
-        ``ChainHaltError`` when the node cannot go on safely (see ``node.chain.errors``).
+        ``TypeError`` or ``ValueError`` for an event that breaks its contract (a shell bug:
+        not an event, or a ``VerifiedTxsReceived`` holding other than verified transactions
+        of this chain), before changing anything, and ``ChainHaltError`` when the node cannot
+        go on safely (see ``node.chain.errors``).
         """
         handler = _HANDLERS.get(type(event))
         if handler is None:
@@ -730,6 +736,16 @@ class NodeCore:
             )
         self._mempool.add(verified, self._app.next_nonce)
 
+    def _admit_new(self, verified: VerifiedTx) -> TxRejected | None:
+        """``_admit`` a transaction not in the mempool yet; the refusal, if any."""
+        if verified.tx_hash in self._mempool:
+            return None
+        try:
+            self._admit(verified)
+        except TxRejected as rejected:
+            return rejected
+        return None
+
     def _tx_result(self, hash_: bytes, rejected: TxRejected | None) -> None:
         if rejected is None:
             self.stats.txs_admitted += 1
@@ -739,15 +755,29 @@ class NodeCore:
             self._actions.append(TxResult(hash_, False, rejected.reason, rejected.message))
 
     def _on_tx_batch(self, sender: PeerId, batch: TxBatch) -> None:
+        # Lazily: a transaction repeated within the batch is found in the mempool, unverified.
+        results = (
+            _verified_or_refusal(raw, self.chain_id)
+            for raw in batch.txs
+            if tx_hash(raw) not in self._mempool
+        )
+        self._admit_from_peer(sender, results)
+
+    def _on_verified_txs(self, event: VerifiedTxsReceived) -> None:
+        _check_verified(event, self.chain_id)
+        self.stats.messages_received += 1
+        if self._started:
+            self._admit_from_peer(event.sender, [*event.verified, *event.rejected])
+
+    def _admit_from_peer(self, sender: PeerId, results: Iterable[VerifiedTx | TxRejected]) -> None:
+        """Admit a peer's verified transactions; report the peer for the first refusal an
+        honest peer never causes (it relays only verified transactions). Transactions the
+        application or the mempool refuse are nobody's fault (nonces move, mempools fill)."""
         fault: TxRejected | None = None
-        for raw in batch.txs:
-            if tx_hash(raw) in self._mempool:
-                continue
-            try:
-                self._admit(verify_transaction(raw, self.chain_id))
-            except TxRejected as rejected:
-                if rejected.reason in _PEER_TX_FAULTS and fault is None:
-                    fault = rejected  # an honest peer relays only verified transactions
+        for result in results:
+            refusal = result if isinstance(result, TxRejected) else self._admit_new(result)
+            if refusal is not None and refusal.reason in _PEER_TX_FAULTS and fault is None:
+                fault = refusal
         if fault is not None:
             self._misbehaved(sender, _PEER_TX_FAULTS[fault.reason], f"tx batch: {fault}")
 
@@ -1164,6 +1194,31 @@ def _self_signed(message: Vote | Proposal) -> bool:
         return False  # a field out of range: nothing was signed
 
 
+def _verified_or_refusal(raw: bytes, chain_id: str) -> VerifiedTx | TxRejected:
+    try:
+        return verify_transaction(raw, chain_id)
+    except TxRejected as rejected:
+        return rejected
+
+
+def _check_verified(event: VerifiedTxsReceived, chain_id: str) -> None:
+    """Hold the shell to the contract of ``VerifiedTxsReceived`` (TypeError, ValueError)."""
+    if type(event.verified) is not tuple or type(event.rejected) is not tuple:
+        raise TypeError("VerifiedTxsReceived.verified and .rejected must be tuples")
+    if len(event.verified) + len(event.rejected) > MAX_TXS_PER_BATCH:
+        raise ValueError(f"more than {MAX_TXS_PER_BATCH} transactions: not one batch")
+    for verified in event.verified:
+        if not isinstance(verified, VerifiedTx):
+            raise TypeError(f"not a VerifiedTx: {type(verified).__name__}")
+        if verified.tx.chain_id != chain_id:
+            raise ValueError(
+                f"a transaction verified for chain {verified.tx.chain_id!r}, not {chain_id!r}"
+            )
+    for rejected in event.rejected:
+        if not isinstance(rejected, TxRejected):
+            raise TypeError(f"not a TxRejected: {type(rejected).__name__}")
+
+
 def _offence_of(error: ConsensusError) -> Offence:
     if isinstance(error, WrongChainError):
         return Offence.WRONG_CHAIN
@@ -1181,6 +1236,7 @@ _HANDLERS: Final[dict[type, Callable[[NodeCore, Any], None]]] = {
     MessageReceived: NodeCore._on_message,
     TimerFired: NodeCore._on_timer,
     TxSubmitted: NodeCore._on_tx_submitted,
+    VerifiedTxsReceived: NodeCore._on_verified_txs,
     BlocksReceived: NodeCore._on_blocks_received,
     PeerStatus: NodeCore._on_peer_status,
     PeerDisconnected: NodeCore._on_peer_disconnected,

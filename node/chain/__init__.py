@@ -52,6 +52,7 @@ from node.chain.events import (
     TimerKey,
     TimerKind,
     TxSubmitted,
+    VerifiedTxsReceived,
 )
 from node.chain.genesis import ConsensusParams, Genesis, GenesisModule
 from node.chain.messages import TOPIC_CONSENSUS, TOPIC_STATUS, TOPIC_TXS, TOPICS
@@ -96,5 +97,6 @@ __all__ = [
     "TimerKind",
     "TxResult",
     "TxSubmitted",
+    "VerifiedTxsReceived",
     "default_application",
 ]

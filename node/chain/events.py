@@ -7,10 +7,13 @@ raw: the core decodes and verifies them, and reports bad ones as ``PeerMisbehave
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import TypeAlias
 
+from node.errors import TxRejected
+from node.mempool import VerifiedTx
 from node.ports import PeerId
 
 
@@ -79,6 +82,34 @@ class TxSubmitted:
 
 
 @dataclass(frozen=True, slots=True)
+class VerifiedTxsReceived:
+    """The transactions of a ``TxBatch`` from peer ``sender``, already decoded and checked by
+    the shell (e.g. in worker threads): ``verified`` enter the mempool without their
+    signatures being checked again; ``rejected`` are the refusals, which report ``sender``.
+
+    Contract: ``verified`` holds only results of ``node.mempool.verify_transaction`` (or
+    ``verify_transactions``) called with this node's chain id — the core trusts their
+    signatures. ``NodeCore.handle`` raises ``TypeError`` or ``ValueError`` for anything else
+    it can see (another type, another chain id), before changing anything. The raw bytes
+    arrive as ``MessageReceived`` otherwise, and are then checked by the core itself.
+    """
+
+    sender: PeerId
+    verified: tuple[VerifiedTx, ...]
+    rejected: tuple[TxRejected, ...]
+    now_ms: int
+
+    @classmethod
+    def from_results(
+        cls, sender: PeerId, results: Sequence[VerifiedTx | TxRejected], now_ms: int
+    ) -> VerifiedTxsReceived:
+        """The event of what ``verify_transactions`` returned for one batch of ``sender``."""
+        verified = tuple(r for r in results if isinstance(r, VerifiedTx))
+        rejected = tuple(r for r in results if isinstance(r, TxRejected))
+        return cls(sender, verified, rejected, now_ms)
+
+
+@dataclass(frozen=True, slots=True)
 class BlocksReceived:
     """Peer ``peer`` answered a ``RequestBlocks`` with encoded ``CommittedBlock`` s (from its
     ``NodeCore.blocks_for_sync``); ``blocks`` is empty if it had none."""
@@ -112,6 +143,7 @@ Event: TypeAlias = (
     | MessageReceived
     | TimerFired
     | TxSubmitted
+    | VerifiedTxsReceived
     | BlocksReceived
     | PeerStatus
     | PeerDisconnected
