@@ -26,8 +26,11 @@ class NodeConfig:
     commit_wait_ms: int = 1_000
     """Pause after committing a block before starting the next height (CometBFT's
     ``timeout_commit``): late precommits still arrive and the mempool fills the next block."""
-    tx_gossip_interval_ms: int = 100
-    """How often locally submitted transactions are flushed to peers as one ``TxBatch``."""
+    tx_gossip_interval_ms: int = 500
+    """How often locally submitted transactions are flushed to peers as one ``TxBatch``.
+    Fewer, larger batches cost py-libp2p far less than many small ones: 8 nodes under load
+    committed ~1 s blocks at 500 ms against ~8 s at 100 ms. Lower it for small, quiet
+    networks that want the lowest latency."""
     max_tx_batch_txs: int = 256
     """Most transactions in one gossiped ``TxBatch``."""
     max_tx_batch_bytes: int = 256 * KIB
