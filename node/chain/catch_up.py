@@ -17,7 +17,7 @@ round did not move for a whole sync tick broadcasts, most useful first:
 4. its own votes of earlier rounds, newest first.
 
 A peer whose messages show it in a lower round of the height is sent the same list, from
-its round up (round skip, L55, needs messages of more than 1/3 of the power from a higher
+its round on (round skip, L55, needs messages of more than 1/3 of the power from a higher
 round: every validator answering with its own votes provides them), at most once per sync
 tick. Relayed votes of others are always a *quorum for one value* — never loose votes —
 so a relayer cannot carry an equivocator's conflicting votes on: with at most f faulty
@@ -52,9 +52,10 @@ def catch_up_messages(
 ) -> list[bytes]:
     """The messages to send, in order and without repeats (see the module docstring).
 
-    ``peer_round`` is the round a lagging peer was last heard in (-1: everyone, when this
-    node is stalled): own votes of rounds up to it are left out, and so are blocks and
-    proposals of rounds below it, and a nil quorum of a round below it.
+    ``peer_round`` is the highest round a lagging peer was heard in (-1: everyone, when
+    this node is stalled): own votes, blocks and proposals of rounds below it are left out,
+    and so is a nil quorum of a round below it — the peer is past them. Own votes of its
+    round stay: they may be exactly what it waits for.
     """
     plan = _Plan(held, block_message, peer_round)
     plan.own_round(state.round)
@@ -68,7 +69,7 @@ def catch_up_messages(
     if state.valid_round >= 0 and state.valid_value is not None:
         plan.extend(held.votes_for(state.valid_round, VoteType.PREVOTE, state.valid_value))
         plan.proposal(state.valid_round, state.valid_value)
-    plan.extend(held.own_votes(above_round=peer_round))
+    plan.extend(held.own_votes(above_round=peer_round - 1))
     return plan.messages
 
 

@@ -246,6 +246,7 @@ def test_a_lagging_peer_is_answered_directly_once_per_sync_tick() -> None:
     me, v = node.me, node.value
     assert sent[:3] == [("block", v), ("proposal", me, 1, 0, v), ("vote", me, 1, "PREVOTE", v)]
     assert {("vote", i, 0, "PREVOTE", v) for i in map(KEYS.index, node.voters)} <= set(sent)
+    assert ("vote", me, 0, "PRECOMMIT", v) in sent  # its own vote of the peer's round
     precommit = signed_vote(lagger, HEIGHT, 0, PRECOMMIT, None)
     assert of_type(node.send(lagger, precommit), SendTo) == []  # answered in this tick
     node.tick()
