@@ -14,6 +14,7 @@ are those of ``/work/shared/LIBP2P_NOTES.md``):
   subscribed when it is sent); subscription buffers raised before subscribing and drained by
   our own tasks; publishing paced on libp2p's per-peer queues (pitfall 6); topic validators
   async and never raising (pitfall 8), judging form only (pitfall 9);
+- stopping closes every connection, so that peers learn of it at once;
 - direct messages (``send``): one long-lived stream per peer on ``/bighealth/direct/1``, fed
   from a bounded queue by one writer task per peer, so they arrive in order;
 - request/response: ``register_handler``/``request`` over pooled long-lived streams
@@ -40,7 +41,7 @@ from typing import Any, Final
 import multiaddr
 import trio
 from libp2p import new_host
-from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
+from libp2p.abc import IHost, IMuxedConn, INetConn, INetStream, INetwork, INotifee
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as create_new_x25519_key_pair
@@ -129,6 +130,10 @@ LINK_RETRY_PAUSE_S: Final = 0.1  # after a failed direct stream, before opening 
 PUBLISH_BATCH_MESSAGES: Final = 64
 PUBLISH_POLL_S: Final = 0.001  # libp2p offers no event for "peer queue has room"
 MAX_BROADCAST_TOPICS: Final = 1024
+# How long a stopping network spends telling its peers (yamux GO_AWAY, then closing each
+# socket): cancellation alone leaves the sockets open, and peers keep a stopped node.
+CLOSE_ON_STOP_S: Final = 1.0
+CLOSE_POLL_S: Final = 0.001
 
 
 class _ConsensusGossipSub(GossipSub):
@@ -259,6 +264,30 @@ def _parse_peer_addr(text: str) -> PeerInfo:
         raise
     except Exception as exc:
         raise NetworkConfigError(f"bootstrap: {text!r} must end in /p2p/<peer id>") from exc
+
+
+async def _close_connections(host: IHost) -> None:
+    """Close every connection of ``host`` at once (yamux GO_AWAY, then the socket); return
+    when every socket is closed. libp2p's bookkeeping after that (several 0.1 s pauses per
+    connection) is of no use to a host that stops, and is cut short."""
+    muxers = [connection.muxed_conn for connection in host.get_network().get_connections()]
+    async with trio.open_nursery() as closing:
+        for muxer in muxers:
+            closing.start_soon(_close_quietly, muxer)
+        while not all(_is_closed(muxer) for muxer in muxers):
+            await trio.sleep(CLOSE_POLL_S)  # yamux offers no event for "socket closed"
+        closing.cancel_scope.cancel()
+
+
+async def _close_quietly(muxer: IMuxedConn) -> None:
+    try:
+        await muxer.close()
+    except Exception:  # already broken: closed either way
+        logger.debug("closing a connection on stop failed", exc_info=True)
+
+
+def _is_closed(muxer: IMuxedConn) -> bool:
+    return bool(getattr(muxer, "is_closed", True))  # yamux's; the interface has none
 
 
 async def _stop_auto_connector(host: IHost) -> None:
@@ -584,11 +613,16 @@ class Libp2pNetwork:
                 host.run([self._listen]),
             ):
                 await _stop_auto_connector(host)
-                async with trio.open_nursery() as nursery:
-                    self._running = _Running(host, pubsub, router, nursery)
-                    self._start_tasks(nursery)
-                    task_status.started(self.listen_addrs)
-                    await trio.sleep_forever()
+                try:
+                    async with trio.open_nursery() as nursery:
+                        self._running = _Running(host, pubsub, router, nursery)
+                        self._start_tasks(nursery)
+                        task_status.started(self.listen_addrs)
+                        await trio.sleep_forever()
+                finally:
+                    self._running = None  # the closes below start nothing in a closed nursery
+                    with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_ON_STOP_S):
+                        await _close_connections(host)
         finally:
             self._running = None
             self._links.clear()
