@@ -14,7 +14,9 @@ are those of ``/work/shared/LIBP2P_NOTES.md``):
   subscribed when it is sent); subscription buffers raised before subscribing and drained by
   our own tasks; publishing paced on libp2p's per-peer queues (pitfall 6); topic validators
   async and never raising (pitfall 8), judging form only (pitfall 9);
-- stopping closes every connection, so that peers learn of it at once;
+- restarts: message sequence numbers start at the clock in nanoseconds, so a restarted node's
+  messages are never taken for its earlier ones (``_first_gossip_seqno``); stopping closes
+  every connection, so that peers learn of it at once;
 - direct messages (``send``): one long-lived stream per peer on ``/bighealth/direct/1``, fed
   from a bounded queue by one writer task per peer, so they arrive in order;
 - request/response: ``register_handler``/``request`` over pooled long-lived streams
@@ -33,6 +35,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -299,6 +302,19 @@ async def _stop_auto_connector(host: IHost) -> None:
 
 def _now_ms() -> int:
     return int(trio.current_time() * 1000)
+
+
+def _first_gossip_seqno() -> int:
+    """Where libp2p's counter of our gossip messages starts: the wall clock in nanoseconds.
+
+    Peers know a message by (publisher, sequence number) and drop one whose id they have
+    seen within ``seen_ttl_s``. py-libp2p starts the counter at the clock in *seconds* and
+    adds one per message, so a node that published more than once a second runs ahead of the
+    clock; restarted, it would reuse ids its peers remember, and they would drop its messages
+    as duplicates until the counter passed the old one (a 4-validator chain stalled ~48 s).
+    Nanoseconds, as go-libp2p does, keep ids unique across restarts (up to 10^9 messages a
+    second) and increasing for peers that check sequence numbers."""
+    return time.time_ns()
 
 
 class Libp2pNetwork:
@@ -674,6 +690,7 @@ class Libp2pNetwork:
             seen_ttl=gossip.seen_ttl_s,
             validation_timeout=gossip.validation_timeout_s,
         )
+        pubsub.counter = _first_gossip_seqno()
         return router, pubsub
 
     def _start_tasks(self, nursery: trio.Nursery) -> None:
