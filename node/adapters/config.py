@@ -47,6 +47,8 @@ DEFAULT_MAX_MESSAGE_BYTES: Final = MAX_TX_BATCH_BYTES + 128 * KIB  # a full TxBa
 # A response frame carries one message of the largest kind (a committed block).
 DEFAULT_MAX_FRAME_BYTES: Final = MAX_MESSAGE_BYTES + 1 * KIB
 MAX_SUBSCRIPTION_CHANNEL_MESSAGES: Final = 65_536
+# Seconds between the GRAFT-flood threshold and the prune back-off (see GossipParams).
+FLOOD_MARGIN_S: Final = 2
 
 
 class Verdict(Enum):
@@ -104,8 +106,22 @@ class GossipParams:
     publish_high_water_rpcs: int = 16
     publish_backpressure_max_ms: int = 200
     # A topic left stays subscribed in libp2p this long (its messages dropped): peers refuse
-    # to take a node that left a topic back into their mesh for ~10 s.
+    # to take a node that left a topic back into their mesh for ``unsubscribe_backoff_s``.
     unsubscribe_linger_ms: int = 30_000
+    # How long a peer pruned from a mesh stays out of it (asked of peers in our PRUNEs, and
+    # kept for them here); a GRAFT during it is refused. libp2p's 60 s suits large open
+    # networks where a pruned peer has other meshes to join; among a few validators a peer
+    # left out is a voice unheard, and a few heartbeats damp mesh churn enough. Peers that
+    # PRUNE us with a longer back-off are obeyed.
+    prune_backoff_s: int = 5
+    # A GRAFT this soon after a PRUNE between the same two peers is a flood (refused and
+    # scored). libp2p rounds back-off expiry down to whole seconds, so a peer whose back-off
+    # just ended may GRAFT up to 1 s early by the other's reckoning: with a threshold as long
+    # as the back-off, that GRAFT draws a fresh PRUNE and two peers can refuse each other
+    # indefinitely (measured: 1 run in 4 unsettled after 90 s). Keep it well below.
+    graft_flood_threshold_s: int = 3
+    # How long a peer that left a topic is not grafted again (libp2p's default).
+    unsubscribe_backoff_s: int = 10
 
     def check(self) -> None:
         """Raise ``NetworkConfigError`` if the settings are inconsistent."""
@@ -123,6 +139,15 @@ class GossipParams:
             raise NetworkConfigError("gossip time settings must be >= 0")
         if self.publish_high_water_rpcs < 1 or self.validation_timeout_s <= 0:
             raise NetworkConfigError("publish_high_water_rpcs and validation_timeout_s > 0")
+        if self.prune_backoff_s < self.heartbeat_interval_s:
+            # The mesh is repaired once a heartbeat: a shorter back-off would damp nothing.
+            raise NetworkConfigError("gossip prune_backoff_s must be >= heartbeat_interval_s")
+        if not 1 <= self.graft_flood_threshold_s <= self.prune_backoff_s - FLOOD_MARGIN_S:
+            raise NetworkConfigError(
+                f"gossip graft_flood_threshold_s must be 1..prune_backoff_s - {FLOOD_MARGIN_S}"
+            )
+        if self.unsubscribe_backoff_s < 1:
+            raise NetworkConfigError("gossip unsubscribe_backoff_s must be >= 1")
 
 
 @dataclass(frozen=True, slots=True)

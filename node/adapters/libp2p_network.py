@@ -15,8 +15,10 @@ are those of ``/work/shared/LIBP2P_NOTES.md``):
   our own tasks; publishing paced on libp2p's per-peer queues (pitfall 6); topic validators
   async and never raising (pitfall 8), judging form only (pitfall 9);
 - restarts: message sequence numbers start at the clock in nanoseconds, so a restarted node's
-  messages are never taken for its earlier ones (``_first_gossip_seqno``); stopping closes
-  every connection, so that peers learn of it at once;
+  messages are never taken for its earlier ones (``_first_gossip_seqno``); the prune back-off
+  is a few heartbeats, and a member that disconnects or reconnects is forgiven its back-off
+  and GRAFT-flood records (``_ConsensusGossipSub.forget_backoff``) unless it is banned;
+  stopping closes every connection, so that peers learn of it at once;
 - direct messages (``send``): one long-lived stream per peer on ``/bighealth/direct/1``, fed
   from a bounded queue by one writer task per peer, so they arrive in order;
 - request/response: ``register_handler``/``request`` over pooled long-lived streams
@@ -158,6 +160,21 @@ class _ConsensusGossipSub(GossipSub):
 
     def _prune_pending_messages(self, peer_id: ID) -> None:
         self._pending_messages.pop(peer_id, None)
+
+    def forget_backoff(self, peer_id: ID) -> int:
+        """Drop ``peer_id``'s prune back-off (every topic) and GRAFT-flood records; how many.
+
+        libp2p keeps a back-off across disconnects: a peer pruned (or that left a topic) and
+        then restarted has its GRAFTs refused, each refusal extending the back-off and sent
+        back as a PRUNE that makes the restarted peer back off too — it stays out of the
+        mesh, unheard, for a back-off or more. Called only for members that disconnected or
+        reconnected, never for a connected peer, nor a banned one."""
+        cleared = 0
+        for backed_off in self.back_off.values():
+            if backed_off.pop(peer_id, None) is not None:
+                cleared += 1
+        cleared += len(self.graft_flood_tracking.pop(peer_id, {}))
+        return cleared
 
 
 class _Libp2pStream:
@@ -682,7 +699,10 @@ class Libp2pNetwork:
             eclipse_protection_enabled=False,
             max_pending_messages_per_peer=0,
             do_px=False,
+            prune_back_off=gossip.prune_backoff_s,
+            unsubscribe_back_off=gossip.unsubscribe_backoff_s,
         )
+        router.graft_flood_threshold = float(gossip.graft_flood_threshold_s)
         pubsub = Pubsub(
             host,
             router,
@@ -717,6 +737,9 @@ class Libp2pNetwork:
             running.nursery.start_soon(self._disconnect_quietly, peer_id)
         elif admission is Admission.ADMITTED:
             running.nursery.start_soon(self._handshake, peer)
+        elif self._peers.is_ready(peer):
+            # A member dialled again before we saw its older connection end: it restarted.
+            self._forget_gossip_backoff(running.router, peer)
         self._peer_lot.unpark_all()
 
     def _on_disconnected(self, peer_id: ID) -> None:
@@ -724,14 +747,24 @@ class Libp2pNetwork:
         if running is None or running.host.get_network().get_connections(peer_id):
             return  # another connection to the peer is still up
         peer = str(peer_id.to_base58())
-        if self._peers.remove(peer) is None:
+        record = self._peers.remove(peer)
+        if record is None:
             return
+        if record.ready:
+            self._forget_gossip_backoff(running.router, peer)
         link = self._links.pop(peer, None)
         if link is not None:
             self.counters.drop(Drop.PEER_GONE, link.queue.clear())
             link.scope.cancel()
         running.nursery.start_soon(self._client.forget_peer, peer)
         self._peer_lot.unpark_all()
+
+    def _forget_gossip_backoff(self, router: _ConsensusGossipSub, peer: PeerId) -> None:
+        """Give a member whose connection ended or began a clean gossip slate: it is leaving
+        or restarting, not grafting too eagerly. A banned peer keeps its records."""
+        if self._scores.is_banned(peer, _now_ms()):
+            return
+        self.counters.gossip_backoffs_cleared += router.forget_backoff(ID.from_base58(peer))
 
     def _hello(self) -> Hello:
         status = self._status_provider()
@@ -790,6 +823,9 @@ class Libp2pNetwork:
         if running is None or not self._peers.mark_ready(peer, hello, _now_ms()):
             return
         self.counters.handshakes_ok += 1
+        # Back-off records made since the member's last connection ended (its PRUNEs can be
+        # read after the disconnect) would keep it out of the meshes it is about to join.
+        self._forget_gossip_backoff(running.router, peer)
         link = _Link(BoundedQueue(self.config.peer_queue_messages, self.config.peer_queue_bytes))
         self._links[peer] = link
         running.nursery.start_soon(self._run_link, peer, link)
@@ -935,7 +971,8 @@ class Libp2pNetwork:
 
         A topic left is kept subscribed in libp2p for ``unsubscribe_linger_ms`` (its messages
         are dropped here meanwhile): leaving a gossipsub topic makes peers refuse our GRAFT
-        for about 10 s, so a quick re-subscription would be left out of the mesh."""
+        for ``unsubscribe_backoff_s``, so a quick re-subscription would be left out of the
+        mesh."""
         running = self._require_running()
         active: dict[str, trio.CancelScope] = {}
         while True:

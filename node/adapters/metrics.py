@@ -61,6 +61,9 @@ class NetworkSnapshot:
     bans: int
     gossip_reordered: int
     inbound_queued: int
+    # Gossip back-off and GRAFT-flood records dropped for members that disconnected or
+    # reconnected (so that a restarted member is taken back into meshes at once).
+    gossip_backoffs_cleared: int
 
 
 @dataclass(slots=True)
@@ -87,6 +90,7 @@ class NetworkCounters:
     dials_failed: int = 0
     bans: int = 0
     gossip_reordered: int = 0
+    gossip_backoffs_cleared: int = 0
 
     def message_in(self, topic: str, size_bytes: int) -> None:
         """Count one delivered message."""
@@ -128,6 +132,7 @@ class NetworkCounters:
             bans=self.bans,
             gossip_reordered=self.gossip_reordered,
             inbound_queued=inbound_queued,
+            gossip_backoffs_cleared=self.gossip_backoffs_cleared,
         )
 
     def _row(self, topic: str) -> _TopicCounter:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from node.adapters.config import (
+    FLOOD_MARGIN_S,
     MAX_GOSSIP_MESSAGE_BYTES,
     GossipParams,
     Libp2pNetworkConfig,
@@ -32,6 +33,10 @@ def test_defaults_follow_the_measured_libp2p_limits() -> None:
     assert gossip.heartbeat_interval_s == 1
     assert gossip.protocols == ("/meshsub/1.1.0", "/meshsub/1.0.0")
     assert gossip.strict_signing
+    # A pruned peer is back within a few heartbeats, not libp2p's 60 s, and a GRAFT at the
+    # end of a back-off is not taken for a flood.
+    assert gossip.heartbeat_interval_s <= gossip.prune_backoff_s <= 5 * gossip.heartbeat_interval_s
+    assert gossip.graft_flood_threshold_s <= gossip.prune_backoff_s - FLOOD_MARGIN_S
 
 
 @pytest.mark.parametrize(
@@ -47,6 +52,10 @@ def test_defaults_follow_the_measured_libp2p_limits() -> None:
         ({"gossip": GossipParams(degree=3, degree_low=4)}, "degree"),
         ({"gossip": GossipParams(protocols=("/meshsub/1.2.0",))}, "protocols"),
         ({"gossip": GossipParams(subscription_channel_messages=0)}, "subscription"),
+        ({"gossip": GossipParams(heartbeat_interval_s=2, prune_backoff_s=1)}, "prune_backoff"),
+        ({"gossip": GossipParams(unsubscribe_backoff_s=0)}, "unsubscribe_backoff"),
+        ({"gossip": GossipParams(prune_backoff_s=5, graft_flood_threshold_s=4)}, "graft_flood"),
+        ({"gossip": GossipParams(graft_flood_threshold_s=0)}, "graft_flood"),
     ],
 )
 def test_bad_settings_name_themselves(overrides: dict[str, Any], setting: str) -> None:
