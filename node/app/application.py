@@ -39,7 +39,7 @@ from consensus.validator_set import ValidatorUpdate
 from crypto_core import hash_leaf, merkle_root
 from node.app.blocks import validate_body
 from node.app.due import DUE_PREFIX, due_ms_of, parse_task
-from node.app.errors import TxFailed
+from node.app.errors import ModuleContractError, TxFailed
 from node.app.evidence import (
     EvidenceRecord,
     check_block_evidence,
@@ -331,7 +331,18 @@ class _BlockRun:
             next_task_sequence=self.next_sequence,
             sender=sender,
             tx_hash=tx_hash_,
+            invoke=self.invoke,
         )
+
+    def invoke(self, ctx: ExecContext, action: str, payload: bytes) -> bytes:
+        """A module call (``ExecContext.call``): ``on_call`` of the module ``ctx`` is for."""
+        module = self.app._modules.get(ctx.module)
+        if module is None:
+            raise TxFailed(ResultCode.UNKNOWN_KIND, f"no module {ctx.module!r} to call")
+        result = module.on_call(ctx, action, payload)
+        if type(result) is not bytes:
+            raise ModuleContractError(f"{ctx.module}.on_call returned {type(result).__name__}")
+        return result
 
     def run_due_tasks(self) -> tuple[Event, ...]:
         """The block-time hook: due tasks in time order, at most the per-block limit."""

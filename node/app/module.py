@@ -10,7 +10,12 @@ A module owns a namespace (``b"<name>/"``) of the state and the transaction kind
   through ``ctx.view``, emit events, schedule due work; raise ``TxFailed`` to fail (all of
   the transaction's writes, events and schedules are then dropped);
 - ``on_due(ctx, task)`` at the start of the first block whose time reaches a task it
-  scheduled (``ctx.sender`` is ``None``).
+  scheduled (``ctx.sender`` is ``None``);
+- ``on_call(ctx, action, payload)`` when another module calls it (``ctx.call``): the one way
+  a module changes another module's namespace, through an interface that module chose
+  (``ctx.caller`` names the calling module; ``ctx.sender`` is the transaction's sender);
+- ``query_key(path)`` and ``render(key, value)`` for clients (``GET /state/<module>/<path>``):
+  the state key a readable path names, and a stored value as JSON.
 
 Everything a module does must be a deterministic function of the state, the transaction and
 ``ctx.block`` (block height and agreed block time): no clock, no randomness, no floats, no
@@ -23,7 +28,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Protocol, TypeVar
+from typing import Final, Protocol, TypeAlias, TypeVar
 
 from consensus.limits import MAX_TOTAL_VOTING_POWER
 from consensus.validator_set import ValidatorUpdate
@@ -55,6 +60,10 @@ from node.errors import DecodeError
 from node.types import PUBLIC_KEY_BYTES, Event, EventAttribute, ResultCode, Transaction
 
 T = TypeVar("T")
+JsonValue: TypeAlias = bool | int | str | list["JsonValue"] | dict[str, "JsonValue"] | None
+"""A value that ``json.dumps`` writes as is (no floats: module state is exact)."""
+MAX_CALL_DEPTH: Final = 4
+"""How deep module calls may nest (a calls b calls c ...): a bound, not a feature."""
 
 MODULE_NAME_PATTERN: Final = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)
 # ``system`` and ``validator`` name the framework's own events (``system.due_task_failed``,
@@ -114,8 +123,12 @@ class ExecContext:
         next_task_sequence: Callable[[], int],
         sender: bytes | None = None,
         tx_hash: bytes | None = None,
+        invoke: ModuleInvoker | None = None,
+        caller: str | None = None,
+        depth: int = 0,
     ) -> None:
         self.module = module
+        self.caller = caller
         self.block = block
         self.sender = sender
         self.tx_hash = tx_hash
@@ -130,6 +143,8 @@ class ExecContext:
         self._limits = limits
         self._next_task_sequence = next_task_sequence
         self._schedules = 0
+        self._invoke = invoke
+        self._depth = depth
 
     def require_sender(self) -> bytes:
         """The transaction's sender (a bug to ask outside a transaction)."""
@@ -185,6 +200,35 @@ class ExecContext:
         self._buffer.delete(task_id)
         return True
 
+    def call(self, module: str, action: str, payload: bytes = b"") -> bytes:
+        """Run ``module.on_call(action, payload)`` inside this transaction (or task): its
+        writes, events, schedules and validator updates join this one's and fail with it; a
+        ``TxFailed`` it raises propagates here. Returns what ``on_call`` returned."""
+        if self._invoke is None:
+            raise ModuleContractError("module calls are not available here")
+        if self._depth >= MAX_CALL_DEPTH:
+            raise TxFailed(ResultCode.LIMIT_EXCEEDED, f"module calls nested over {MAX_CALL_DEPTH}")
+        if module == self.module:
+            raise ModuleContractError(f"{module} called itself")
+        self._meter.consume(self._gas.tx_base, "module call")
+        callee = ExecContext(
+            module=module,
+            block=self.block,
+            buffer=self._buffer,
+            meter=self._meter,
+            gas=self._gas,
+            limits=self._limits,
+            next_task_sequence=self._next_task_sequence,
+            sender=self.sender,
+            tx_hash=self.tx_hash,
+            invoke=self._invoke,
+            caller=self.module,
+            depth=self._depth + 1,
+        )
+        callee.events = self.events  # one list: the per-transaction event limit holds
+        callee.validator_updates = self.validator_updates
+        return self._invoke(callee, action, payload)
+
     def set_validator_power(self, public_key: bytes, voting_power: int) -> None:
         """Ask for ``public_key`` to have ``voting_power`` (0 removes it) from the height
         the framework documents; the last request in a block wins."""
@@ -233,6 +277,24 @@ class Module(ABC):
         """Run a due task this module scheduled (default: it schedules none)."""
         raise TxFailed(ResultCode.UNKNOWN_KIND, f"{self.name} has no due task {task.kind!r}")
 
+    def on_call(self, ctx: ExecContext, action: str, payload: bytes) -> bytes:
+        """Serve a call of another module (``ctx.caller``); default: no calls served."""
+        raise TxFailed(ResultCode.UNKNOWN_KIND, f"{self.name} serves no call {action!r}")
+
+    def query_key(self, path: str) -> bytes:
+        """The state key that the query path ``path`` names; ``ValueError`` for a path this
+        module does not understand. Default: ``path`` is the hex of the key after the
+        module's ``"<name>/"`` prefix."""
+        try:
+            suffix = bytes.fromhex(path)
+        except ValueError as exc:
+            raise ValueError(f"{self.name}: a query path is the hex of a key") from exc
+        return self.name.encode() + b"/" + suffix
+
+    def render(self, key: bytes, value: bytes) -> JsonValue:
+        """``value`` (stored under ``key``) as JSON for clients; default: its hex."""
+        return {"hex": value.hex()}
+
 
 def check_module_name(name: str) -> str:
     """``name`` if it is a valid, unreserved module name (``ValueError`` otherwise)."""
@@ -241,6 +303,10 @@ def check_module_name(name: str) -> str:
     if name in RESERVED_MODULE_NAMES:
         raise ValueError(f"module name {name!r} is reserved")
     return name
+
+
+ModuleInvoker = Callable[[ExecContext, str, bytes], bytes]
+"""Runs ``on_call`` of the module ``ctx.module`` names (the application provides it)."""
 
 
 class KeyReader(Protocol):
