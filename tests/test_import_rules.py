@@ -6,10 +6,15 @@
 | node (pure)        | stdlib, consensus, crypto_core, msgpack, node pure modules     |
 | node shell         | all of node, consensus, crypto_core, trio, stdlib, and the     |
 |                    | adapters' libraries in their own module only                   |
-| netsim             | node pure modules, consensus, crypto_core, stdlib, matplotlib  |
+| netsim             | node pure modules, consensus, crypto_core, stdlib, matplotlib, |
+|                    | health pure modules                                            |
+| health (pure)      | node pure modules, consensus, crypto_core, msgpack, nacl       |
+| health shell       | health pure, node, trio, msgpack, nacl (never libp2p, netsim)  |
 
-Pure code (crypto_core, consensus, node pure) never reads the wall clock or ambient randomness:
-no ``time``, ``random``, ``secrets``, ``datetime`` and no ``os.urandom``.
+Only ``node.cli`` (the composition root) imports ``health``; the rest of ``node`` never does.
+
+Pure code (crypto_core, consensus, node pure, health pure) never reads the wall clock or
+ambient randomness: no ``time``, ``random``, ``secrets``, ``datetime`` and no ``os.urandom``.
 """
 
 from __future__ import annotations
@@ -24,10 +29,20 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 STDLIB = frozenset(sys.stdlib_module_names)
 AMBIENT = frozenset({"time", "random", "secrets", "datetime"})
-OUR_PACKAGES = frozenset({"crypto_core", "consensus", "node", "netsim", "bench", "tests"})
+OUR_PACKAGES = frozenset({"crypto_core", "consensus", "node", "health", "netsim", "bench", "tests"})
 
 # Modules of node/ that form the imperative shell (everything else in node/ is pure).
 NODE_SHELL_PREFIXES = ("node.runtime", "node.adapters", "node.api", "node.cli", "node.__main__")
+# Modules of health/ that form its shell (vault, record fetch, API routes, dashboard, client,
+# meter simulator); everything else in health/ (contracts, envelopes, FHIR, statistics) is pure.
+HEALTH_SHELL_PREFIXES = (
+    "health.vault",
+    "health.fetch",
+    "health.web",
+    "health.client",
+    "health.meter",
+    "health.api",
+)
 # The one module allowed to import each I/O library.
 ADAPTER_OWNERS = {
     "libp2p": ("node.adapters.libp2p_network",),
@@ -79,6 +94,19 @@ def is_node_shell(module: str) -> bool:
     return module.startswith(NODE_SHELL_PREFIXES)
 
 
+def is_health_shell(module: str) -> bool:
+    return module.startswith(HEALTH_SHELL_PREFIXES)
+
+
+def is_pure(layer: str, module: str) -> bool:
+    """True for the functional core: no clock, no randomness, no I/O libraries."""
+    return (
+        layer in ("crypto_core", "consensus")
+        or (layer == "node" and not is_node_shell(module))
+        or (layer == "health" and not is_health_shell(module))
+    )
+
+
 def violation(imp: Imported) -> str | None:
     """Why this import breaks the rules, or None."""
     top = imp.target.split(".")[0]
@@ -90,10 +118,9 @@ def violation(imp: Imported) -> str | None:
     owners = ADAPTER_OWNERS.get(top)
     if owners is not None and not imp.module.startswith(owners):
         return f"only {', '.join(owners)} may import {top}"
-    pure = layer in ("crypto_core", "consensus") or (
-        layer == "node" and not is_node_shell(imp.module)
-    )
-    if pure and (top in AMBIENT or imp.target == "os.urandom"):
+    if top == "health" and layer == "node" and not imp.module.startswith("node.cli"):
+        return "only node.cli (the composition root) imports health"
+    if is_pure(layer, imp.module) and (top in AMBIENT or imp.target == "os.urandom"):
         return f"pure code must not use {imp.target} (time and randomness come through ports)"
     return _layer_violation(layer, imp, top)
 
@@ -116,6 +143,7 @@ def _layer_violation(layer: str, imp: Imported, top: str) -> str | None:
                 "nacl",
                 "prometheus_client",
                 "h11",
+                "health",  # node.cli only: checked before
                 *ADAPTER_OWNERS,
             }
         )
@@ -124,11 +152,22 @@ def _layer_violation(layer: str, imp: Imported, top: str) -> str | None:
             return "a pure node module must not import the node shell"
         allowed = frozenset({"node", "consensus", "crypto_core", "msgpack", "nacl"})
     elif layer == "netsim":
-        if top == "node" and is_node_shell(imp.target):
-            return "netsim drives the pure cores, never the node shell"
+        if (top == "node" and is_node_shell(imp.target)) or is_health_shell(imp.target):
+            return "netsim drives the pure cores, never a shell"
         allowed = frozenset(
-            {"netsim", "node", "consensus", "crypto_core", "msgpack", "nacl", "matplotlib"}
+            {
+                "netsim",
+                "node",
+                "health",
+                "consensus",
+                "crypto_core",
+                "msgpack",
+                "nacl",
+                "matplotlib",
+            }
         )
+    elif layer == "health":
+        return _health_violation(imp, top)
     else:
         return None
     if is_stdlib or top in allowed:
@@ -136,9 +175,25 @@ def _layer_violation(layer: str, imp: Imported, top: str) -> str | None:
     return f"{layer} may not import {top}"
 
 
+def _health_violation(imp: Imported, top: str) -> str | None:
+    if top in ("netsim", "libp2p", "multiaddr"):
+        return f"health never imports {top} (it goes through the node's network port)"
+    if is_health_shell(imp.module):
+        allowed = frozenset(
+            {"health", "node", "consensus", "crypto_core", "trio", "msgpack", "nacl"}
+        )
+    else:
+        if (top == "node" and is_node_shell(imp.target)) or is_health_shell(imp.target):
+            return "the pure health code must not import a shell"
+        allowed = frozenset({"health", "node", "consensus", "crypto_core", "msgpack", "nacl"})
+    if (top in STDLIB and top not in OUR_PACKAGES) or top in allowed:
+        return None
+    return f"health may not import {top}"
+
+
 def all_imports() -> list[Imported]:
     found: list[Imported] = []
-    for package in ("crypto_core", "consensus", "node", "netsim"):
+    for package in ("crypto_core", "consensus", "node", "health", "netsim"):
         for path in sorted((ROOT / package).rglob("*.py")):
             module = module_name(path)
             found += imports_of(path.read_text(), module, path.name == "__init__.py")
@@ -169,6 +224,15 @@ def test_every_module_keeps_the_layer_rules() -> None:
         ("netsim.sim", "from node.adapters import libp2p_network"),
         ("netsim.sim", "import trio"),
         ("node.codec", "from . import runtime"),
+        ("node.core", "from health.contracts import consent"),
+        ("node.api.routes", "import health"),
+        ("health.contracts.care", "import time"),
+        ("health.contracts.care", "import trio"),
+        ("health.contracts.care", "from node.runtime import node"),
+        ("health.contracts.care", "from health.vault import Vault"),
+        ("health.vault", "import libp2p"),
+        ("health.client", "import netsim"),
+        ("netsim.workload", "from health.client import Client"),
     ],
 )
 def test_the_checker_catches_violations(module: str, source: str) -> None:
@@ -184,6 +248,10 @@ def test_the_checker_catches_violations(module: str, source: str) -> None:
         ("node.adapters.leveldb_store", "import plyvel"),
         ("node.runtime", "import trio\nimport time"),
         ("netsim.sim", "import random\nfrom node.core import NodeCore"),
+        ("node.cli.composition", "from health.contracts.registry import health_registry"),
+        ("health.contracts.care", "from node.app.module import Module\nimport hashlib"),
+        ("health.vault", "import trio\nfrom node.ports import Storage"),
+        ("netsim.workload", "from health.contracts.consent import grant_payload"),
     ],
 )
 def test_the_checker_allows_what_the_rules_allow(module: str, source: str) -> None:
