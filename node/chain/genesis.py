@@ -1,7 +1,9 @@
 """The genesis document: what every node of a chain starts from, with one canonical hash.
 
 A ``Genesis`` names the chain, its start time, the initial validators with their voting
-power, the initial accounts (institutions, mostly) and the chain-wide ``ConsensusParams``.
+power, the initial accounts (institutions, mostly), the chain-wide ``ConsensusParams`` and
+each module's initial state (``app_state``: module name -> the canonical encoding of a JSON
+value, ``node.chain.app_state``; a module reads its own with ``app_state_of``).
 Its canonical encoding (``GENESIS_CODEC``, msgpack arrays as in ``node.codec``) gives one
 hash on every machine. The ``GenesisModule`` writes that hash into the genesis state
 (``genesis/hash``), so the state root at height 0 — which block 1 carries as its
@@ -12,7 +14,7 @@ disagrees about block 1 and can never join.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Final
+from typing import Final, cast
 
 from consensus.errors import InvalidConfigError as ConsensusConfigError
 from consensus.errors import InvalidValidatorSetError
@@ -22,7 +24,13 @@ from crypto_core.signatures import sha256
 from node.app.accounts import GenesisAccount, Role
 from node.app.blocks import DEFAULT_MAX_FUTURE_DRIFT_MS
 from node.app.errors import TxFailed
-from node.app.module import ExecContext, Module
+from node.app.module import ExecContext, JsonValue, Module
+from node.chain.app_state import (
+    MAX_APP_STATE_MODULES,
+    AppStateEntries,
+    check_app_states,
+    decode_app_state,
+)
 from node.chain.errors import InvalidGenesisError
 from node.codec import (
     CHAIN_ID_PATTERN,
@@ -40,12 +48,13 @@ from node.codec import (
     ArrayOf,
     Bytes,
     EnumOf,
+    Kind,
     Nested,
     StructCodec,
     Text,
     UInt,
 )
-from node.errors import DecodeError, EncodeError
+from node.errors import DecodeError, EncodeError, SchemaError
 from node.types import PUBLIC_KEY_BYTES, ResultCode, Transaction, Validator
 
 DEFAULT_MAX_BLOCK_BYTES: Final = 512 * KIB
@@ -157,6 +166,8 @@ class Genesis:
     validators: tuple[Validator, ...]
     accounts: tuple[GenesisAccount, ...] = ()
     params: ConsensusParams = field(default_factory=ConsensusParams)
+    app_state: AppStateEntries = ()
+    """Module name -> canonical bytes of its genesis state (names ascending, each once)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.chain_id, str) or not CHAIN_ID_PATTERN.fullmatch(self.chain_id):
@@ -167,6 +178,18 @@ class Genesis:
             raise InvalidGenesisError("params must be a ConsensusParams")
         _check_validators(self.validators, self.params)
         _check_accounts(self.accounts)
+        check_app_states(self.app_state, max_total_bytes=MAX_GENESIS_BYTES)
+
+    def app_state_of(self, name: str) -> JsonValue | None:
+        """The genesis state of module ``name`` (decoded), or None if it has none."""
+        for module, data in self.app_state:
+            if module == name:
+                return decode_app_state(data)
+        return None
+
+    def app_state_modules(self) -> tuple[str, ...]:
+        """The names of the modules that have a genesis state, ascending."""
+        return tuple(name for name, _ in self.app_state)
 
     def validator_set(self) -> ValidatorSet:
         """The validator set of height 1."""
@@ -227,6 +250,36 @@ _ACCOUNT_CODEC = StructCodec(
     [("public_key", Bytes.exactly(PUBLIC_KEY_BYTES)), ("role", EnumOf(Role))],
     64,
 )
+_MODULE_NAME = Text(32)
+_MODULE_STATE = Bytes(MAX_GENESIS_BYTES, min_len=1)
+
+
+class _ModuleState(Kind):
+    """One ``(module name, canonical bytes)`` pair of ``Genesis.app_state`` (an array of two;
+    ``Genesis`` checks the bytes themselves)."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__("a (module name, bytes) pair")
+
+    def accepts(self, value: object) -> bool:
+        return (
+            type(value) is tuple
+            and len(value) == 2
+            and _MODULE_NAME.accepts(value[0])
+            and _MODULE_STATE.accepts(value[1])
+        )
+
+    def to_wire(self, value: object, path: str) -> object:
+        return list(cast(tuple[str, bytes], super().to_wire(value, path)))
+
+    def from_wire(self, raw: object, path: str) -> object:
+        if type(raw) is not list:
+            raise SchemaError(f"{path}: expected {self.description}")
+        return super().from_wire(tuple(raw), path)
+
+
 GENESIS_CODEC: Final = StructCodec(
     Genesis,
     [
@@ -235,6 +288,7 @@ GENESIS_CODEC: Final = StructCodec(
         ("validators", ArrayOf(Nested(VALIDATOR_CODEC), MAX_VALIDATORS)),
         ("accounts", ArrayOf(Nested(_ACCOUNT_CODEC), MAX_GENESIS_ACCOUNTS)),
         ("params", Nested(_PARAMS_CODEC)),
+        ("app_state", ArrayOf(_ModuleState(), MAX_APP_STATE_MODULES)),
     ],
     MAX_GENESIS_BYTES,
 )

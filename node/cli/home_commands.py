@@ -5,6 +5,7 @@ running node."""
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 from typing import Any, Final
@@ -12,6 +13,7 @@ from typing import Any, Final
 from crypto_core.signatures import SEED_SIZE, Ed25519KeyPair
 from node.adapters.identity import load_node_key, load_or_create_node_key
 from node.app.accounts import GenesisAccount, Role
+from node.chain.app_state import AppStateEntries
 from node.chain.config import NodeConfig
 from node.chain.errors import InvalidConfigError, InvalidGenesisError
 from node.chain.genesis import ConsensusParams, Genesis
@@ -32,7 +34,11 @@ from node.home import (
     write_key_file,
 )
 from node.home.config import LOG_LEVELS
-from node.home.genesis_file import public_key_of
+from node.home.genesis_file import (
+    MAX_GENESIS_FILE_BYTES,
+    app_state_of_document,
+    public_key_of,
+)
 from node.home.layout import write_text_atomic
 from node.runtime.system import SystemClock, SystemRng
 from node.types import Validator
@@ -252,6 +258,10 @@ def add_genesis(sub: Subparsers) -> None:
         "--account", action="append", default=[], metavar="HEX[:ROLE]",
         help="a genesis account, role institution by default (repeat)",
     )  # fmt: skip
+    create.add_argument(
+        "--app-state", type=Path, metavar="FILE.json",
+        help='the modules\' genesis states: a JSON object {"<module>": <value>, ...}',
+    )  # fmt: skip
     create.add_argument("--genesis-time-ms", type=int, help="start time (default: now)")
     create.add_argument("--output", type=Path, required=True, help="the file to create")
     create.set_defaults(handler=cmd_genesis_create)
@@ -264,8 +274,9 @@ def cmd_genesis_create(args: argparse.Namespace) -> int:
     validators = tuple(_validator(text) for text in args.validator)
     accounts = tuple(_account(text) for text in args.account)
     time_ms = args.genesis_time_ms if args.genesis_time_ms is not None else SystemClock().now_ms()
+    app_state = () if args.app_state is None else read_app_state(args.app_state)
     try:
-        genesis = Genesis(args.chain_id, time_ms, validators, accounts, node_params())
+        genesis = Genesis(args.chain_id, time_ms, validators, accounts, node_params(), app_state)
     except InvalidGenesisError as exc:
         raise GenesisFileError(str(exc)) from exc
     if args.output.exists():
@@ -291,7 +302,24 @@ def genesis_summary(genesis: Genesis, path: Path) -> dict[str, Any]:
             for v in genesis.validators
         ],
         "accounts": len(genesis.accounts),
+        "app_state_modules": list(genesis.app_state_modules()),
     }
+
+
+def read_app_state(path: Path) -> AppStateEntries:
+    """The module states in the JSON file ``path`` (``{"<module>": <value>, ...}``) as
+    ``Genesis.app_state``; ``GenesisFileError`` if the file is unreadable or not such."""
+    try:
+        if path.stat().st_size > MAX_GENESIS_FILE_BYTES:
+            raise GenesisFileError(f"{path}: larger than {MAX_GENESIS_FILE_BYTES} bytes")
+        text = path.read_bytes()
+    except OSError as exc:
+        raise GenesisFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        document = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise GenesisFileError(f"{path}: not valid JSON: {exc}") from exc
+    return app_state_of_document(document, str(path))
 
 
 def _validator(text: str) -> Validator:

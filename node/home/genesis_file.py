@@ -5,14 +5,18 @@
       "genesis_time_ms": 1767225600000,
       "validators": [{"public_key": "<64 hex digits>", "voting_power": 10}, ...],
       "accounts": [{"public_key": "<64 hex digits>", "role": "institution"}, ...],
-      "params": {"timeout_propose_ms": 3000, ...}
+      "params": {"timeout_propose_ms": 3000, ...},
+      "app_state": {"<module>": <any JSON value but floats>, ...}
     }
 
 Every node of a chain must hold the same document; its identity is the SHA-256 of the
 canonical (msgpack) encoding, ``Genesis.hash()``, which ``bighealth genesis show`` prints so
 operators can compare it out of band. Reading is strict: unknown or missing fields, values
 of the wrong type and anything ``Genesis`` refuses raise ``GenesisFileError``. A missing
-``params`` object (or key in it) takes the defaults of ``ConsensusParams``.
+``params`` object (or key in it) takes the defaults of ``ConsensusParams``; a missing
+``app_state`` means no module has a genesis state (``format_genesis`` omits an empty one).
+Each module's state is kept as its canonical encoding (``node.chain.app_state``): key order
+and spacing in the file do not change the genesis hash, the values do.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import asdict, fields
 from typing import Any, Final
 
 from node.app.accounts import GenesisAccount, Role
+from node.chain.app_state import AppStateEntries, decode_app_state, encode_app_states
 from node.chain.errors import InvalidGenesisError
 from node.chain.genesis import MAX_GENESIS_BYTES, ConsensusParams, Genesis
 from node.home.errors import GenesisFileError
@@ -29,12 +34,19 @@ from node.types import PUBLIC_KEY_BYTES, Validator
 
 MAX_GENESIS_FILE_BYTES: Final = 4 * MAX_GENESIS_BYTES
 """Largest genesis file read (JSON with hex keys is about twice the canonical size)."""
-_TOP_FIELDS: Final = ("chain_id", "genesis_time_ms", "validators", "accounts", "params")
+_TOP_FIELDS: Final = (
+    "chain_id",
+    "genesis_time_ms",
+    "validators",
+    "accounts",
+    "params",
+    "app_state",
+)
 
 
 def format_genesis(genesis: Genesis) -> str:
     """The JSON text of ``genesis`` (``parse_genesis`` reads it back equal)."""
-    document = {
+    document: dict[str, Any] = {
         "chain_id": genesis.chain_id,
         "genesis_time_ms": genesis.genesis_time_ms,
         "validators": [
@@ -47,6 +59,8 @@ def format_genesis(genesis: Genesis) -> str:
         ],
         "params": asdict(genesis.params),
     }
+    if genesis.app_state:
+        document["app_state"] = {name: decode_app_state(data) for name, data in genesis.app_state}
     return json.dumps(document, indent=2) + "\n"
 
 
@@ -78,7 +92,19 @@ def _genesis_of(document: object) -> Genesis:
         validators=validators,
         accounts=accounts,
         params=_params(top.get("params", {})),
+        app_state=app_state_of_document(top.get("app_state", {})),
     )
+
+
+def app_state_of_document(value: object, where: str = "app_state") -> AppStateEntries:
+    """``Genesis.app_state`` from a JSON object of module states (``{"<module>": value}``);
+    ``GenesisFileError`` if it is not one or a state is not a valid JSON value (a float)."""
+    if not isinstance(value, dict):
+        raise GenesisFileError(f"{where} must be a JSON object of module states")
+    try:
+        return encode_app_states(value)
+    except InvalidGenesisError as exc:
+        raise GenesisFileError(f"{where}: {exc}") from exc
 
 
 def _validator(index: int, item: object) -> Validator:
