@@ -4,7 +4,8 @@
 - ``config``: ``NodeConfig``, every local limit with its unit;
 - ``genesis``: ``Genesis`` and ``ConsensusParams`` (canonical encoding and hash) and the
   ``GenesisModule`` that anchors the genesis hash in the genesis state;
-- ``application``: ``AppFactory`` and the default module set;
+- ``application``: ``AppFactory``, the ``ModuleRegistry`` and the default module set;
+  ``app_state``: the canonical encoding of modules' genesis states;
 - ``messages``: gossip topics and checked decoding;
 - ``validation`` / ``proposer``: judging and building blocks;
 - ``evidence``: which equivocation evidence a block may carry, which the proposer picks, and
@@ -31,7 +32,13 @@ from node.chain.actions import (
     SetTimer,
     TxResult,
 )
-from node.chain.application import AppFactory, ChainApplication, default_application
+from node.chain.application import (
+    AppFactory,
+    ModuleFactory,
+    ModuleRegistry,
+    default_application,
+    default_registry,
+)
 from node.chain.config import NodeConfig
 from node.chain.errors import (
     ChainError,
@@ -68,7 +75,6 @@ __all__ = [
     "BlockCommitted",
     "BlocksReceived",
     "Broadcast",
-    "ChainApplication",
     "ChainError",
     "ChainHaltError",
     "ConsensusParams",
@@ -79,6 +85,8 @@ __all__ = [
     "InvalidConfigError",
     "InvalidGenesisError",
     "MessageReceived",
+    "ModuleFactory",
+    "ModuleRegistry",
     "NodeConfig",
     "NodeStats",
     "NodeStatus",
@@ -99,4 +107,5 @@ __all__ = [
     "TxSubmitted",
     "VerifiedTxsReceived",
     "default_application",
+    "default_registry",
 ]

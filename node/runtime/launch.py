@@ -3,8 +3,10 @@
 ``run_node(loaded_home)`` is what ``bighealth run`` does:
 
 1. preflight: the API and libp2p ports are free, the genesis' blocks fit a network message;
-2. open LevelDB (``HOME/data``) and ``NodeCore.open`` (restoring the last committed height
-   and replaying the consensus log of the current one);
+2. open LevelDB (``HOME/data``) and ``NodeCore.open`` with the application the caller chose
+   (``app_factory``: the composition root, ``node.cli.composition``, picks the modules;
+   default: ``node.chain.default_application``), restoring the last committed height and
+   replaying the consensus log of the current one;
 3. in one nursery: the signal watcher (SIGTERM/SIGINT), the libp2p network, the HTTP API,
    then the runtime (the core task);
 4. on SIGTERM or SIGINT: cancel the nursery — the API stops accepting, the network closes,
@@ -45,6 +47,7 @@ from node.adapters.leveldb_store import LevelDBStorage
 from node.adapters.libp2p_network import Libp2pNetwork
 from node.api.http import HttpLimits, serve_http
 from node.api.routes import NodeApi
+from node.chain.application import AppFactory, default_application
 from node.chain.errors import InvalidGenesisError, StorageMismatchError
 from node.chain.genesis import ConsensusParams
 from node.codec import ENVELOPE_OVERHEAD_BYTES
@@ -173,10 +176,19 @@ def open_storage(loaded: LoadedHome) -> Iterator[LevelDBStorage]:
         storage.close()
 
 
-def open_core(storage: LevelDBStorage, loaded: LoadedHome) -> NodeCore:
-    """The chain core on ``storage`` (``NodeStartError`` for a foreign store or genesis)."""
+def open_core(
+    storage: LevelDBStorage, loaded: LoadedHome, app_factory: AppFactory = default_application
+) -> NodeCore:
+    """The chain core on ``storage`` running ``app_factory``'s application
+    (``NodeStartError`` for a foreign store, or a genesis the application refuses)."""
     try:
-        return NodeCore.open(storage, loaded.validator_key, loaded.genesis, loaded.config.chain)
+        return NodeCore.open(
+            storage,
+            loaded.validator_key,
+            loaded.genesis,
+            loaded.config.chain,
+            app_factory=app_factory,
+        )
     except StorageMismatchError as exc:
         raise NodeStartError(
             f"{loaded.home.data_path} does not belong to the genesis in "
@@ -186,14 +198,16 @@ def open_core(storage: LevelDBStorage, loaded: LoadedHome) -> NodeCore:
         raise NodeStartError(f"{loaded.home.genesis_path}: {exc}") from exc
 
 
-async def run_node(loaded: LoadedHome, *, version: str) -> None:
-    """Run the node of ``loaded`` until SIGTERM/SIGINT (returns) or a fatal error (raises
-    ``NodeStartError``, ``ChainHaltError`` or a bug)."""
+async def run_node(
+    loaded: LoadedHome, *, version: str, app_factory: AppFactory = default_application
+) -> None:
+    """Run the node of ``loaded`` with ``app_factory``'s application until SIGTERM/SIGINT
+    (returns) or a fatal error (raises ``NodeStartError``, ``ChainHaltError`` or a bug)."""
     adopt_library_loggers()
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series: noise
     preflight(loaded)
     with open_storage(loaded) as storage:
-        core = open_core(storage, loaded)
+        core = open_core(storage, loaded, app_factory)
         try:
             await _serve(core, loaded, version)
         except BaseExceptionGroup as group:

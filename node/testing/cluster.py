@@ -45,7 +45,7 @@ announcement a crash swallowed.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Final
@@ -54,6 +54,7 @@ from consensus.sign_bytes import proposal_sign_bytes_of, vote_sign_bytes_of
 from crypto_core.signatures import sha256
 from node.app.accounts import GenesisAccount, Role
 from node.app.kv import set_payload
+from node.app.module import JsonValue
 from node.chain.actions import (
     Action,
     BlockCommitted,
@@ -65,6 +66,7 @@ from node.chain.actions import (
     SetTimer,
     TxResult,
 )
+from node.chain.app_state import encode_app_states
 from node.chain.application import AppFactory, default_application
 from node.chain.config import NodeConfig
 from node.chain.events import (
@@ -85,7 +87,7 @@ from node.ports import Signer
 from node.testing.factories import TxFactory, key_pair, make_validators
 from node.testing.rng import SeededRng
 from node.testing.storage import MemoryStorage
-from node.types import Proposal, Vote, VoteType
+from node.types import Proposal, Validator, Vote, VoteType
 
 DEFAULT_GENESIS_TIME_MS: Final = 1_700_000_000_000
 DEFAULT_LATENCY_MS: Final = 5
@@ -195,6 +197,29 @@ class _Workload:
 _Item = _Deliver | _Timer | _SyncAnswer | _Workload
 
 
+def _genesis(
+    validators: tuple[Validator, ...],
+    *,
+    accounts: Sequence[GenesisAccount] | None,
+    client_keys: Sequence[Signer],
+    genesis_time_ms: int,
+    params: ConsensusParams | None,
+    app_state: Mapping[str, JsonValue] | None,
+) -> Genesis:
+    """The genesis of a cluster (chain id ``cluster-chain``); ``accounts`` None: the
+    client keys, as institutions."""
+    if accounts is None:
+        accounts = [GenesisAccount(k.public_key, Role.INSTITUTION) for k in client_keys]
+    return Genesis(
+        chain_id="cluster-chain",
+        genesis_time_ms=genesis_time_ms,
+        validators=validators,
+        accounts=tuple(accounts),
+        params=params if params is not None else ConsensusParams(),
+        app_state=encode_app_states(app_state or {}),
+    )
+
+
 class Cluster:
     """N nodes in virtual time; see the module docstring."""
 
@@ -213,7 +238,12 @@ class Cluster:
         genesis_time_ms: int = DEFAULT_GENESIS_TIME_MS,
         record_votes: bool = False,
         app_factory: AppFactory = default_application,
+        app_state: Mapping[str, JsonValue] | None = None,
+        genesis_accounts: Sequence[GenesisAccount] | None = None,
     ) -> None:
+        """``app_state`` (module -> JSON value) and ``genesis_accounts`` go into the genesis
+        (default: no module state; the ``clients`` keys as institutions), for a chain of
+        other modules (``app_factory``). ``InvalidGenesisError`` for a bad state."""
         if validators < 1 or observers < 0 or latency_ms < 0 or jitter_ms < 0:
             raise ValueError("need >= 1 validator and non-negative counts and latencies")
         self.rng = SeededRng(seed)
@@ -221,13 +251,13 @@ class Cluster:
         self._workload_rng = self.rng.fork("workload")
         fixture = make_validators(validators)
         self.client_keys = [key_pair(f"client-{i}") for i in range(clients)]
-        accounts = tuple(GenesisAccount(k.public_key, Role.INSTITUTION) for k in self.client_keys)
-        self.genesis = Genesis(
-            chain_id="cluster-chain",
+        self.genesis = _genesis(
+            fixture.validators,
+            accounts=genesis_accounts,
+            client_keys=self.client_keys,
             genesis_time_ms=genesis_time_ms,
-            validators=fixture.validators,
-            accounts=accounts,
-            params=params if params is not None else ConsensusParams(),
+            params=params,
+            app_state=app_state,
         )
         self.config = config if config is not None else NodeConfig()
         self.app_factory = app_factory
@@ -245,6 +275,20 @@ class Cluster:
         self._heap: list[tuple[int, int, _Item]] = []
         self._sequence = 0
         self._timer_tokens: dict[tuple[str, TimerKey], int] = {}
+        self._init_probes(record_votes)
+        self._canonical: dict[int, CommitRecord] = {}
+        self._txs = TxFactory(self.genesis.chain_id)
+        self._client_cursor = 0
+        self.txs_submitted = 0
+        self.txs_accepted = 0
+        self.events_processed = 0
+        for name in self.nodes:
+            self._boot(name)
+        if txs_per_second > 0:
+            self._push(self.now_ms + WORKLOAD_TICK_MS, _Workload())
+
+    def _init_probes(self, record_votes: bool) -> None:
+        """The fault and observation state of a new cluster (no faults, nothing seen)."""
         self._isolated: set[str] = set()
         self._loss_rules: list[LossRule] = []
         self._armed: dict[str, bool] = {}
@@ -256,16 +300,6 @@ class Cluster:
         """Every vote broadcast, in order (kept only with ``record_votes``)."""
         self._record_votes = record_votes
         self._signed: dict[tuple[bytes, int, int, int], bytes] = {}
-        self._canonical: dict[int, CommitRecord] = {}
-        self._txs = TxFactory(self.genesis.chain_id)
-        self._client_cursor = 0
-        self.txs_submitted = 0
-        self.txs_accepted = 0
-        self.events_processed = 0
-        for name in self.nodes:
-            self._boot(name)
-        if txs_per_second > 0:
-            self._push(self.now_ms + WORKLOAD_TICK_MS, _Workload())
 
     # -- inspection -----------------------------------------------------------------------------
 

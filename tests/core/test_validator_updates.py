@@ -4,11 +4,8 @@ node alike, and survive restarts (node.chain.schedule)."""
 from __future__ import annotations
 
 from consensus import ValidatorUpdate
-from node.app.accounts import AccountsModule
-from node.app.application import AppConfig
-from node.app.kv import KvModule
 from node.app.module import ExecContext, Module
-from node.chain import ChainApplication, Genesis, GenesisModule
+from node.chain import default_registry
 from node.testing import TxFactory
 from node.testing.cluster import Cluster
 from node.types import BlockHeader, Transaction
@@ -24,10 +21,7 @@ class PowerModule(Module):
         ctx.set_validator_power(tx.payload[:32], int.from_bytes(tx.payload[32:40], "big"))
 
 
-def app_with_governance(genesis: Genesis) -> ChainApplication:
-    accounts = AccountsModule(genesis.accounts)
-    modules = [accounts, KvModule(), PowerModule(), GenesisModule(genesis.hash())]
-    return ChainApplication(AppConfig(genesis.chain_id), modules, authenticator=accounts)
+app_with_governance = default_registry().with_module("power", lambda genesis: PowerModule()).build
 
 
 def key_of_node(cluster: Cluster, name: str) -> bytes:
