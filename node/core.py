@@ -4,7 +4,8 @@ A shell (the trio runtime, the simulator, a test) owns one ``NodeCore`` and feed
 ``handle(event)`` returns the actions to carry out, in order. That is the whole interface,
 besides the read-only queries the shell calls to serve peers and clients (``status``,
 ``blocks_for_sync``, ``query_state``, ``next_nonce``, ``pending_evidence``,
-``committed_evidence``)::
+``committed_evidence``, ``block_results``, ``tx_location``, and ``queries`` for modules'
+state, receipts and the event feed)::
 
     core = NodeCore.open(storage, signer, genesis, NodeConfig())
     actions = core.handle(Start(now_ms=clock.now_ms()))
@@ -23,8 +24,9 @@ and in order:
   (one synced batch with the signing record) before the signature it protects is made, so no
   shell can get the order wrong. A restarted node replays the log of its current height
   (``ConsensusCore.replay``) and never signs a conflicting vote.
-- A committed block, its certificate, the application's state changes, the validator
-  schedule and the new height are written in ONE atomic synced batch.
+- A committed block, its certificate, its results (block events, receipts, tx index), the
+  application's state changes, the validator schedule and the new height are written in
+  ONE atomic synced batch.
 
 What the core does with each input:
 
@@ -158,10 +160,12 @@ from node.chain.messages import (
 )
 from node.chain.proposals import OWN, ProposedBlocks, Verdict
 from node.chain.proposer import build_proposal
+from node.chain.queries import ChainQueries
 from node.chain.restore import open_chain
 from node.chain.round_messages import RoundMessages
 from node.chain.schedule import ValidatorSchedule
 from node.chain.status import NodeStats, NodeStatus
+from node.chain.store import BlockResults, TxLocation
 from node.chain.sync import BlockSync, SyncedBlock
 from node.chain.validation import ChainTip, validate_block
 from node.chain.wal import (
@@ -472,6 +476,20 @@ class NodeCore:
     def get_state(self, key: bytes) -> bytes | None:
         """A committed application state value, without proof."""
         return self._app.get(key)
+
+    def block_results(self, height: int) -> BlockResults | None:
+        """The block events and receipts of the committed ``height``, if kept."""
+        return store.read_results(self._storage, height)
+
+    def tx_location(self, tx_hash: bytes) -> TxLocation | None:
+        """The height and position of a transaction committed on this chain, if any."""
+        return store.read_tx_location(self._storage, tx_hash)
+
+    @property
+    def queries(self) -> ChainQueries:
+        """Clients' read-only queries: modules' state, receipts, events (``node.chain
+        .queries``); like every method, to be called from the core's owner only."""
+        return ChainQueries(self._app, self._storage)
 
     # ==========================================================================================
     # the entry point
@@ -974,6 +992,8 @@ class NodeCore:
         self._mempool.update(block.txs, self._app.next_nonce, self._recheck)
         encoded = committed_block_bytes(data, decided.certificate)
         ops = store.commit_ops(encoded, height, result.state_changes, result.state_root)
+        results = BlockResults(height, block.header.time_ms, result.block_events, result.receipts)
+        ops += store.results_ops(self._storage, results)
         ops += self._schedule.commit(height, result.validator_updates)
         ops += self._settle_evidence(block, height)
         ops += self._log.delete_ops()

@@ -16,7 +16,10 @@
 - ``round_messages``, ``catch_up``: the signed messages of the current height a node holds,
   and what it re-sends, relays and answers so that validators in different rounds of one
   height catch up after faults heal;
-- ``wal``, ``store``, ``schedule``: durable consensus log, storage layout, validator sets;
+- ``wal``, ``store``, ``schedule``: durable consensus log, storage layout (with each
+  height's results and the tx index), validator sets;
+- ``queries``, ``event_feed``: clients' read-only queries (modules' state with proofs,
+  receipts) and the event feed's pages;
 - ``status``: ``NodeStatus`` and ``NodeStats``.
 """
 

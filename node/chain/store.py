@@ -9,44 +9,104 @@ Keys (heights are u64 big-endian, so prefix iteration is height order):
 - ``block/<height>``: the encoded ``CommittedBlock`` (block and the certificate that
   decided it), made from the block's bytes as received or built
   (``node.codec.committed_block_bytes``) and served to peers as is;
+- ``results/<height>``: the encoded ``BlockResults`` of the height (its block time, block
+  events and transaction receipts), what clients read events and receipts from;
+- ``txidx/<tx hash>``: the ``TxLocation`` (height, position in the block) of a committed
+  transaction: of its successful execution if it had one, else of its first inclusion;
 - ``app/<key>``: the application state of the last committed height;
 - ``vset/<height>``: the validator sets of the schedule (``node.chain.schedule``);
 - ``vhist/<height>``: the members of past heights evidence may be about
   (``node.chain.set_history``); ``evid/<step>``: pending evidence (``node.chain.evidence``);
 - ``wal/...``, ``sign/last``: the consensus log of the current height (``node.chain.wal``).
 
-Committed blocks are kept (they are the ledger peers sync from); the state history that can
+Committed blocks and their results are kept (the ledger peers sync from, and what clients
+read events from); the state history that can
 be proven is bounded by the application's retention, and the consensus log by
 ``NodeConfig.max_wal_bytes_per_height``.
 
 Everything that makes a height committed is written in ONE synced atomic batch
-(``commit_ops``): the block and its certificate, the state changes, the schedule, the new
-height, and the deletion of the height's consensus log. A crash leaves either the whole
-height or none of it.
+(``commit_ops`` and ``results_ops``): the block and its certificate, its results and tx
+index entries, the state changes, the schedule, the new height, and the deletion of the
+height's consensus log. A crash leaves either the whole height or none of it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Final
 
 from node.chain.errors import StorageMismatchError
-from node.codec import COMMITTED_BLOCK_CODEC
-from node.errors import DecodeError
+from node.codec import (
+    COMMITTED_BLOCK_CODEC,
+    EVENT_CODEC,
+    MAX_TXS_PER_BLOCK,
+    MIB,
+    RECEIPT_CODEC,
+    ArrayOf,
+    Nested,
+    StructCodec,
+    UInt,
+)
+from node.errors import DecodeError, EncodeError
 from node.ports import Delete, Put, Storage, WriteOp
-from node.types import CommittedBlock
+from node.types import DIGEST_BYTES, CommittedBlock, Event, TxReceipt
 
 GENESIS_KEY: Final = b"meta/genesis"
 LAYOUT_KEY: Final = b"meta/layout"
-LAYOUT_VERSION: Final = 2
+LAYOUT_VERSION: Final = 3
 """Bumped whenever a stored key or encoding changes meaning (2: block headers commit to
-evidence, ``evid/`` and ``vhist/`` entries)."""
+evidence, ``evid/`` and ``vhist/`` entries; 3: ``results/`` and ``txidx/`` entries, which a
+store of version 2 lacks for the heights it committed, and genesis documents that commit to
+the modules' genesis state)."""
 HEIGHT_KEY: Final = b"meta/height"
 APP_ROOT_KEY: Final = b"meta/app_root"
 BLOCK_PREFIX: Final = b"block/"
+RESULTS_PREFIX: Final = b"results/"
+TXIDX_PREFIX: Final = b"txidx/"
 APP_PREFIX: Final = b"app/"
 _HEIGHT_BYTES: Final = 8
+MAX_BLOCK_EVENTS: Final = 65_536
+"""Most block events one height's results hold (the application makes at most a few
+thousand: evidence records, and the events of at most ``max_due_tasks_per_block`` tasks)."""
+MAX_RESULTS_BYTES: Final = 256 * MIB
+"""Largest encoding of one height's results."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlockResults:
+    """What executing the block of ``height`` produced (``BlockResult`` of the application,
+    with the block's agreed time): block events, then one receipt per transaction."""
+
+    height: int
+    time_ms: int
+    block_events: tuple[Event, ...]
+    receipts: tuple[TxReceipt, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TxLocation:
+    """Where a committed transaction is: its block's height and its position in the block."""
+
+    height: int
+    index: int
+
+
+RESULTS_CODEC: Final = StructCodec(
+    BlockResults,
+    [
+        ("height", UInt()),
+        ("time_ms", UInt()),
+        ("block_events", ArrayOf(Nested(EVENT_CODEC), MAX_BLOCK_EVENTS)),
+        ("receipts", ArrayOf(Nested(RECEIPT_CODEC), MAX_TXS_PER_BLOCK)),
+    ],
+    MAX_RESULTS_BYTES,
+)
+TX_LOCATION_CODEC: Final = StructCodec(
+    TxLocation, [("height", UInt()), ("index", UInt(MAX_TXS_PER_BLOCK))], 32
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +175,68 @@ def commit_ops(
     return ops
 
 
+def results_key(height: int) -> bytes:
+    """The key of the results of ``height``."""
+    return RESULTS_PREFIX + height_bytes(height)
+
+
+def txidx_key(tx_hash: bytes) -> bytes:
+    """The key of the location of the committed transaction ``tx_hash``."""
+    return TXIDX_PREFIX + tx_hash
+
+
+def results_ops(storage: Storage, results: BlockResults) -> list[WriteOp]:
+    """The writes that keep ``results`` and index its transactions (part of the height's
+    commit batch). A transaction hash already indexed keeps its location unless this is its
+    successful execution (one hash executes successfully at most once: nonces). Results
+    beyond the codec's limits (an application configured past them) are not kept, and the
+    height then has none: bookkeeping never stops a commit."""
+    ops: list[WriteOp] = []
+    with contextlib.suppress(EncodeError):
+        ops.append(Put(results_key(results.height), RESULTS_CODEC.encode(results)))
+    indexed: set[bytes] = set()
+    for index, receipt in enumerate(results.receipts):
+        key = txidx_key(receipt.tx_hash)
+        if not receipt.ok and (key in indexed or storage.get(key) is not None):
+            continue  # a failed repeat of a transaction indexed already
+        indexed.add(key)
+        ops.append(Put(key, TX_LOCATION_CODEC.encode(TxLocation(results.height, index))))
+    return ops
+
+
+def read_results(storage: Storage, height: int) -> BlockResults | None:
+    """The stored results of ``height``, if kept (``StorageMismatchError`` if corrupt)."""
+    data = storage.get(results_key(height))
+    return None if data is None else decode_results(data, height)
+
+
+def decode_results(data: bytes, height: int) -> BlockResults:
+    """The results of ``height`` read back from this store (``StorageMismatchError`` if
+    corrupt, or of another height)."""
+    try:
+        results = RESULTS_CODEC.decode(data)
+    except DecodeError as exc:
+        raise StorageMismatchError(f"corrupt stored results of height {height}: {exc}") from exc
+    if results.height != height:
+        raise StorageMismatchError(
+            f"the results stored for height {height} are of {results.height}"
+        )
+    return results
+
+
+def read_tx_location(storage: Storage, tx_hash: bytes) -> TxLocation | None:
+    """Where the committed transaction ``tx_hash`` is, if this store committed it."""
+    if type(tx_hash) is not bytes or len(tx_hash) != DIGEST_BYTES:
+        return None
+    data = storage.get(txidx_key(tx_hash))
+    if data is None:
+        return None
+    try:
+        return TX_LOCATION_CODEC.decode(data)
+    except DecodeError as exc:
+        raise StorageMismatchError(f"corrupt stored tx location: {exc}") from exc
+
+
 def read_block(storage: Storage, height: int) -> bytes | None:
     """The encoded ``CommittedBlock`` at ``height``, if stored."""
     return storage.get(block_key(height))
@@ -128,8 +250,14 @@ def decode_stored_block(data: bytes) -> CommittedBlock:
         raise StorageMismatchError(f"corrupt stored block: {exc}") from exc
 
 
-def app_entries(storage: Storage) -> Iterator[tuple[bytes, bytes]]:
-    """The stored application state, in key order."""
+def app_entries(storage: Storage, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+    """The stored application state (of the last committed height) under ``prefix``, in
+    key order."""
     cut = len(APP_PREFIX)
-    for key, value in storage.iterate_prefix(APP_PREFIX):
+    for key, value in storage.iterate_prefix(APP_PREFIX + prefix):
         yield key[cut:], value
+
+
+def app_entries_page(storage: Storage, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+    """At most ``limit`` stored application entries under ``prefix``, in key order."""
+    return list(islice(app_entries(storage, prefix), limit))
