@@ -371,8 +371,14 @@ def test_reminders_recur_daily_and_adherence_counts_them(clinic: Clinic) -> None
 def test_a_plan_change_cancels_the_old_occurrences(clinic: Clinic) -> None:
     clinic.set_plan()
     old_dose_ms, old_measure_ms = clinic.next_due(1), clinic.next_due(2)
+    old_tasks = [
+        pending.task
+        for item in (1, 2)
+        if (pending := get_next_occurrence(clinic.chain.app, clinic.patient.id, item))
+    ]
     later = ScheduleItem(1, ItemKind.DOSE, (23 * 60,))
     clinic.set_plan((later,), base=1)
+    assert len(old_tasks) == 2 and all(clinic.chain.get(task) is None for task in old_tasks)
     assert get_next_occurrence(clinic.chain.app, clinic.patient.id, 2) is None
     new_dose_ms = clinic.next_due(1)
     assert new_dose_ms != old_dose_ms
@@ -450,13 +456,13 @@ def test_a_reading_notice_closes_the_nearest_open_measurement_only(clinic: Clini
     clinic.reach(first_ms)
     clinic.reach(first_ms + 30 * MINUTE_MS)  # both measurements and the dose are open
     ctx, _ = care_context(clinic.chain, caller="records")
-    notice = ReadingNotice(clinic.patient.id, bytes([3]) * 32, first_ms + 20 * MINUTE_MS)
+    notice = ReadingNotice(clinic.patient.id, bytes([3]) * 32, first_ms + 10 * MINUTE_MS)
     closed = CareModule().on_call(ctx, "reading_committed", READING_NOTICE_CODEC.encode(notice))
-    assert closed == reminder_key(clinic.patient.id, first_ms + 30 * MINUTE_MS, 2)
+    assert closed == reminder_key(clinic.patient.id, first_ms, 2)
     (event,) = ctx.events
     assert attributes(event)["record"] == (bytes([3]) * 32).hex()
     again = CareModule().on_call(ctx, "reading_committed", READING_NOTICE_CODEC.encode(notice))
-    assert again == reminder_key(clinic.patient.id, first_ms, 2)
+    assert again == reminder_key(clinic.patient.id, first_ms + 30 * MINUTE_MS, 2)
     third = CareModule().on_call(ctx, "reading_committed", READING_NOTICE_CODEC.encode(notice))
     assert third == b""  # the dose is no measurement
 
