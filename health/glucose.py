@@ -24,8 +24,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Final
+
+from health.contracts.care import AlertLevel
 
 VERY_LOW_BELOW_MG_DL: Final = 54
 LOW_BELOW_MG_DL: Final = 70
@@ -40,15 +41,6 @@ GOAL_BELOW_54_MAX_PCT: Final = 1.0
 GOAL_ABOVE_180_MAX_PCT: Final = 25.0
 GOAL_ABOVE_250_MAX_PCT: Final = 5.0
 GOAL_CV_MAX_PCT: Final = 36.0
-
-
-class AlertLevel(IntEnum):
-    """An alert a reading raises (the numbers are ``care.alert``'s levels)."""
-
-    HYPO_1 = 1
-    HYPO_2 = 2
-    HYPER_1 = 3
-    HYPER_2 = 4
 
 
 class GlucoseError(ValueError):
