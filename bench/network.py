@@ -12,7 +12,7 @@ A driver node and three peer nodes (each in its own OS process, as nodes run in 
 - bulk: 64 KiB direct messages over the peer's direct stream, paced on the outbound queue:
   MiB/s until the peer has counted every byte.
 
-The figures measured on py-libp2p 0.8.1 (``/work/shared/LIBP2P_NOTES.md``) are printed
+The figures measured on py-libp2p 0.8.1 (``docs/NETWORKING.md``) are printed
 beside ours: request/response ~1.1-1.6 ms median and ~600-960 req/s on one stream, gossip to
 all of 4 processes ~7-11 ms, bulk ~70 MiB/s in one process and ~117 MiB/s between
 processes (raw library streams, without our framing). ``--smoke`` runs tiny sizes with the

@@ -1,7 +1,7 @@
 """Settings of the libp2p network adapter, its protocol ids, and message validators.
 
 Every limit has a name with its unit and a default chosen from what py-libp2p 0.8.1 was
-measured to do (``/work/shared/LIBP2P_NOTES.md``): messages well under 1 MiB (larger ones
+measured to do (``docs/NETWORKING.md``): messages well under 1 MiB (larger ones
 vanish silently in gossipsub), GossipSub with a 1 s heartbeat and neither spam protection nor
 adaptive gossip, /meshsub/1.1.0 and 1.0.0 only. ``Libp2pNetworkConfig`` checks itself on
 construction and raises ``NetworkConfigError`` naming the setting at fault.

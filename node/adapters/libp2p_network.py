@@ -1,7 +1,7 @@
 """``Libp2pNetwork``: the ``node.ports.Network`` port over a real py-libp2p host, under trio.
 
 The only module that imports libp2p and multiaddr. What it sets up, and why (the pitfalls
-are those of ``/work/shared/LIBP2P_NOTES.md``):
+are those of ``docs/NETWORKING.md``):
 
 - identity: an Ed25519 key in ``<home>/node_key`` (``node.adapters.identity``);
 - transport: TCP, Noise only (no plaintext, pitfall 2), Yamux only, one connection per peer

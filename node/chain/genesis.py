@@ -60,7 +60,7 @@ from node.types import PUBLIC_KEY_BYTES, ResultCode, Transaction, Validator
 DEFAULT_MAX_BLOCK_BYTES: Final = 512 * KIB
 """Default block size limit. A block travels as one network message, and the libp2p adapter
 carries at most 768 KiB per message (640 KiB by default; gossipsub silently loses messages
-of about 1 MiB, LIBP2P_NOTES.md): 512 KiB leaves room for the envelope and framing under the
+of about 1 MiB, docs/NETWORKING.md): 512 KiB leaves room for the envelope and framing under the
 adapter's default, so a default chain never makes blocks its own network drops."""
 DEFAULT_MAX_BLOCK_TXS: Final = 5_000
 """Default number of transactions a block may carry."""

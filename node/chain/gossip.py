@@ -2,7 +2,7 @@
 
 Transactions a client submitted to this node are queued and flushed every
 ``tx_gossip_interval_ms`` as few large messages (py-libp2p sustains tens of messages per
-second, not thousands: LIBP2P_NOTES.md). Transactions learnt from peers are not re-sent: the
+second, not thousands: docs/NETWORKING.md). Transactions learnt from peers are not re-sent: the
 gossip layer relays them. The queue holds at most ``max_queue_txs``; past it the oldest are
 not gossiped (they stay in the mempool and reach a block through this node's proposals).
 """
