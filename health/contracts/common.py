@@ -63,7 +63,7 @@ PARAM_LIMITS: Final[Mapping[str, tuple[int, int]]] = {
     "max_grant_ms": (60_000, 10 * 365 * DAY_MS),
     "emergency_access_ms": (0, 7 * DAY_MS),
     "max_record_bytes": (1024, 16 * 1024 * 1024),
-    "audit_batch_max": (1, 1024),
+    "audit_batch_max": (1, 512),  # about 550 entries fill a 64 KiB transaction
     "reminder_grace_ms": (60_000, DAY_MS),
     "max_custodians": (1, 8),
 }
