@@ -25,7 +25,7 @@ from node.cli.common import (
     package_version,
     print_json,
 )
-from node.cli.composition import chain_registry
+from node.cli.composition import application_for
 from node.codec import MAX_TX_BYTES, TX_CODEC, sign_transaction
 from node.home import (
     ACCOUNT_KEY,
@@ -67,10 +67,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     # libp2p takes ~0.8 s to import: only `run` loads the runtime that needs it.
     from node.runtime.launch import NodeStartError, run_node  # noqa: PLC0415
 
-    app_factory = chain_registry().build
     try:
         trio.run(
-            functools.partial(run_node, loaded, version=package_version(), app_factory=app_factory)
+            functools.partial(
+                run_node, loaded, version=package_version(), app_factory=application_for
+            )
         )
     except NodeStartError as exc:
         logger.error("cannot start: %s", exc)
