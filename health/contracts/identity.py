@@ -1,6 +1,7 @@
 """The identity registry of the health chain, and its ``Authenticator``.
 
 State (records and codecs in ``common.py``): ``identity/i/<id>`` the identity,
+``identity/n/<id>`` the peer id of its node (custodians),
 ``identity/k/<signing key>`` every signing key ever bound (its nonce; inactive after a
 rotation, so it can never sign again), ``identity/c/<parent><child>`` the children of an
 institution (practitioners, patients) and of a patient (devices).
@@ -13,6 +14,9 @@ Transactions:
   governance (module calls ``admit_institution``, ``admit_auditor``).
 - ``identity.rotate_keys`` (``Rotation``): the identity replaces its signing key, its
   encryption key or both; the key epoch grows by one.
+- ``identity.announce_node`` (``NodeAnnouncement``): an institution or a patient names the
+  libp2p peer id of the node that keeps its records (``identity/n/<id>``), so peers can
+  reach the custodians a record commitment lists.
 - ``identity.deactivate``: the identity itself (not an institution: governance does that)
   or its parent deactivates it; a deactivated identity never acts again (``set_active``
   from governance may reinstate a suspended institution).
@@ -27,6 +31,7 @@ cannot be replayed elsewhere.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Final, cast
@@ -117,6 +122,13 @@ class Deactivation:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeAnnouncement:
+    """``identity.announce_node``: the libp2p peer id (text) of the sender's node."""
+
+    peer_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class SetActive:
     """Module call ``identity.set_active`` (governance): suspend or reinstate."""
 
@@ -164,6 +176,13 @@ ROTATION_CODEC: Final = StructCodec(
 )
 DEACTIVATION_CODEC: Final = StructCodec(Deactivation, [("identity", _KEY)], 64)
 SET_ACTIVE_CODEC: Final = StructCodec(SetActive, [("identity", _KEY), ("active", Bool())], 64)
+PEER_ID_PATTERN: Final = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,64}", re.ASCII)
+"""A libp2p peer id in its base58 text form (``12D3KooW…``, ``Qm…``)."""
+NODE_ANNOUNCEMENT_CODEC: Final = StructCodec(
+    NodeAnnouncement, [("peer_id", Text(64, PEER_ID_PATTERN))], 96
+)
+NODE_PREFIX: Final = b"identity/n/"
+NODE_ANNOUNCERS: Final = frozenset({HealthRole.INSTITUTION, HealthRole.PATIENT})
 
 
 # -- proofs and client helpers ---------------------------------------------------------------
@@ -260,6 +279,22 @@ def rotate_payload(
     return ROTATION_CODEC.encode(rotation)
 
 
+def announce_node_payload(peer_id: str) -> bytes:
+    """The payload of ``identity.announce_node`` (client)."""
+    return NODE_ANNOUNCEMENT_CODEC.encode(NodeAnnouncement(peer_id))
+
+
+def node_key(identity_id: bytes) -> bytes:
+    """The state key of an identity's announced node."""
+    return NODE_PREFIX + identity_id
+
+
+def node_of(reader: KeyReader, identity_id: bytes) -> str | None:
+    """The peer id of the node ``identity_id`` announced, or None."""
+    stored = reader.get(node_key(identity_id))
+    return None if stored is None else NODE_ANNOUNCEMENT_CODEC.decode(stored).peer_id
+
+
 def deactivate_payload(identity_id: bytes) -> bytes:
     """The payload of ``identity.deactivate`` (client)."""
     return DEACTIVATION_CODEC.encode(Deactivation(identity_id))
@@ -308,6 +343,15 @@ def check_admission(reader: KeyReader, chain_id: str, registrar: bytes, new: Adm
     _check_proofs(statement, new)
 
 
+def _check_announcer(reader: KeyReader, sender: bytes) -> Identity:
+    identity = identity_of_sender(reader, sender)
+    if identity is None or identity.role not in NODE_ANNOUNCERS or not is_acting(reader, identity):
+        raise TxFailed(
+            ResultCode.UNAUTHORIZED, "only an acting institution or patient announces a node"
+        )
+    return identity
+
+
 def _registrar_of(reader: KeyReader, sender: bytes, role: HealthRole) -> Identity:
     registrar = identity_of_sender(reader, sender)
     if registrar is None or not is_acting(reader, registrar):
@@ -327,7 +371,7 @@ class IdentityModule(Module):
     """Health identities, their keys and nonces; the chain's ``Authenticator``."""
 
     name = IDENTITY
-    actions = frozenset({"register", "rotate_keys", "deactivate"})
+    actions = frozenset({"register", "rotate_keys", "announce_node", "deactivate"})
 
     def __init__(self, genesis_identities: Sequence[GenesisIdentity] = ()) -> None:
         keys = [identity.signing_key for identity in genesis_identities]
@@ -402,6 +446,9 @@ class IdentityModule(Module):
             check_admission(ctx.view, tx.chain_id, registrar.id, new)
         elif tx.action == "rotate_keys":
             self._check_rotation(ctx.view, tx, decode_payload(ROTATION_CODEC, tx.payload))
+        elif tx.action == "announce_node":
+            decode_payload(NODE_ANNOUNCEMENT_CODEC, tx.payload)
+            _check_announcer(ctx.view, tx.sender)
         else:
             target = decode_payload(DEACTIVATION_CODEC, tx.payload).identity
             self._check_deactivation(ctx.view, tx.sender, target)
@@ -415,6 +462,11 @@ class IdentityModule(Module):
         elif tx.action == "rotate_keys":
             rotation = decode_payload(ROTATION_CODEC, tx.payload)
             self._rotate(ctx, self._check_rotation(ctx.view, tx, rotation), rotation)
+        elif tx.action == "announce_node":
+            announcement = decode_payload(NODE_ANNOUNCEMENT_CODEC, tx.payload)
+            identity = _check_announcer(ctx.view, tx.sender)
+            ctx.view.set(node_key(identity.id), NODE_ANNOUNCEMENT_CODEC.encode(announcement))
+            ctx.emit("node_announced", identity=identity.id, peer_id=announcement.peer_id)
         else:
             target = decode_payload(DEACTIVATION_CODEC, tx.payload).identity
             identity = self._check_deactivation(ctx.view, tx.sender, target)
@@ -530,11 +582,12 @@ class IdentityModule(Module):
     # -- queries ----------------------------------------------------------------------------
 
     def query_key(self, path: str) -> bytes:
-        """``i/<id>``, ``k/<signing key>``, ``c/<parent>`` or ``c/<parent>/<child>`` (hex)."""
-        prefixes = {"i": IDENTITY_PREFIX, "k": KEY_PREFIX, "c": CHILD_PREFIX}
+        """``i/<id>``, ``k/<signing key>``, ``n/<id>``, ``c/<parent>`` or
+        ``c/<parent>/<child>`` (hex)."""
+        prefixes = {"i": IDENTITY_PREFIX, "k": KEY_PREFIX, "n": NODE_PREFIX, "c": CHILD_PREFIX}
         head, _, rest = path.partition("/")
         if head not in prefixes:
-            raise ValueError("identity paths start with i/, k/ or c/")
+            raise ValueError("identity paths start with i/, k/, n/ or c/")
         try:
             return prefixes[head] + b"".join(bytes.fromhex(part) for part in rest.split("/"))
         except ValueError as exc:
@@ -543,6 +596,8 @@ class IdentityModule(Module):
     def render(self, key: bytes, value: bytes) -> JsonValue:
         if key.startswith(IDENTITY_PREFIX):
             return render_identity(IDENTITY_CODEC.decode(value))
+        if key.startswith(NODE_PREFIX):
+            return {"identity": key[len(NODE_PREFIX) :].hex(), "peer_id": node_of_value(value)}
         if key.startswith(KEY_PREFIX):
             entry = KEY_ENTRY_CODEC.decode(value)
             return {
@@ -551,6 +606,11 @@ class IdentityModule(Module):
                 "active": entry.active,
             }
         return {"child": key[-32:].hex(), "parent": key[len(CHILD_PREFIX) : -32].hex()}
+
+
+def node_of_value(value: bytes) -> str:
+    """The peer id of a stored node announcement."""
+    return NODE_ANNOUNCEMENT_CODEC.decode(value).peer_id
 
 
 def render_identity(identity: Identity) -> dict[str, JsonValue]:

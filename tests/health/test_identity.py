@@ -13,7 +13,9 @@ from health.contracts.identity import (
     GOVERNANCE_REGISTRAR,
     IdentityModule,
     admission,
+    announce_node_payload,
     deactivate_payload,
+    node_of,
     parse_genesis_identities,
     register_payload,
     rotate_payload,
@@ -229,3 +231,21 @@ def test_genesis_identities_from_app_state() -> None:
             parse_genesis_identities(bad)
     with pytest.raises(ValueError, match="listed twice"):
         IdentityModule([parsed[0], parsed[0]])
+
+
+def test_institutions_and_patients_announce_their_nodes(chain: HealthChain) -> None:
+    hospital = chain.members[0]
+    peer = "12D3KooWGzPm4bNvSgqLzp9zBqvT5HTT4CjL3Ho3XKrp7ANcyNXW"
+    receipt = chain.ok(hospital, "identity.announce_node", announce_node_payload(peer))
+    assert attributes(receipt.events[0])["peer_id"] == peer
+    assert node_of(chain.app, hospital.id) == peer
+    doctor = chain.register(hospital, "dr-n", HealthRole.PRACTITIONER, "cardiology", "Dr N")
+    chain.fails(
+        doctor, "identity.announce_node", announce_node_payload(peer), ResultCode.UNAUTHORIZED
+    )
+    chain.fails(
+        hospital,
+        "identity.announce_node",
+        announce_node_payload("not a peer id!"),
+        ResultCode.INVALID_PAYLOAD,
+    )
