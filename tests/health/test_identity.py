@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import msgpack
 import pytest
 
 from health.contracts.common import HealthRole, get_identity, get_key_entry
