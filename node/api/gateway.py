@@ -3,7 +3,9 @@
 The API owns the wire format (JSON, status codes); the node (``node.runtime.NodeRuntime``)
 owns the answers, reading its core only from the core's own task. Every method may wait
 for that task: callers bound the wait (the API's request timeout). ``GatewayBusyError``
-means the node could not take the request now (answered 503).
+means the node could not take the request now (answered 503). The chain's queries raise
+their typed errors (``node.chain.queries``): ``UnknownModuleError`` and ``QueryError``
+(nothing there: 404), ``BadQueryError`` (a request that cannot be answered as asked: 400).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Protocol
 
 from node.adapters.metrics import NetworkSnapshot
 from node.chain.actions import TxResult
+from node.chain.event_feed import EventCursor, EventPage
+from node.chain.queries import CommittedTx, ModuleEntries, ModuleState
 from node.chain.status import NodeStats, NodeStatus
 from node.errors import BigHealthError
 from node.ports import PeerId
@@ -60,4 +64,24 @@ class NodeGateway(Protocol):
 
     async def metrics(self) -> bytes:
         """The Prometheus text exposition, gauges refreshed."""
+        ...
+
+    async def module_state(self, module: str, path: str, height: int | None) -> ModuleState:
+        """A module's state at a query path, with its proof (``height`` None: latest)."""
+        ...
+
+    async def module_entries(self, module: str, path: str | None, limit: int) -> ModuleEntries:
+        """At most ``limit`` entries of a module under a query path (None: all of it)."""
+        ...
+
+    async def events(self, after: EventCursor, kind_prefix: str, limit: int) -> EventPage:
+        """A page of the event feed after ``after`` (``node.chain.event_feed``)."""
+        ...
+
+    async def committed_tx(self, tx_hash: bytes) -> CommittedTx | None:
+        """The receipt of a transaction committed here, with where it is; None if not."""
+        ...
+
+    async def wait_for_height(self, height: int) -> None:
+        """Return once the node has committed ``height`` (bound the wait)."""
         ...

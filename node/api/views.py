@@ -1,4 +1,5 @@
-"""The JSON documents of the API: a node's status and a committed block.
+"""The JSON documents of the API: a node's status, a committed block, modules' state with its
+proof, the event feed and committed transactions.
 
 Byte strings are lower-case hex; times are milliseconds since the Unix epoch (``_ms``) or
 seconds (``_s``). ``status_document`` always carries at least ``height``, ``round``,
@@ -11,8 +12,10 @@ from dataclasses import asdict
 from typing import Any
 
 from node.api.gateway import NodeSnapshot
+from node.chain.event_feed import EventPage, FeedEvent
+from node.chain.queries import CommittedTx, ModuleEntries, ModuleState
 from node.codec import block_id, tx_hash
-from node.types import CommittedBlock, Vote
+from node.types import CommittedBlock, Event, LeafProof, StateProof, Vote
 
 
 def status_document(snapshot: NodeSnapshot) -> dict[str, Any]:
@@ -102,6 +105,107 @@ def block_document(committed: CommittedBlock) -> dict[str, Any]:
             "signatures": len(commit.signatures),
             "signers": [s.validator.hex() for s in commit.signatures],
         },
+    }
+
+
+def state_document(state: ModuleState) -> dict[str, Any]:
+    """``GET /state/<module>/<path>``: the value as the module renders it (null when
+    absent), its bytes and the proof against the state root of ``height``."""
+    proof = state.proof
+    return {
+        "module": state.module,
+        "path": state.path,
+        "key": proof.key.hex(),
+        "height": proof.height,
+        "state_root": proof.state_root.hex(),
+        "value": state.rendered,
+        "value_hex": _hex(proof.value),
+        "proof": proof_document(proof),
+    }
+
+
+def proof_document(proof: StateProof) -> dict[str, Any]:
+    """Every field of a ``StateProof`` (bytes as hex; ``node.app.state.verify_state_proof``
+    checks it once read back)."""
+    return {
+        "height": proof.height,
+        "state_root": proof.state_root.hex(),
+        "tree_size": proof.tree_size,
+        "key": proof.key.hex(),
+        "value": _hex(proof.value),
+        "found": _leaf(proof.found),
+        "lower": _leaf(proof.lower),
+        "upper": _leaf(proof.upper),
+    }
+
+
+def entries_document(listing: ModuleEntries) -> dict[str, Any]:
+    """``GET /state/<module>?prefix=<path>``: the entries under the prefix, rendered."""
+    return {
+        "module": listing.module,
+        "prefix": listing.path,
+        "key_prefix": listing.prefix.hex(),
+        "height": listing.height,
+        "state_root": listing.state_root.hex(),
+        "entries": [
+            {"key": e.key.hex(), "value": e.rendered, "value_hex": e.value.hex()}
+            for e in listing.entries
+        ],
+        "truncated": listing.truncated,
+    }
+
+
+def events_document(page: EventPage) -> dict[str, Any]:
+    """``GET /events``: the page's events and where to continue (``next_after``: the
+    height as a number at a height boundary, else the text ``"<height>:<index>"``)."""
+    cursor = page.next_after
+    return {
+        "events": [feed_event_document(item) for item in page.events],
+        "next_after": cursor.height if cursor.index is None else str(cursor),
+        "height": page.tip_height,
+    }
+
+
+def feed_event_document(item: FeedEvent) -> dict[str, Any]:
+    """One event of the feed."""
+    return {
+        "height": item.height,
+        "index": item.index,
+        "time_ms": item.time_ms,
+        "tx_hash": _hex(item.tx_hash),
+        **event_document(item.event),
+    }
+
+
+def event_document(event: Event) -> dict[str, Any]:
+    """An event: its kind and attributes (text values)."""
+    return {"kind": event.name, "attributes": {a.key: a.value for a in event.attributes}}
+
+
+def tx_document(committed: CommittedTx) -> dict[str, Any]:
+    """``GET /tx/<hash>``: a committed transaction's receipt and where it is."""
+    receipt = committed.receipt
+    return {
+        "tx_hash": receipt.tx_hash.hex(),
+        "height": committed.height,
+        "index": committed.index,
+        "time_ms": committed.time_ms,
+        "ok": receipt.ok,
+        "code": receipt.code.name.lower(),
+        "log": receipt.log,
+        "gas_used": receipt.gas_used,
+        "events": [event_document(event) for event in receipt.events],
+    }
+
+
+def _leaf(leaf: LeafProof | None) -> dict[str, Any] | None:
+    if leaf is None:
+        return None
+    return {
+        "key": leaf.key.hex(),
+        "value": leaf.value.hex(),
+        "leaf_index": leaf.leaf_index,
+        "path": [node.hex() for node in leaf.path],
     }
 
 

@@ -14,6 +14,7 @@ from typing import Generic, TypeVar
 import trio
 
 from node.chain.actions import TxResult
+from node.chain.event_feed import EventCursor
 from node.chain.events import Event
 from node.chain.status import NodeStats, NodeStatus
 
@@ -99,7 +100,50 @@ class SyncQuery:
     max_bytes: int
 
 
-Query = StatusQuery | NonceQuery | BlockQuery | SyncQuery
+@dataclass(frozen=True, slots=True)
+class ModuleStateQuery:
+    """A module's state at a query path, with its proof (``ChainQueries.module_state``)."""
+
+    module: str
+    path: str
+    height: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleEntriesQuery:
+    """A module's entries under a query path (``ChainQueries.module_entries``)."""
+
+    module: str
+    path: str | None
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventsQuery:
+    """A page of the event feed (``ChainQueries.events``)."""
+
+    after: EventCursor
+    kind_prefix: str
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class TxQuery:
+    """A committed transaction's receipt (``ChainQueries.committed_tx``)."""
+
+    tx_hash: bytes
+
+
+Query = (
+    StatusQuery
+    | NonceQuery
+    | BlockQuery
+    | SyncQuery
+    | ModuleStateQuery
+    | ModuleEntriesQuery
+    | EventsQuery
+    | TxQuery
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,7 @@ from node.adapters.errors import (
 from node.adapters.leveldb_store import LevelDBStorage
 from node.adapters.libp2p_network import Libp2pNetwork
 from node.api.http import HttpLimits, serve_http
-from node.api.routes import NodeApi
+from node.api.routes import MAX_WAIT_MS, NodeApi
 from node.chain.application import AppFactory, default_application
 from node.chain.errors import InvalidGenesisError, StorageMismatchError
 from node.chain.genesis import ConsensusParams
@@ -151,6 +151,12 @@ def api_limits(loaded: LoadedHome) -> HttpLimits:
     )
 
 
+def long_poll_limit_ms(loaded: LoadedHome) -> int:
+    """How long ``GET /events`` may wait: ``MAX_WAIT_MS``, and a second less than the
+    request timeout of ``[api]`` (the server answers 503 to a handler that takes longer)."""
+    return max(0, min(MAX_WAIT_MS, loaded.config.api.request_timeout_ms - 1_000))
+
+
 @contextmanager
 def open_storage(loaded: LoadedHome) -> Iterator[LevelDBStorage]:
     """LevelDB in ``HOME/data``, closed (after a final sync) on exit."""
@@ -247,7 +253,8 @@ async def _serve(core: NodeCore, loaded: LoadedHome, version: str) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(_stop_on_signal, nursery.cancel_scope)
         addrs = await nursery.start(network.serve)
-        api = await nursery.start(serve_http, host, port, NodeApi(runtime), api_limits(loaded))
+        handler = NodeApi(runtime, max_wait_ms=long_poll_limit_ms(loaded))
+        api = await nursery.start(serve_http, host, port, handler, api_limits(loaded))
         await nursery.start(runtime.run)
         _log_started(core, loaded, Started(network.local_peer, tuple(addrs), api[0], api[1]))
 

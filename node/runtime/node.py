@@ -61,6 +61,8 @@ from node.chain.actions import (
     SetTimer,
     TxResult,
 )
+from node.chain.errors import QueryError
+from node.chain.event_feed import EventCursor, EventPage
 from node.chain.events import (
     BlocksReceived,
     Event,
@@ -74,6 +76,13 @@ from node.chain.events import (
     TxSubmitted,
 )
 from node.chain.messages import TOPIC_CONSENSUS, TOPICS, PeerFault, decode_inbound
+from node.chain.queries import (
+    BadQueryError,
+    ChainQueries,
+    CommittedTx,
+    ModuleEntries,
+    ModuleState,
+)
 from node.codec import decode_message, encode_message
 from node.core import NodeCore
 from node.errors import DecodeError, NetworkError, UnknownPeerError
@@ -83,14 +92,18 @@ from node.runtime.inbox import (
     Ask,
     BlockQuery,
     CoreState,
+    EventsQuery,
     Handle,
     InboxItem,
+    ModuleEntriesQuery,
+    ModuleStateQuery,
     NonceQuery,
     Query,
     Reply,
     StatusQuery,
     SubmitTx,
     SyncQuery,
+    TxQuery,
 )
 from node.runtime.logs import fields
 from node.runtime.metrics import NodeMetrics
@@ -162,12 +175,30 @@ class TipBoard:
     def __init__(self, height: int, block_id: bytes) -> None:
         self._height = height
         self._encoded = encode_message(Status(height, block_id))
+        self._moved: trio.Event | None = None
+
+    @property
+    def height(self) -> int:
+        """The last committed height."""
+        return self._height
 
     def update(self, height: int, block_id: bytes) -> None:
-        """Record the tip after an event (re-encoded only when the height moved)."""
+        """Record the tip after an event (re-encoded only when the height moved; waiters of
+        ``wait_for_height`` wake up then)."""
         if height != self._height:
             self._height = height
             self._encoded = encode_message(Status(height, block_id))
+            if self._moved is not None:
+                self._moved.set()
+                self._moved = None
+
+    async def wait_for_height(self, height: int) -> None:
+        """Return once the committed height is at least ``height`` (bound the wait with a
+        cancel scope)."""
+        while self._height < height:
+            if self._moved is None:
+                self._moved = trio.Event()
+            await self._moved.wait()
 
     def encoded(self) -> bytes:
         """The current ``Status`` message."""
@@ -276,10 +307,14 @@ class NodeRuntime:
             self._ask_core(item)
 
     def _ask_core(self, item: Ask) -> None:
-        """Answer a read-only query. A query that raises is a bug, but it changed nothing:
-        the asker gets the error and the node goes on (an event that raises stops it)."""
+        """Answer a read-only query. A query the chain refuses (``QueryError``,
+        ``BadQueryError``) is the asker's to report; any other error is a bug, but it changed
+        nothing: the asker gets the error and the node goes on (an event that raises stops
+        it)."""
         try:
             answer = self._answer(item.query)
+        except (QueryError, BadQueryError) as exc:
+            item.reply.fail(exc)
         except Exception as exc:
             logger.exception("a query failed", extra=fields(query=type(item.query).__name__))
             item.reply.fail(exc)
@@ -315,7 +350,9 @@ class NodeRuntime:
         if isinstance(query, BlockQuery):
             height = core.height if query.height is None else query.height
             return core.committed_block(height) if 1 <= height <= core.height else None
-        return core.blocks_for_sync(query.from_height, query.max_blocks, query.max_bytes)
+        if isinstance(query, SyncQuery):
+            return core.blocks_for_sync(query.from_height, query.max_blocks, query.max_bytes)
+        return _answer_client_query(core.queries, query)
 
     # -- carrying out actions -----------------------------------------------------------------
 
@@ -522,6 +559,42 @@ class NodeRuntime:
         snapshot = await self.snapshot()
         self.node_metrics.observe_status(snapshot.status, snapshot.stats, len(snapshot.peers))
         return self.node_metrics.render()
+
+    async def module_state(self, module: str, path: str, height: int | None) -> ModuleState:
+        answer = await self._ask(ModuleStateQuery(module, path, height))
+        assert isinstance(answer, ModuleState)
+        return answer
+
+    async def module_entries(self, module: str, path: str | None, limit: int) -> ModuleEntries:
+        answer = await self._ask(ModuleEntriesQuery(module, path, limit))
+        assert isinstance(answer, ModuleEntries)
+        return answer
+
+    async def events(self, after: EventCursor, kind_prefix: str, limit: int) -> EventPage:
+        answer = await self._ask(EventsQuery(after, kind_prefix, limit))
+        assert isinstance(answer, EventPage)
+        return answer
+
+    async def committed_tx(self, tx_hash: bytes) -> CommittedTx | None:
+        answer = await self._ask(TxQuery(tx_hash))
+        assert answer is None or isinstance(answer, CommittedTx)
+        return answer
+
+    async def wait_for_height(self, height: int) -> None:
+        await self.tip.wait_for_height(height)
+
+
+def _answer_client_query(
+    queries: ChainQueries, query: ModuleStateQuery | ModuleEntriesQuery | EventsQuery | TxQuery
+) -> object:
+    """A client's read-only query of the chain (``node.chain.queries``)."""
+    if isinstance(query, ModuleStateQuery):
+        return queries.module_state(query.module, query.path, query.height)
+    if isinstance(query, ModuleEntriesQuery):
+        return queries.module_entries(query.module, query.path, query.limit)
+    if isinstance(query, EventsQuery):
+        return queries.events(query.after, query.kind_prefix, query.limit)
+    return queries.committed_tx(query.tx_hash)
 
 
 def _ignore(action: object) -> None:

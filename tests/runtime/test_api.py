@@ -14,6 +14,8 @@ from node.api.gateway import GatewayBusyError, NodeSnapshot
 from node.api.http import Request, Response
 from node.api.routes import NodeApi
 from node.chain.actions import TxResult
+from node.chain.event_feed import EventCursor, EventPage
+from node.chain.queries import CommittedTx, ModuleEntries, ModuleState, UnknownModuleError
 from node.errors import RejectReason
 from node.testing.cluster import Cluster
 from node.types import CommittedBlock
@@ -77,6 +79,21 @@ class ScriptedGateway:
 
     async def metrics(self) -> bytes:
         return b"bighealth_height 2.0\n"
+
+    async def module_state(self, module: str, path: str, height: int | None) -> ModuleState:
+        raise UnknownModuleError(module)
+
+    async def module_entries(self, module: str, path: str | None, limit: int) -> ModuleEntries:
+        raise UnknownModuleError(module)
+
+    async def events(self, after: EventCursor, kind_prefix: str, limit: int) -> EventPage:
+        return EventPage((), after, after.height)
+
+    async def committed_tx(self, tx_hash: bytes) -> CommittedTx | None:
+        return None
+
+    async def wait_for_height(self, height: int) -> None:
+        await trio.sleep_forever()
 
 
 def request(method: str, path: str, body: bytes = b"", content_type: str = "") -> Request:
@@ -182,8 +199,10 @@ async def test_blocks_by_height_and_latest() -> None:
 async def test_the_nonce_of_an_account() -> None:
     response = await NodeApi(ScriptedGateway())(request("GET", f"/accounts/{SENDER.hex()}/nonce"))
     assert document(response) == {"public_key": SENDER.hex(), "next_nonce": 7}
-    bad = await NodeApi(ScriptedGateway())(request("GET", "/accounts/abc/nonce"))
-    assert bad.status == 404
+    for key in ("abc", "zz", "zz" * 32, SENDER.hex() + "00"):
+        bad = await NodeApi(ScriptedGateway())(request("GET", f"/accounts/{key}/nonce"))
+        assert bad.status == 400
+        assert "an account key is 64 hex digits" in str(document(bad)["error"])
 
 
 async def test_unknown_paths_wrong_methods_busy_nodes_and_metrics() -> None:

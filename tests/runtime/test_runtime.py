@@ -7,6 +7,7 @@ check the same over libp2p and LevelDB.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,12 +21,16 @@ from consensus.sign_bytes import vote_sign_bytes_of
 from consensus.types import Vote, VoteType
 from node.adapters.config import SYNC_PROTOCOL
 from node.adapters.errors import RemoteError
+from node.api.http import Request
+from node.api.routes import NodeApi
 from node.app.accounts import GenesisAccount, Role
 from node.app.kv import set_payload
 from node.chain.config import NodeConfig
+from node.chain.event_feed import EventCursor
 from node.chain.genesis import Genesis
 from node.chain.messages import TOPIC_CONSENSUS, TOPIC_TXS
-from node.codec import block_id, encode_message
+from node.chain.queries import BadQueryError, UnknownModuleError
+from node.codec import block_id, encode_message, tx_hash
 from node.core import NodeCore
 from node.errors import RejectReason
 from node.ports import Signer
@@ -337,3 +342,43 @@ async def test_a_query_that_fails_is_answered_with_its_error_and_the_node_goes_o
             await runtime.next_nonce(bytes(32))
         height = await net.height("v0")
         await all_reach(net, ["v0"], height + 2)
+
+
+async def test_clients_read_state_receipts_and_events_through_the_core_task(
+    autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with network_of(1) as net:
+        await net.start("v0")
+        runtime = net.runtime("v0")
+        client = net.clients[0]
+        raw = net.txs.encoded(client, "kv.set", set_payload(b"key", b"value"))
+        assert (await runtime.submit_tx(raw)).accepted
+
+        async def committed() -> bool:
+            return await runtime.committed_tx(tx_hash(raw)) is not None
+
+        await wait_until(committed)
+        receipt = await runtime.committed_tx(tx_hash(raw))
+        assert receipt is not None and receipt.receipt.ok
+        path = (b"e/" + client.public_key + b"key").hex()
+        state = await runtime.module_state("kv", path, None)
+        assert state.proof.value is not None and state.rendered is not None
+        listing = await runtime.module_entries("kv", None, 10)
+        assert [e.key for e in listing.entries] == [state.proof.key]
+        page = await runtime.events(EventCursor(0), "kv.", 10)
+        assert [e.tx_hash for e in page.events] == [tx_hash(raw)]
+        with pytest.raises(UnknownModuleError):
+            await runtime.module_state("care", "00", None)
+        with pytest.raises(BadQueryError):
+            await runtime.module_state("kv", "zz", None)
+        assert not any(r.getMessage() == "a query failed" for r in caplog.records)
+        tip = await net.height("v0")
+        with trio.fail_after(10):
+            await runtime.wait_for_height(tip + 1)
+        assert await net.height("v0") >= tip + 1
+        tip = await net.height("v0")
+        request = Request("GET", "/events", {"after": str(tip), "wait_ms": "20000"}, {}, b"")
+        started = trio.current_time()
+        response = await NodeApi(runtime)(request)
+        assert response.status == 200 and trio.current_time() - started < 5
+        assert json.loads(response.body)["next_after"] > tip
