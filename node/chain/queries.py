@@ -102,8 +102,9 @@ class ChainQueries:
             proof = self._app.query(key, height)
         except KeyError as exc:
             raise QueryError(
-                f"the state of height {height} is not kept here (latest: {self._app.height}); "
-                f"{exc.args[0] if exc.args else ''}"
+                f"the state of height {height} is not kept here (the latest is "
+                f"{self._app.height}; only the last {self._app.config.state_retention_heights} "
+                "before it can be proven)"
             ) from exc
         rendered = None if proof.value is None else found.render(key, proof.value)
         return ModuleState(module, path, proof, rendered)
