@@ -4,7 +4,9 @@ height's one synced batch, the same on every node, kept across restarts."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
+from node.adapters.leveldb_store import LevelDBStorage
 from node.app.kv import set_payload
 from node.chain import store
 from node.chain.store import (
@@ -19,6 +21,7 @@ from node.chain.store import (
     txidx_key,
 )
 from node.codec import tx_hash
+from node.core import NodeCore
 from node.ports import Put, WriteOp
 from node.testing import MemoryStorage, TxFactory
 from node.testing.cluster import Cluster
@@ -166,3 +169,29 @@ def test_kv_events_reach_the_receipts() -> None:
     assert results is not None
     found = results.receipts[location.index]
     assert found.ok and [e.name for e in found.events] == ["kv.set"]
+
+
+def test_results_and_the_tx_index_are_read_back_from_leveldb_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    cluster = Cluster(validators=1, seed=3, txs_per_second=30)
+    node = cluster.nodes["v0"]
+    storage = LevelDBStorage(tmp_path / "data", cluster.genesis.chain_id)
+    node.storage, node.core = storage, None  # type: ignore[assignment]  # a fresh disk
+    node.epoch += 1
+    cluster.restart("v0")
+    cluster.run_until(height=4)
+    core = cluster.core("v0")
+    before = [core.block_results(h) for h in range(1, 5)]
+    hashes = [r.tx_hash for results in before if results is not None for r in results.receipts]
+    assert len(hashes) > 3
+    storage.close()
+    reopened = LevelDBStorage(tmp_path / "data", cluster.genesis.chain_id)
+    try:
+        restarted = NodeCore.open(reopened, None, cluster.genesis, cluster.config)
+        assert [restarted.block_results(h) for h in range(1, 5)] == before
+        assert all(restarted.tx_location(h) is not None for h in hashes)
+        committed = restarted.queries.committed_tx(hashes[0])
+        assert committed is not None and committed.receipt.tx_hash == hashes[0]
+    finally:
+        reopened.close()
