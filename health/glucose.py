@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from health.contracts.care import AlertLevel
+from health.contracts.care import AlertLevel as AlertLevel  # re-exported: the levels alerts raise
 
 VERY_LOW_BELOW_MG_DL: Final = 54
 LOW_BELOW_MG_DL: Final = 70
