@@ -26,7 +26,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from health.contracts.care import AlertLevel as AlertLevel  # re-exported: the levels alerts raise
+from health.contracts.care import AlertLevel
+
+__all__ = [
+    "AlertLevel",
+    "GlucoseError",
+    "GlucoseStats",
+    "alert_for",
+    "check_reading",
+    "statistics",
+]
 
 VERY_LOW_BELOW_MG_DL: Final = 54
 LOW_BELOW_MG_DL: Final = 70
