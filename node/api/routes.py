@@ -132,6 +132,19 @@ class NodeApi:
             (STATE_PATH, {"GET": self._state}),
         ]
 
+    def add_route(self, method: str, path_pattern: str, handler: Route) -> None:
+        """Serve ``method`` requests whose path fully matches ``path_pattern`` with
+        ``handler`` (an extension's route: ``node.runtime.extension``). The node's own
+        routes come first; ``ValueError`` for a method already served on that pattern."""
+        compiled = re.compile(path_pattern)
+        for pattern, routes in self._patterns:
+            if pattern.pattern == compiled.pattern:
+                if method in routes:
+                    raise ValueError(f"{method} {path_pattern} is served twice")
+                routes[method] = handler
+                return
+        self._patterns.append((compiled, {method: handler}))
+
     async def __call__(self, request: Request) -> Response:
         routes, match = self._routes_of(request.path)
         if routes is None:

@@ -127,6 +127,10 @@ class ChainQueries:
             truncated=len(page) > limit,
         )
 
+    def state(self) -> CommittedState:
+        """A reader of the last committed state (for the node's extensions)."""
+        return CommittedState(self._app, self._storage)
+
     def committed_tx(self, tx_hash: bytes) -> CommittedTx | None:
         """See the module docstring (None: not committed on this node's chain)."""
         location = store.read_tx_location(self._storage, tx_hash)
@@ -157,6 +161,27 @@ class ChainQueries:
             return self._app.module(name)
         except KeyError:
             raise UnknownModuleError(f"this node runs no module {name[:40]!r}") from None
+
+
+class CommittedState:
+    """The last committed application state: ``get`` from the application, ``iterate``
+    from the stored copy (the same height: both are written by one commit). Valid until the
+    next event the core handles."""
+
+    def __init__(self, app: Application, storage: Storage) -> None:
+        self._app = app
+        self._storage = storage
+
+    def get(self, key: bytes) -> bytes | None:
+        """The committed value of ``key``, or None."""
+        return self._app.get(key)
+
+    def iterate(self, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        """Up to ``limit`` (at most ``MAX_ENTRIES_PER_PAGE``) entries under ``prefix``, in
+        key order."""
+        if type(limit) is not int or not 1 <= limit <= MAX_ENTRIES_PER_PAGE:
+            raise BadQueryError(f"limit must be in 1..{MAX_ENTRIES_PER_PAGE}")
+        return store.app_entries_page(self._storage, prefix, limit)
 
 
 def _query_key(module: Module, path: str) -> bytes:

@@ -8,6 +8,7 @@ answer back; a requester that gave up (timed out, cancelled) simply never reads 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -16,6 +17,7 @@ import trio
 from node.chain.actions import TxResult
 from node.chain.event_feed import EventCursor
 from node.chain.events import Event
+from node.chain.queries import CommittedState
 from node.chain.status import NodeStats, NodeStatus
 
 T = TypeVar("T")
@@ -128,6 +130,13 @@ class EventsQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class StateRead:
+    """An extension's read of the committed state: ``read(reader)`` on the core task."""
+
+    read: Callable[[CommittedState], object]
+
+
+@dataclass(frozen=True, slots=True)
 class TxQuery:
     """A committed transaction's receipt (``ChainQueries.committed_tx``)."""
 
@@ -143,6 +152,7 @@ Query = (
     | ModuleEntriesQuery
     | EventsQuery
     | TxQuery
+    | StateRead
 )
 
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 import logging
 import signal
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -55,6 +55,7 @@ from node.core import NodeCore
 from node.errors import BigHealthError, StorageError
 from node.home import LoadedHome, listen_port, parse_host_port
 from node.home.config import LISTEN_PATTERN
+from node.runtime.extension import NodeExtension, NodeServices
 from node.runtime.logs import adopt_library_loggers, fields
 from node.runtime.metrics import NodeMetrics
 from node.runtime.node import NodeIdentity, NodeRuntime, RuntimeLimits, TipBoard
@@ -204,23 +205,41 @@ def open_core(
         raise NodeStartError(f"{loaded.home.genesis_path}: {exc}") from exc
 
 
+ExtensionsFactory = Callable[[LoadedHome], AbstractContextManager[Sequence[NodeExtension]]]
+"""Opens what a node's extensions need (their own stores, keys) for the node's lifetime and
+gives the extensions; the composition root (``node.cli``) supplies it."""
+
+
+@contextmanager
+def no_extensions(loaded: LoadedHome) -> Iterator[Sequence[NodeExtension]]:
+    """The ``ExtensionsFactory`` of a node that runs none."""
+    yield ()
+
+
 async def run_node(
-    loaded: LoadedHome, *, version: str, app_factory: AppFactory = default_application
+    loaded: LoadedHome,
+    *,
+    version: str,
+    app_factory: AppFactory = default_application,
+    extensions: ExtensionsFactory = no_extensions,
 ) -> None:
-    """Run the node of ``loaded`` with ``app_factory``'s application until SIGTERM/SIGINT
-    (returns) or a fatal error (raises ``NodeStartError``, ``ChainHaltError`` or a bug)."""
+    """Run the node of ``loaded`` with ``app_factory``'s application and ``extensions``
+    until SIGTERM/SIGINT (returns) or a fatal error (raises ``NodeStartError``,
+    ``ChainHaltError`` or a bug)."""
     adopt_library_loggers()
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series: noise
     preflight(loaded)
-    with open_storage(loaded) as storage:
+    with open_storage(loaded) as storage, extensions(loaded) as plugged:
         core = open_core(storage, loaded, app_factory)
         try:
-            await _serve(core, loaded, version)
+            await _serve(core, loaded, version, plugged)
         except BaseExceptionGroup as group:
             raise _single_error(group) from None
 
 
-async def _serve(core: NodeCore, loaded: LoadedHome, version: str) -> None:
+async def _serve(
+    core: NodeCore, loaded: LoadedHome, version: str, extensions: Sequence[NodeExtension]
+) -> None:
     tip = TipBoard(core.height, core.last_block_id)
     try:
         network = Libp2pNetwork(
@@ -254,9 +273,26 @@ async def _serve(core: NodeCore, loaded: LoadedHome, version: str) -> None:
         await nursery.start(_stop_on_signal, nursery.cancel_scope)
         addrs = await nursery.start(network.serve)
         handler = NodeApi(runtime, max_wait_ms=long_poll_limit_ms(loaded))
+        for extension in extensions:
+            for route in extension.routes():
+                handler.add_route(route.method, route.path_pattern, route.handler)
         api = await nursery.start(serve_http, host, port, handler, api_limits(loaded))
         await nursery.start(runtime.run)
+        for extension in extensions:
+            await nursery.start(_run_extension, extension, runtime.services())
         _log_started(core, loaded, Started(network.local_peer, tuple(addrs), api[0], api[1]))
+
+
+async def _run_extension(
+    extension: NodeExtension,
+    services: NodeServices,
+    *,
+    task_status: Any = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run ``extension`` in the node's nursery; it stops with the node (an error it raises
+    stops the node too: an extension that cannot work must not pretend to)."""
+    logger.info("extension starting", extra=fields(extension=extension.name))
+    await extension.run(services, task_status=task_status)
 
 
 def _log_started(core: NodeCore, loaded: LoadedHome, started: Started) -> None:

@@ -100,6 +100,7 @@ from node.runtime.inbox import (
     NonceQuery,
     Query,
     Reply,
+    StateRead,
     StatusQuery,
     SubmitTx,
     SyncQuery,
@@ -108,6 +109,7 @@ from node.runtime.inbox import (
 from node.runtime.logs import fields
 from node.runtime.metrics import NodeMetrics
 from node.runtime.network import RuntimeNetwork
+from node.runtime.services import CommitFeed, RuntimeServices
 from node.runtime.sync_wire import (
     MAX_SYNC_BLOCKS,
     SYNC_REQUEST_CODEC,
@@ -146,6 +148,8 @@ class RuntimeLimits:
     """Largest block-sync response, sent or accepted (one transport frame)."""
     max_timers: int = DEFAULT_MAX_TIMERS
     """Timers pending at once (the core keeps a few dozen; moot ones are dropped when full)."""
+    max_commit_subscribers: int = 16
+    """Extensions' subscriptions to committed heights (``node.runtime.services``)."""
     consensus_direct: bool = True
     """Send consensus broadcasts straight to every ready peer as well as by gossip.
     py-libp2p's GossipSub can leave a restarted peer out of its neighbours' meshes for a
@@ -252,6 +256,8 @@ class NodeRuntime:
         self._response_codec = response_codec(self.limits.sync_response_max_bytes)
         self._fetches = 0
         self._nursery: trio.Nursery | None = None
+        self.commit_feed = CommitFeed(self.limits.max_commit_subscribers)
+        """What each committed height did, for the node's extensions."""
         self._started_s = 0.0  # trio's clock when ``run`` started
         self._carry: dict[type, Callable[[Any], None]] = {
             Broadcast: self._broadcast,
@@ -352,6 +358,8 @@ class NodeRuntime:
             return core.committed_block(height) if 1 <= height <= core.height else None
         if isinstance(query, SyncQuery):
             return core.blocks_for_sync(query.from_height, query.max_blocks, query.max_bytes)
+        if isinstance(query, StateRead):
+            return query.read(core.queries.state())
         return _answer_client_query(core.queries, query)
 
     # -- carrying out actions -----------------------------------------------------------------
@@ -393,6 +401,7 @@ class NodeRuntime:
         self._nursery.start_soon(self._fetch_blocks, action)
 
     def _committed(self, action: BlockCommitted) -> None:
+        self.commit_feed.publish(action)
         interval_s = self.node_metrics.block_committed(action, trio.current_time())
         logger.info(
             "committed",
@@ -583,9 +592,18 @@ class NodeRuntime:
     async def wait_for_height(self, height: int) -> None:
         await self.tip.wait_for_height(height)
 
+    async def ask_state(self, item: StateRead) -> object:
+        """An extension's read of the committed state (``node.runtime.services``)."""
+        return await self._ask(item)
+
+    def services(self) -> RuntimeServices:
+        """What this node offers its extensions (``node.runtime.extension.NodeServices``)."""
+        return RuntimeServices(self, self._network, self._core.chain_id)
+
 
 def _answer_client_query(
-    queries: ChainQueries, query: ModuleStateQuery | ModuleEntriesQuery | EventsQuery | TxQuery
+    queries: ChainQueries,
+    query: ModuleStateQuery | ModuleEntriesQuery | EventsQuery | TxQuery,
 ) -> object:
     """A client's read-only query of the chain (``node.chain.queries``)."""
     if isinstance(query, ModuleStateQuery):
