@@ -135,11 +135,14 @@ class Keystore:
         role: HealthRole | str,
         kdf: KdfParams = KDF_MODERATE,
         max_data_keys: int = DEFAULT_MAX_DATA_KEYS,
+        signing_seed: bytes | None = None,
+        encryption_private_key: bytes | None = None,
     ) -> Keystore:
-        """A new keystore at ``path`` with fresh keys from the operating system's generator;
-        its identity id is the new signing key (what ``identity.register`` binds).
-        ``KeystoreError("exists")`` if ``path`` exists; ``ValueError`` for an empty
-        passphrase, a bad name, role or cost."""
+        """A new keystore at ``path`` with fresh keys from the operating system's generator
+        (or the given ones: importing the keys of an identity that exists, e.g. a genesis
+        institution's); its identity id is the signing key (what ``identity.register``
+        binds). ``KeystoreError("exists")`` if ``path`` exists; ``ValueError`` for an empty
+        passphrase, a bad name, role, cost or key size."""
         target = Path(path)
         secret = _passphrase_bytes(passphrase)
         _check_kdf(kdf, ValueError)
@@ -149,13 +152,18 @@ class Keystore:
             raise ValueError("max_data_keys must be >= 0")
         if target.exists():
             raise KeystoreError("exists", f"{target} exists: refusing to overwrite a keystore")
-        signing_seed = nacl.utils.random(32)
+        if signing_seed is None:
+            signing_seed = nacl.utils.random(32)
+        if encryption_private_key is None:
+            encryption_private_key = bytes(PrivateKey.generate())
+        if len(signing_seed) != 32 or len(encryption_private_key) != 32:
+            raise ValueError("a signing seed and an X25519 private key are 32 bytes each")
         contents = _Contents(
             name=name,
             role=_role_of(role),
             identity=Ed25519KeyPair.from_seed(signing_seed).public_key,
-            signing_seed=signing_seed,
-            encryption_key=bytes(PrivateKey.generate()),
+            signing_seed=bytes(signing_seed),
+            encryption_key=bytes(encryption_private_key),
             previous_encryption_keys=[],
             pending=None,
             data_keys={},

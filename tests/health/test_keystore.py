@@ -290,3 +290,23 @@ def test_repr_shows_no_secret(tmp_path: Path) -> None:
     text = repr(keystore) + repr(keystore.signer)
     assert keystore.signer.seed.hex() not in text
     assert keystore.encryption_private_key.hex() not in text
+
+
+def test_existing_keys_can_be_imported(tmp_path: Path) -> None:
+    seed, private = bytes([7] * 32), bytes([8] * 32)
+    keystore = Keystore.create(
+        tmp_path / "k",
+        PASS,
+        name="hospital",
+        role="institution",
+        kdf=KDF_MIN,
+        signing_seed=seed,
+        encryption_private_key=private,
+    )
+    opened = Keystore.open(keystore.path, PASS)
+    assert opened.signer.seed == seed and opened.encryption_private_key == private
+    assert opened.identity_id == opened.signer.public_key
+    with pytest.raises(ValueError, match="32 bytes"):
+        Keystore.create(
+            tmp_path / "short", PASS, name="h", role="institution", kdf=KDF_MIN, signing_seed=b"x"
+        )
