@@ -235,60 +235,85 @@ class HealthClient(ContractActions):
     ) -> bytes:
         """Seal ``content`` (a FHIR resource) as a new record of ``owner`` (default: us),
         hand it to each custodian (identity id, API URL), commit it; its id. The data key is
-        wrapped for the owner and each reader at their current on-chain encryption keys.
-        ``RecordError("no_custodian")`` when no custodian took the blob (nothing was
-        committed); ``TransactionFailed`` when the commitment was refused."""
-        owner_id = self.identity_id if owner is None else owner
-        owner_identity = self._require_identity(owner_id, "the owner")
+        wrapped for the owner and each reader at their current on-chain encryption keys (an
+        author who is not the owner, a practitioner, names itself among the readers to read
+        the record back). ``RecordError("no_custodian")`` when no custodian took the blob
+        (nothing was committed); ``TransactionRejected``/``TransactionFailed`` when the
+        commitment was refused."""
         if not custodians:
             raise ValueError("a record needs at least one custodian")
-        record_id = nacl.utils.random(ID_BYTES)
-        data_key = nacl.utils.random(DATA_KEY_BYTES)
-        ciphertext = seal(
-            fhir.dumps(content),
-            record_id=record_id,
-            owner=owner_id,
-            key_epoch=owner_identity.key_epoch,
-            data_key=data_key,
-            nonce=nacl.utils.random(NONCE_BYTES),
+        owner_identity = self._require_identity(
+            self.identity_id if owner is None else owner, "the owner"
         )
-        commitment = commitment_of(ciphertext)
-        statement = commitment_statement(
-            chain_id=self.chain_id,
-            record_id=record_id,
-            owner=owner_id,
+        upload, data_key = self._sealed(
+            content,
+            owner_identity,
             resource_type=resource_type,
             code=code,
-            commitment=commitment,
-            key_epoch=owner_identity.key_epoch,
             data_time_ms=data_time_ms,
-        )
-        upload = RecordUpload(
-            record=record_id,
-            owner=owner_id,
-            author=self.identity_id,
-            resource_type=resource_type,
-            code=code,
-            key_epoch=owner_identity.key_epoch,
-            data_time_ms=data_time_ms,
-            ciphertext=ciphertext,
-            wrapped_keys=self._wrap_for(owner_identity, readers, data_key, record_id),
-            author_signature=self.keystore.signer.sign(statement),
+            readers=readers,
         )
         self._put_everywhere(upload, custodians)
+        commitment = commitment_of(upload.ciphertext)
         payload = commit_payload(
-            record_id,
-            owner_id,
+            upload.record,
+            upload.owner,
             resource_type=resource_type,
             code=code,
             ciphertext_sha256=commitment.ciphertext_sha256,
             size_bytes=commitment.size_bytes,
             custodians=tuple(custodian for custodian, _ in custodians),
-            key_epoch=owner_identity.key_epoch,
+            key_epoch=upload.key_epoch,
             data_time_ms=data_time_ms,
         )
-        self._commit(record_id, owner_id, data_key, payload)
-        return record_id
+        self._commit(upload.record, upload.owner, data_key, payload)
+        return upload.record
+
+    def _sealed(
+        self,
+        content: Mapping[str, Any],
+        owner: Identity,
+        *,
+        resource_type: str,
+        code: str,
+        data_time_ms: int,
+        readers: Sequence[bytes],
+    ) -> tuple[RecordUpload, bytes]:
+        """A new record (fresh id, data key and nonce) sealed, its key wrapped and its
+        author statement signed; and its data key."""
+        record_id = nacl.utils.random(ID_BYTES)
+        data_key = nacl.utils.random(DATA_KEY_BYTES)
+        ciphertext = seal(
+            fhir.dumps(content),
+            record_id=record_id,
+            owner=owner.id,
+            key_epoch=owner.key_epoch,
+            data_key=data_key,
+            nonce=nacl.utils.random(NONCE_BYTES),
+        )
+        statement = commitment_statement(
+            chain_id=self.chain_id,
+            record_id=record_id,
+            owner=owner.id,
+            resource_type=resource_type,
+            code=code,
+            commitment=commitment_of(ciphertext),
+            key_epoch=owner.key_epoch,
+            data_time_ms=data_time_ms,
+        )
+        upload = RecordUpload(
+            record=record_id,
+            owner=owner.id,
+            author=self.identity_id,
+            resource_type=resource_type,
+            code=code,
+            key_epoch=owner.key_epoch,
+            data_time_ms=data_time_ms,
+            ciphertext=ciphertext,
+            wrapped_keys=self._wrap_for(owner, readers, data_key, record_id),
+            author_signature=self.keystore.signer.sign(statement),
+        )
+        return upload, data_key
 
     def _wrap_for(
         self, owner: Identity, readers: Sequence[bytes], data_key: bytes, record_id: bytes

@@ -26,8 +26,10 @@ from health.client import (
 )
 from health.client.node_client import HttpReply, NodeClient, NodeResponseError, RecordUpload
 from health.client.transactions import event_attribute
-from health.contracts.common import GLUCOSE_RESOURCE_TYPE, HealthRole, Purpose
+from health.contracts.care import AlertLevel, ItemKind, ScheduleItem, get_plan
+from health.contracts.common import GLUCOSE_RESOURCE_TYPE, HealthRole, Purpose, param
 from health.contracts.consent import get_grant
+from health.contracts.governance import Choice
 from health.contracts.identity import node_of
 from health.contracts.records import get_record
 from health.envelopes import open_sealed, unwrap_key
@@ -227,6 +229,68 @@ def test_ids_come_from_the_receipts(parties: Parties, world: World) -> None:
         expires_ms=world.chain.now_ms() + 3_600_000,
     )
     assert len(referral) == 32
+
+
+def test_governance_proposals_and_votes(parties: Parties, world: World) -> None:
+    proposal = parties.hospital.propose_set_param("max_custodians", 4, "fewer copies")
+    assert proposal == 1
+    receipt = parties.hospital.vote(proposal, Choice.YES)
+    assert event_attribute(receipt, "governance.passed", "proposal") == "1"
+    assert param(world.chain, "max_custodians") == 4
+
+
+def test_a_care_plan_written_by_the_doctor(parties: Parties, world: World) -> None:
+    patient, doctor = parties.patient, parties.doctor
+    patient.grant_only(
+        doctor.identity_id,
+        expires_ms=world.chain.now_ms() + 3_600_000,
+        resource_types=["CarePlan", GLUCOSE_RESOURCE_TYPE],
+    )
+    plan = {"resourceType": "CarePlan", "id": "plan-1", "status": "active", "intent": "plan"}
+    record = doctor.upload_record(
+        plan,
+        owner=patient.identity_id,
+        resource_type="CarePlan",
+        code="http://snomed.info/sct|698360004",
+        data_time_ms=world.chain.now_ms(),
+        custodians=world.custodians,
+        readers=[doctor.identity_id],
+    )
+    commitment = get_record(world.chain, record)
+    assert commitment is not None and commitment.author == doctor.identity_id
+    assert doctor.read_record(record) == plan  # the author named itself a reader
+    assert patient.read_record(record) == plan
+    assert doctor.keystore.data_key_count == 0  # not the owner: no copy kept
+    item = ScheduleItem(1, ItemKind.MEASUREMENT, (480, 1200))
+    doctor.set_plan(
+        patient.identity_id,
+        base_version=0,
+        plan_record=record,
+        plan_sha256=commitment.ciphertext_sha256,
+        tz_offset_minutes=60,
+        items=[item],
+    )
+    stored = get_plan(world.chain, patient.identity_id)
+    assert stored is not None and stored.items == (item,)
+    patient.set_policy(True)
+    reading_id = upload(parties.device, world, 55, owner=patient.identity_id)
+    receipt = parties.device.alert(AlertLevel.HYPO_1, reading_id)
+    assert event_attribute(receipt, "care.alert_raised", "level") == "hypo_1"
+
+
+def test_referral_declined_by_its_target(parties: Parties, world: World) -> None:
+    parties.patient.grant_only(
+        parties.doctor.identity_id, expires_ms=world.chain.now_ms() + 3_600_000
+    )
+    referral = parties.doctor.request_referral(
+        parties.patient.identity_id,
+        parties.hospital.identity_id,
+        specialty="cardiology",
+        reason_code="sct|1234",
+        expires_ms=world.chain.now_ms() + 3_600_000,
+    )
+    receipt = parties.hospital.decline_referral(referral, "sct|busy")
+    assert event_attribute(receipt, "referral.declined", "status") == "declined"
 
 
 # -- records ---------------------------------------------------------------------------------
