@@ -233,10 +233,11 @@ class ByzantineNode:
         self._inner.on_timer(token)
         self._flush()
 
-    def submit_tx(self, tx: bytes) -> None:
-        """Transactions go to the node code unchanged."""
-        self._inner.submit_tx(tx)
+    def submit_tx(self, tx: bytes) -> str | None:
+        """Transactions go to the node code unchanged (and so does its answer)."""
+        refusal = self._inner.submit_tx(tx)
         self._flush()
+        return refusal
 
     # --- what the node code sends ---------------------------------------------------------------
 

@@ -11,6 +11,9 @@
 - **node error**: no exception escapes an honest node's code, whatever it receives.
 - **liveness**: once every fault has healed, a new height is decided at least every
   ``liveness_bound_us``, and at the end of a run no honest node that is up lags behind.
+- **workload** (raised by the simulation, not here): at the end of a run, the expectations
+  of the workload's story that did not hold (e.g. a reminder that came due and was neither
+  acknowledged nor escalated in time).
 
 Byzantine nodes' decisions are not checked (they may be fed anything); what they *send* is
 what the safety checkers are about. Violations are results, not exceptions: the run records
@@ -36,6 +39,7 @@ DOUBLE_SIGN = "double-sign"
 ACCUSATION = "accusation"
 NODE_ERROR = "node-error"
 LIVENESS = "liveness"
+WORKLOAD = "workload"
 
 _PROPOSAL_STEP = 0
 

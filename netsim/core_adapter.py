@@ -15,8 +15,13 @@ stamped with the node's own clock, and carries out the actions:
 - ``RequestBlocks`` travels as a request message; the peer's shell answers it from its
   core's ``blocks_for_sync``, and the answer comes back as ``BlocksReceived``, both over the
   simulated network (so partitions, loss and bandwidth apply to block sync too).
-- ``BlockCommitted`` goes to the checkers, ``PeerMisbehaved`` and ``EquivocationDetected``
-  to the run's counters.
+- ``BlockCommitted`` goes to the checkers (with the block's receipts and events, which the
+  run hands to the workload), ``PeerMisbehaved`` and ``EquivocationDetected`` to the run's
+  counters; a client's ``TxResult`` refusal is the answer ``submit_tx`` returns.
+
+The application is the run's: ``RunSetup.app_factory`` (the workload's, e.g. the health
+chain's modules) or the node's default one, and the genesis carries the workload's
+``app_state``.
 
 A ``ChainHaltError`` (or any exception) escaping the core is left to the host, which
 records it as a violation: an honest node must never halt in a run.
@@ -41,7 +46,9 @@ from node.chain.actions import (
     RequestBlocks,
     SendTo,
     SetTimer,
+    TxResult,
 )
+from node.chain.application import AppFactory, default_application
 from node.chain.config import NodeConfig
 from node.chain.events import (
     BlocksReceived,
@@ -120,13 +127,16 @@ class CoreNode:
         signer: Signer | None,
         config: NodeConfig,
         audiences: Audiences,
+        app_factory: AppFactory = default_application,
     ) -> None:
-        """Open the core from ``env.storage`` (a fresh chain, or a restart)."""
+        """Open the core from ``env.storage`` (a fresh chain, or a restart) with the
+        application ``app_factory`` builds."""
         self._env = env
         self._audiences = audiences
         self._nodes = env.topology.nodes
         self._downstream = env.topology.downstream[env.index] if signer is not None else ()
-        self._core = NodeCore.open(env.storage, signer, genesis, config)
+        self._core = NodeCore.open(env.storage, signer, genesis, config, app_factory=app_factory)
+        self._refusal: str | None = None
         self._reads_headers = signer is not None
         self._timer_of_key: dict[TimerKey, tuple[int, int]] = {}
         self._key_of_timer: dict[int, TimerKey] = {}
@@ -164,9 +174,13 @@ class CoreNode:
         del self._timer_of_key[key]
         self._handle(TimerFired(key, self._env.clock.now_ms()))
 
-    def submit_tx(self, tx: bytes) -> None:
-        """Feed ``TxSubmitted`` (the answer, a ``TxResult``, goes nowhere: clients re-send)."""
+    def submit_tx(self, tx: bytes) -> str | None:
+        """Feed ``TxSubmitted``; the refusal of its ``TxResult`` (``"<reason>: <message>"``),
+        or None when the node admitted it."""
+        self._refusal = None
         self._handle(TxSubmitted(tx, self._env.clock.now_ms()))
+        refusal, self._refusal = self._refusal, None
+        return refusal
 
     # --- actions ---------------------------------------------------------------------------------
 
@@ -200,6 +214,9 @@ class CoreNode:
             env.rejected(-1 if peer is None else peer, action.offence.value)
         elif isinstance(action, EquivocationDetected):
             env.accused(action.evidence.validator)
+        elif isinstance(action, TxResult) and not action.accepted:
+            reason = "refused" if action.reason is None else action.reason.value
+            self._refusal = f"{reason}: {action.message}"
 
     def _set_timer(self, action: SetTimer) -> None:
         """Start the timer of ``action.key``, cancelling a pending one of the same key."""
@@ -225,6 +242,9 @@ class CoreNode:
             previous_block_id=previous,
             app_state_root=action.app_state_root,
             tx_hashes=tuple(receipt.tx_hash for receipt in action.receipts),
+            time_ms=action.time_ms,
+            receipts=action.receipts,
+            events=action.events,
         )
 
     # --- block sync ------------------------------------------------------------------------------
@@ -265,7 +285,8 @@ class CoreNode:
 
 class CoreBuilder:
     """Builds ``CoreNode`` s: one genesis per run (validators from the run's keys, the
-    workload's accounts), the node ``config`` and chain ``params`` given here."""
+    workload's accounts and app_state), the run's application, the node ``config`` and chain
+    ``params`` given here."""
 
     def __init__(
         self, config: NodeConfig | None = None, params: ConsensusParams | None = None
@@ -279,9 +300,17 @@ class CoreBuilder:
         genesis, audiences = self._run_objects(setup)
         signer = setup.validator_keys[node] if node < len(setup.validator_keys) else None
         config = self._config
+        app_factory = setup.app_factory if setup.app_factory is not None else default_application
 
         def build(env: NodeEnv) -> SimNode:
-            return CoreNode(env, genesis=genesis, signer=signer, config=config, audiences=audiences)
+            return CoreNode(
+                env,
+                genesis=genesis,
+                signer=signer,
+                config=config,
+                audiences=audiences,
+                app_factory=app_factory,
+            )
 
         return build
 
@@ -296,6 +325,7 @@ class CoreBuilder:
                 validators=validators,
                 accounts=setup.genesis_accounts,
                 params=self._params,
+                app_state=setup.genesis_app_state,
             )
             self._cache = (setup, genesis, Audiences(setup.topology))
         return self._cache[1], self._cache[2]

@@ -235,12 +235,24 @@ class NodeHost:
         else:
             self.dropped_while_down += 1
 
-    def submit_tx(self, tx: bytes, digest: bytes) -> bool:
-        """A client hands the node ``tx``; False if the process is not running."""
+    def submit_tx(
+        self, tx: bytes, digest: bytes, on_refused: Callable[[str], None] | None = None
+    ) -> bool:
+        """A client hands the node ``tx``; False if the process is not running. When the node
+        refuses it, ``on_refused`` hears why (during this call)."""
         if self.status is not NodeStatus.UP:
             return False
         self._trace.record(self._loop.now_us, self.index, NO_PEER, TraceKind.TX, digest)
-        self._guarded(lambda: "a transaction", lambda node: node.submit_tx(tx))
+        refusals: list[str] = []
+
+        def submit(node: SimNode) -> None:
+            refusal = node.submit_tx(tx)
+            if refusal is not None:
+                refusals.append(refusal)
+
+        self._guarded(lambda: "a transaction", submit)
+        if refusals and on_refused is not None:
+            on_refused(refusals[0])
         return True
 
     # --- internals -------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from netsim.topology import Topology
 from node.codec import Message, decode_message
 from node.errors import DecodeError
 from node.ports import Clock, Rng
+from node.types import Event, TxReceipt
 
 TimerToken = tuple[int, ...]
 """What a node gets back when its timer fires: up to four non-negative ints it chose."""
@@ -93,6 +94,10 @@ class Decision:
     ``tx_hashes`` are the SHA-256 of the block's transactions, in block order;
     ``previous_block_id`` is the parent id its header names (None if the node did not read
     it: the checker then relies on agreement, as the block id covers the header).
+    ``time_ms``, ``receipts`` and ``events`` are what executing the block gave (the block
+    time, each transaction's receipt, the block-time events of due work) for the workload to
+    read, when the node code reports them (0 and empty otherwise); the checkers do not
+    compare them (the state root covers the state they come from).
     """
 
     height: int
@@ -100,6 +105,9 @@ class Decision:
     previous_block_id: bytes | None
     app_state_root: bytes
     tx_hashes: tuple[bytes, ...]
+    time_ms: int = 0
+    receipts: tuple[TxReceipt, ...] = ()
+    events: tuple[Event, ...] = ()
 
 
 class NodeEnv(Protocol):
@@ -178,8 +186,10 @@ class SimNode(Protocol):
         """A timer set with ``token`` fired."""
         ...
 
-    def submit_tx(self, tx: bytes) -> None:
-        """A client handed this node the transaction ``tx`` (canonical bytes)."""
+    def submit_tx(self, tx: bytes) -> str | None:
+        """A client handed this node the transaction ``tx`` (canonical bytes). Returns why
+        the node refused it (``"<reason>: <message>"``, what a real node answers the client),
+        or None when it was admitted or the node code gives no answer."""
         ...
 
 

@@ -4,7 +4,7 @@ happened and the exact command that replays it."""
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from netsim.config import SimConfig, format_role_mix
 from netsim.faults import FaultOptions
@@ -12,6 +12,7 @@ from netsim.result import RunResult
 
 MAX_FAULT_LINES = 12
 MAX_VIOLATION_LINES = 10
+MAX_LINE_CHARS = 100
 
 
 def replay_command(config: SimConfig, extra: Sequence[str] = ()) -> str:
@@ -38,8 +39,7 @@ def header_lines(
         f"  faults           {kinds}{swarm}; window {faults.window_start_ms}.."
         f"{faults.window_end_ms} ms, mean gap {faults.mean_gap_ms} ms, "
         f"episodes <= {faults.max_episode_ms} ms",
-        f"  workload         {config.workload}: {config.clients} clients, {config.tx_rate:g} tx/s, "
-        f"{config.payload_bytes}-byte payloads",
+        f"  workload         {_workload(config)}",
         f"  liveness bound   {config.liveness_bound_ms} ms after healing; "
         f"time limit {config.max_sim_time_ms} ms",
     ]
@@ -76,6 +76,7 @@ def summary_lines(result: RunResult) -> list[str]:
         f"rejected inputs  {result.rejected_inputs}; accusations {result.accusations}",
         f"signature checks {result.signature_checks:,} run, "
         f"{result.signature_checks_shared:,} shared between simulated nodes",
+        *workload_lines(result.workload_counts),
         f"events           {result.events:,}",
         f"wall time        {result.wall_time_s:.2f} s "
         f"({result.wall_us_per_message:.1f} µs per delivered message)",
@@ -98,6 +99,33 @@ def failure_lines(result: RunResult) -> list[str]:
             lines.append(f"  ... {len(result.fault_actions) - MAX_FAULT_LINES} more")
     lines.append("replay with:")
     lines.append("  " + replay_command(result.config))
+    return lines
+
+
+def _workload(config: SimConfig) -> str:
+    return (
+        f"{config.workload}: {config.clients} clients, {config.tx_rate:g} tx/s, "
+        f"{config.payload_bytes}-byte payloads"
+    )
+
+
+def workload_lines(counts: Mapping[str, int]) -> list[str]:
+    """The workload's counts, one group a line (wrapped): ``<group> <name> n, <name> n``."""
+    groups: dict[str, list[str]] = {}
+    for key, count in counts.items():
+        group, _, name = key.partition("/")
+        groups.setdefault(group, []).append(f"{name} {count:,}")
+    lines: list[str] = []
+    for group, items in groups.items():
+        line = f"{group[:16]:<16} "
+        for index, item in enumerate(items):
+            text = item if index == 0 else ", " + item
+            if len(line) + len(text) > MAX_LINE_CHARS and index > 0:
+                lines.append(line + ",")
+                line = " " * 17 + item
+            else:
+                line += text
+        lines.append(line)
     return lines
 
 

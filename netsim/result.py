@@ -8,7 +8,7 @@ real-time figures and never feed back into a run.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Final
 
@@ -86,6 +86,8 @@ class RunResult:
     """Ed25519 verifications actually computed."""
     signature_checks_shared: int = 0
     """Verifications answered from the run's shared memo (see ``netsim.memo``)."""
+    workload_counts: dict[str, int] = field(default_factory=dict)
+    """The workload's counts (``"<group>/<name>"`` -> n, see ``WorkloadReport``)."""
 
     @property
     def passed(self) -> bool:
@@ -176,6 +178,7 @@ def summarize(sim: Simulation, end_reason: str, wall_time_s: float) -> RunResult
         ),
         signature_checks=sim.signature_checks[0],
         signature_checks_shared=sim.signature_checks[1],
+        workload_counts=dict(sim.workload_report.counts),
     )
 
 

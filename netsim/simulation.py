@@ -4,8 +4,11 @@ It derives every random stream from the seed, places the nodes, builds one
 :class:`~netsim.host.NodeHost` per node (Byzantine validators get their node code wrapped),
 draws the fault plan, starts the workload and runs the event loop until every honest node
 decided the target height with all faults healed, a checker fails (unless told to keep
-going), or the virtual time limit is reached. Nothing in it reads a real clock except the
-wall-time measurement reported at the end, which never feeds back into the run.
+going), or the virtual time limit is reached. The workload decides what the chain starts
+with (accounts, modules' ``app_state``, the application) and hears every decided height;
+its report at the end adds its counts to the result and its broken expectations to the
+violations (checker ``workload``). Nothing in it reads a real clock except the wall-time
+measurement reported at the end, which never feeds back into the run.
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ import random
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
 from crypto_core.signatures import Ed25519KeyPair
 from netsim.byzantine import ByzantineNode, ByzantineRole, Coalition
-from netsim.checkers import CheckerSuite, HeightRecord, Violation
+from netsim.checkers import WORKLOAD, CheckerSuite, HeightRecord, Violation
 from netsim.clock import DEFAULT_EPOCH_MS, SimClock
 from netsim.config import SimConfig
 from netsim.engine import EventLoop
@@ -34,8 +37,17 @@ from netsim.result import RunResult, summarize
 from netsim.rng import RandomStreams
 from netsim.topology import Topology, build_topology
 from netsim.trace import TraceHasher
-from netsim.workload import WORKLOADS, TxRegistry, Workload, tx_digest
+from netsim.workload import (
+    WORKLOADS,
+    CommittedBlock,
+    TxRegistry,
+    Workload,
+    WorkloadReport,
+    tx_digest,
+)
 from node.app.accounts import GenesisAccount
+from node.chain.app_state import AppStateEntries, encode_app_states
+from node.chain.application import AppFactory
 from node.testing.factories import make_validators
 
 CHAIN_ID: Final = "netsim"
@@ -61,6 +73,10 @@ class RunSetup:
     validator_power: int
     genesis_accounts: tuple[GenesisAccount, ...]
     byzantine: tuple[int, ...]
+    genesis_app_state: AppStateEntries = ()
+    """The modules' genesis state (canonical, as ``Genesis.app_state`` takes it)."""
+    app_factory: AppFactory | None = None
+    """The application the nodes run (None: the node's default one)."""
 
 
 class NodeBuilder(Protocol):
@@ -119,9 +135,9 @@ class Simulation:
         self.network = SimNetwork(
             self.loop, self.topology, self.streams.stream("network"), self._deliver
         )
-        self.workload: Workload = WORKLOADS[config.workload](
-            clients=config.clients, rate_tps=config.tx_rate, payload_bytes=config.payload_bytes
-        )
+        self.workload: Workload = WORKLOADS[config.workload](config)
+        self.workload_report = WorkloadReport()
+        """The workload's report, once the run ended."""
         self.registry = TxRegistry(self.streams.stream("latency-samples"))
         fixture = make_validators(config.validators, prefix=VALIDATOR_KEY_PREFIX)
         self.setup = RunSetup(
@@ -134,6 +150,10 @@ class Simulation:
             validator_power=fixture.validators[0].voting_power,
             genesis_accounts=self.workload.genesis_accounts(),
             byzantine=self.byzantine,
+            genesis_app_state=encode_app_states(
+                self.workload.genesis_app_state(fixture.validators)
+            ),
+            app_factory=self.workload.app_factory(),
         )
         self.checkers = self._make_checkers()
         self.plan: FaultPlan = plan_faults(
@@ -221,6 +241,9 @@ class Simulation:
         if not (self.checkers.failed and self.config.stop_on_violation):
             up = [host.status is not NodeStatus.DOWN for host in self.hosts]
             self.checkers.finish(self.loop.now_us, self.config.heights, up)
+        self.workload_report = self.workload.report()
+        for problem in self.workload_report.problems:
+            self.checkers.fail(WORKLOAD, self.loop.now_us, None, problem)
         return reason
 
     def _run_loop(self) -> str:
@@ -270,8 +293,14 @@ class Simulation:
 
     def _committed(self, height: int, record: HeightRecord) -> None:
         time_us = record.first_time_us
-        for tx_hash in record.decision.tx_hashes:
+        decision = record.decision
+        for tx_hash in decision.tx_hashes:
             self.registry.commit(tx_hash, time_us)
+        self.workload.on_block(
+            CommittedBlock(height, time_us, decision.time_ms, decision.receipts, decision.events)
+        )
+        if decision.receipts or decision.events:  # the log keeps what the checkers compare
+            record.decision = replace(decision, receipts=(), events=())
 
     def _healed(self, _: object) -> None:
         self.checkers.faults_healed(self.loop.now_us)
@@ -313,12 +342,25 @@ class _WorkloadPort:
     def later(self, delay_us: int, callback: Callable[[], None]) -> None:
         self._sim.loop.after(delay_us, _call, callback)
 
-    def submit(self, node: int, tx: bytes, on_commit: Callable[[], None]) -> bool:
+    def submit(
+        self,
+        node: int,
+        tx: bytes,
+        on_commit: Callable[[], None],
+        on_refused: Callable[[str], None] | None = None,
+    ) -> bool:
         digest = tx_digest(tx)
         registry = self._sim.registry
         if digest not in registry:
             registry.created(digest, self._sim.loop.now_us, on_commit)
-        return self._sim.hosts[node].submit_tx(tx, digest)
+        if on_refused is None:
+            return self._sim.hosts[node].submit_tx(tx, digest)
+        refused = on_refused  # heard after this call returns: the workload is not re-entered
+
+        def later(reason: str) -> None:
+            self.later(0, lambda: refused(reason))
+
+        return self._sim.hosts[node].submit_tx(tx, digest, later)
 
 
 def _call(callback: Callable[[], None]) -> None:

@@ -2,10 +2,17 @@
 
 A :class:`Workload` is started once with a :class:`WorkloadContext` and from then on
 schedules its own arrivals in virtual time and hands transactions to nodes through the
-context. It declares the accounts it needs at genesis, so a node whose application checks
-senders can admit them. The context records every transaction in the :class:`TxRegistry`,
-which the validity checker asks ("did a client send this?") and which turns commits into
-commit latencies and into completions the workload hears about.
+context. It declares what the chain needs at genesis for its transactions: the accounts, each
+module's ``app_state`` (built from the run's validators: a chain whose governance names the
+validators needs them) and the application itself (``app_factory``; None: the node's default
+modules). The context records every transaction in the :class:`TxRegistry`, which the
+validity checker asks ("did a client send this?") and which turns commits into commit
+latencies and into completions the workload hears about. The workload also reads each
+decided height as executed (:class:`CommittedBlock`: receipts and events, as a client
+watching a node's event feed would) and ends with a :class:`WorkloadReport`: counts for the
+run's summary, and the story's expectations the run broke, which the run records as
+violations of the ``workload`` checker (a transaction that commits with a failed receipt is
+no violation by itself: it is counted).
 
 :class:`GenericWorkload` is what runs today: clients, each with its own account, signing
 ``kv.set`` transactions with consecutive nonces. A client sends its next transaction a
@@ -16,17 +23,17 @@ transaction to another validator after a timeout (a node may be down, a message 
 commit latency exceeds a client's interval, the rate achieved is what latency allows.
 
 The health scenario (meters uploading readings, access grants, care plans) plugs in as
-another ``Workload`` when the application has those modules; :data:`WORKLOADS` is the
-registry the CLI reads.
+another ``Workload`` that brings the health chain's modules; :data:`WORKLOADS` is the
+registry the CLI reads (each entry builds its workload from the run's ``SimConfig``).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from crypto_core.signatures import Ed25519KeyPair, sha256
 from netsim.errors import ConfigError, LimitExceeded
@@ -35,7 +42,13 @@ from netsim.samples import Samples
 from netsim.topology import Topology
 from node.app.accounts import GenesisAccount, Role
 from node.app.kv import set_payload
+from node.app.module import JsonValue
+from node.chain.application import AppFactory
 from node.testing.factories import TxFactory, key_pairs
+from node.types import Event, TxReceipt, Validator
+
+if TYPE_CHECKING:
+    from netsim.config import SimConfig
 
 DEFAULT_RESUBMIT_MS: Final = 10_000
 """A client re-sends a transaction not committed after this long, in milliseconds."""
@@ -120,10 +133,42 @@ class WorkloadContext(Protocol):
         """Run ``callback`` after ``delay_us`` of virtual time."""
         ...
 
-    def submit(self, node: int, tx: bytes, on_commit: Callable[[], None]) -> bool:
+    def submit(
+        self,
+        node: int,
+        tx: bytes,
+        on_commit: Callable[[], None],
+        on_refused: Callable[[str], None] | None = None,
+    ) -> bool:
         """Hand ``tx`` to ``node`` (registering it the first time); False if that node's
-        process is not running. ``on_commit`` runs once, when ``tx`` commits."""
+        process is not running. ``on_commit`` runs once, when ``tx`` commits; ``on_refused``
+        (later, never within this call) hears the node's refusal ``"<reason>: <message>"``
+        when it does not admit ``tx``."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedBlock:
+    """A decided height as the first honest node to decide it executed it (every honest node
+    executes it alike: the state-root checker holds them to it). ``time_us``: virtual time of
+    that first decision; ``time_ms``: the block time; ``events``: the block-time events (due
+    work); ``receipts``: each transaction's outcome, in block order."""
+
+    height: int
+    time_us: int
+    time_ms: int
+    receipts: tuple[TxReceipt, ...]
+    events: tuple[Event, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadReport:
+    """What a workload tells at the end of a run: ``counts`` (``"<group>/<name>"`` -> n,
+    printed by group in the summary and kept in the JSON result) and ``problems``, the
+    expectations of its story the run broke (each becomes a ``workload`` violation)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
 
 
 class Workload(Protocol):
@@ -138,8 +183,25 @@ class Workload(Protocol):
         """Accounts that must exist at genesis for this workload's transactions."""
         ...
 
+    def genesis_app_state(self, validators: tuple[Validator, ...]) -> dict[str, JsonValue]:
+        """Each module's genesis state (module name -> JSON value) for a chain whose genesis
+        validators are ``validators``; empty when the modules need none."""
+        ...
+
+    def app_factory(self) -> AppFactory | None:
+        """The application the nodes run, or None for the node's default one."""
+        ...
+
     def start(self, ctx: WorkloadContext) -> None:
         """Begin submitting (schedule the first arrivals)."""
+        ...
+
+    def on_block(self, block: CommittedBlock) -> None:
+        """Height ``block.height`` was decided (heights come in order, each once)."""
+        ...
+
+    def report(self) -> WorkloadReport:
+        """Counts and broken expectations, at the end of the run."""
         ...
 
 
@@ -190,6 +252,22 @@ class GenericWorkload:
     def genesis_accounts(self) -> tuple[GenesisAccount, ...]:
         """One ordinary account per client."""
         return tuple(GenesisAccount(key.public_key, Role.PATIENT) for key in self._keys)
+
+    def genesis_app_state(self, validators: tuple[Validator, ...]) -> dict[str, JsonValue]:
+        """Nothing: the default modules start empty."""
+        return {}
+
+    def app_factory(self) -> AppFactory | None:
+        """The node's default application (accounts, key-value)."""
+        return None
+
+    def on_block(self, block: CommittedBlock) -> None:
+        """Nothing to do: commits arrive through ``on_commit``."""
+
+    def report(self) -> WorkloadReport:
+        """How many transactions were sent, and sent again."""
+        counts = {"clients/submitted": self.submitted, "clients/resubmitted": self.resubmitted}
+        return WorkloadReport(counts)
 
     def start(self, ctx: WorkloadContext) -> None:
         """Give each client a home node and schedule its first transaction."""
@@ -249,7 +327,18 @@ class GenericWorkload:
         self._send(client, ctx.rng.randrange(ctx.topology.validators))
 
 
-WORKLOADS: Final[dict[str, Callable[..., Workload]]] = {"generic": GenericWorkload}
+WorkloadFactory = Callable[["SimConfig"], Workload]
+"""Builds a run's workload from its configuration."""
+
+
+def generic_workload(config: SimConfig) -> Workload:
+    """The generic workload with the run's clients, rate and payload size."""
+    return GenericWorkload(
+        clients=config.clients, rate_tps=config.tx_rate, payload_bytes=config.payload_bytes
+    )
+
+
+WORKLOADS: Final[dict[str, WorkloadFactory]] = {"generic": generic_workload}
 """Workloads by CLI name."""
 
 

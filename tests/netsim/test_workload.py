@@ -40,7 +40,13 @@ class FakeContext:
     def later(self, delay_us: int, callback: Callable[[], None]) -> None:
         self.loop.after(delay_us, lambda _: callback())
 
-    def submit(self, node: int, tx: bytes, on_commit: Callable[[], None]) -> bool:
+    def submit(
+        self,
+        node: int,
+        tx: bytes,
+        on_commit: Callable[[], None],
+        on_refused: Callable[[str], None] | None = None,
+    ) -> bool:
         digest = tx_digest(tx)
         if digest not in self.registry:
             self.registry.created(digest, self.loop.now_us, on_commit)
