@@ -178,6 +178,13 @@ class LevelDBStorage:
             self._db.write_batch(sync=True).write()
         self.stats.syncs += 1
 
+    def compact_range(self, start: bytes, stop: bytes) -> None:
+        """Compact the stored keys in ``[start, stop)``: LevelDB keeps deleted values in its
+        older files until a compaction rewrites them, so a store that must forget (erased
+        records) compacts what it deleted."""
+        with _mapped_errors(self):
+            self._db.compact_range(start=DATA_PREFIX + start, stop=DATA_PREFIX + stop)
+
     def _entries(self, iterator: Any) -> Iterator[tuple[bytes, bytes]]:
         try:
             while True:
