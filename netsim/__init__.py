@@ -21,7 +21,10 @@ Layers, bottom up:
   timers, crash, pause);
 - what runs on it: :mod:`~netsim.node_api` (the node contract), :mod:`~netsim.core_adapter`
   (``NodeCore`` behind the simulator's shell), :mod:`~netsim.byzantine` (lying wrappers),
-  :mod:`~netsim.workload` (clients);
+  :mod:`~netsim.workload` (clients), :mod:`~netsim.senders` (one transaction in flight per
+  client), :mod:`~netsim.health_workload` (the diabetes-care story, with its cast
+  :mod:`~netsim.health_parties`, :mod:`~netsim.health_referral` and
+  :mod:`~netsim.health_checks`);
 - what happens to it and what is checked: :mod:`~netsim.faults` (fault plans),
   :mod:`~netsim.injector`, :mod:`~netsim.checkers`;
 - a run and its outputs: :mod:`~netsim.simulation`, :mod:`~netsim.result`,

@@ -3,12 +3,20 @@
     python -m netsim run --validators 16 --nodes 200 --byzantine 5 --heights 100 \\
         --seed 42 --faults partition,crash --json out.json --plot out.png
     python -m netsim sweep --seeds 1000 --swarm --byzantine 1 --jobs 2
+    python -m netsim run --workload health --validators 4 --nodes 8 --byzantine 1 \\
+        --heights 30 --seed 1 --faults partition,crash
+
+``--workload health`` runs the diabetes-care story on the health chain's modules (institutions
+one per validator, practitioners, patients whose devices upload readings, grants, care plans
+with reminders, referrals, governance votes; see :mod:`netsim.health_workload`); its counts
+join the summary.
 
 ``run`` prints the seed and every option first, shows a progress bar on a terminal, and ends
 with a summary (heights, sim-time tx/s, commit latency p50/p99, messages and bytes per node,
-wall time, trace hash). A failing run prints the violations, the events that led to them and
-the exact command that replays it. ``sweep`` runs consecutive seeds and lists the failing ones
-(``--record`` appends them to a regression file the test suite replays).
+the workload's counts, wall time, trace hash). A failing run prints the violations, the
+events that led to them and the exact command that replays it. ``sweep`` runs consecutive
+seeds and lists the failing ones (``--record`` appends them to a regression file the test
+suite replays).
 
 Exit status: 0 every checker held; 1 a checker failed; 2 bad options; 3 a run hit a hard
 limit of the simulator (the model ran away).
@@ -96,6 +104,11 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         tx_rate=args.tx_rate,
         clients=args.clients,
         payload_bytes=args.payload_bytes,
+        practitioners=args.practitioners,
+        patients=args.patients,
+        devices=args.devices,
+        reading_interval_ms=args.reading_interval_ms,
+        miss_pct=args.miss_pct,
         liveness_bound_ms=args.liveness_bound_ms,
         max_sim_time_ms=args.max_sim_time_ms,
         stop_on_violation=not args.keep_going,
@@ -254,10 +267,25 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     add("--fault-max-episode-ms", type=int, default=8_000, help="longest fault episode")
     add("--swarm", action="store_true", help="draw the fault options from the seed")
     add("--topology", default="global", help=f"one of {', '.join(sorted(TOPOLOGIES))}")
-    add("--workload", default="generic", help=f"one of {', '.join(sorted(WORKLOADS))}")
-    add("--tx-rate", type=float, default=20.0, help="transactions per second of sim time")
-    add("--clients", type=int, default=64, help="client accounts of the workload (default 64)")
-    add("--payload-bytes", type=int, default=64, help="payload size of a transaction")
+    add(
+        "--workload",
+        default="generic",
+        help=f"one of {', '.join(sorted(WORKLOADS))} (default generic: kv.set clients; health: "
+        "the diabetes-care story on the health chain's modules)",
+    )
+    add("--tx-rate", type=float, default=20.0, help="generic: transactions per second of sim time")
+    add("--clients", type=int, default=64, help="generic: client accounts (default 64)")
+    add("--payload-bytes", type=int, default=64, help="generic: payload size of a transaction")
+    add("--practitioners", type=int, default=2, help="health: practitioners per institution")
+    add("--patients", type=int, default=4, help="health: patients per institution (default 4)")
+    add("--devices", type=int, default=1, help="health: devices per patient (default 1, a CGM)")
+    add(
+        "--reading-interval-ms",
+        type=int,
+        default=300_000,
+        help="health: a device commits a reading this often (default 300000: a CGM)",
+    )
+    add("--miss-pct", type=int, default=20, help="health: %% of reminders patients miss")
     add(
         "--liveness-bound-ms",
         type=int,

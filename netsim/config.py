@@ -2,6 +2,9 @@
 
 A config plus its seed *is* the run: the same config gives the same trace hash. It is
 immutable and converts to the exact command line that replays it (:meth:`SimConfig.argv`).
+The health workload's options (``practitioners`` and ``patients`` per institution,
+``devices`` per patient, ``reading_interval_ms``, ``miss_pct``) appear on that command line
+only for health runs: the other workloads ignore them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,12 @@ from netsim.rng import check_seed
 from netsim.workload import WORKLOADS
 
 DEFAULT_ROLE_MIX: Final = "equivocate+double-vote,amnesia,silent,spam"
+MAX_PRACTITIONERS: Final = 64
+"""Health: most practitioners per institution."""
+MAX_PATIENTS: Final = 1_000
+"""Health: most patients per institution."""
+MAX_DEVICES: Final = 4
+"""Health: most devices per patient."""
 """Byzantine validators take these role sets in turn (``+`` joins roles of one node)."""
 
 
@@ -56,6 +65,16 @@ class SimConfig:
     tx_rate: float = 20.0
     clients: int = 64
     payload_bytes: int = 64
+    practitioners: int = 2
+    """Health: practitioners each institution registers."""
+    patients: int = 4
+    """Health: patients each institution registers."""
+    devices: int = 1
+    """Health: devices each patient pairs (the first a CGM, the others glucose meters)."""
+    reading_interval_ms: int = 300_000
+    """Health: each device commits a reading this often (a CGM: every 5 minutes)."""
+    miss_pct: int = 20
+    """Health: the share of reminders a patient lets pass (they escalate), in percent."""
     liveness_bound_ms: int = 60_000
     max_sim_time_ms: int = 900_000
     stop_on_violation: bool = True
@@ -72,6 +91,11 @@ class SimConfig:
         check.within("max_sim_time_ms", self.max_sim_time_ms, 1, MAX_SIM_TIME_MS)
         check.within("clients", self.clients, 1, 100_000)
         check.within("payload_bytes", self.payload_bytes, 1, 4_096)
+        check.within("practitioners", self.practitioners, 1, MAX_PRACTITIONERS)
+        check.within("patients", self.patients, 0, MAX_PATIENTS)
+        check.within("devices", self.devices, 0, MAX_DEVICES)
+        check.within("reading_interval_ms", self.reading_interval_ms, 1_000, MAX_SIM_TIME_MS)
+        check.within("miss_pct", self.miss_pct, 0, 100)
         check.one_of("topology", self.topology, TOPOLOGIES)
         check.one_of("workload", self.workload, WORKLOADS)
         if not self.byzantine_roles or not all(self.byzantine_roles):
@@ -103,6 +127,14 @@ class SimConfig:
             "--liveness-bound-ms", str(self.liveness_bound_ms),
             "--max-sim-time-ms", str(self.max_sim_time_ms),
         ]  # fmt: skip
+        if self.workload == "health":
+            args += [
+                "--practitioners", str(self.practitioners),
+                "--patients", str(self.patients),
+                "--devices", str(self.devices),
+                "--reading-interval-ms", str(self.reading_interval_ms),
+                "--miss-pct", str(self.miss_pct),
+            ]  # fmt: skip
         if self.swarm:
             args.append("--swarm")
         else:

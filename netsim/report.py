@@ -103,6 +103,12 @@ def failure_lines(result: RunResult) -> list[str]:
 
 
 def _workload(config: SimConfig) -> str:
+    if config.workload == "health":
+        return (
+            f"health: {config.validators} institutions x ({config.practitioners} practitioners, "
+            f"{config.patients} patients x {config.devices} devices); a reading every "
+            f"{config.reading_interval_ms} ms; {config.miss_pct}% of reminders missed"
+        )
     return (
         f"{config.workload}: {config.clients} clients, {config.tx_rate:g} tx/s, "
         f"{config.payload_bytes}-byte payloads"

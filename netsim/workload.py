@@ -22,8 +22,9 @@ per account keeps nonces free of gaps, whatever node a transaction reaches); it 
 transaction to another validator after a timeout (a node may be down, a message lost). When
 commit latency exceeds a client's interval, the rate achieved is what latency allows.
 
-The health scenario (meters uploading readings, access grants, care plans) plugs in as
-another ``Workload`` that brings the health chain's modules; :data:`WORKLOADS` is the
+The health scenario (:mod:`netsim.health_workload`: institutions, practitioners, patients
+with devices uploading readings, grants, care plans, reminders, referrals, governance votes)
+is another ``Workload`` that brings the health chain's modules; :data:`WORKLOADS` is the
 registry the CLI reads (each entry builds its workload from the run's ``SimConfig``).
 """
 
@@ -338,7 +339,17 @@ def generic_workload(config: SimConfig) -> Workload:
     )
 
 
-WORKLOADS: Final[dict[str, WorkloadFactory]] = {"generic": generic_workload}
+def health_workload(config: SimConfig) -> Workload:
+    """The health story (:mod:`netsim.health_workload`) with the run's health options."""
+    from netsim.health_workload import HealthWorkload  # noqa: PLC0415  (health loads if asked)
+
+    return HealthWorkload.from_config(config)
+
+
+WORKLOADS: Final[dict[str, WorkloadFactory]] = {
+    "generic": generic_workload,
+    "health": health_workload,
+}
 """Workloads by CLI name."""
 
 
