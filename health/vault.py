@@ -369,7 +369,7 @@ class Vault:
             raise
 
     def _put_pending(self, blob: PendingBlob, now_ms: int) -> None:
-        self._check_blob(blob)
+        self.check_blob(blob)
         digest = sha256(blob.ciphertext)
         old = self.meta(blob.record_id)
         if old is not None and old.stored:
@@ -396,24 +396,16 @@ class Vault:
         self._check_quota(usage, size)
         expires_ms = min(U64_MAX, now_ms + self.limits.pending_ttl_ms)
         meta = _meta_of(blob, digest, expires_ms)
+        usage = Usage(usage.records + 1, usage.bytes + size)
+        totals = replace(
+            totals, pending=totals.pending + 1, pending_bytes=totals.pending_bytes + size
+        )
         ops += [
             Put(META_PREFIX + blob.record_id, META_CODEC.encode(meta)),
             Put(BLOB_PREFIX + blob.record_id, blob.ciphertext),
             Put(EXPIRY_PREFIX + u64(expires_ms) + blob.record_id, b""),
-            Put(
-                USAGE_PREFIX + blob.owner,
-                USAGE_CODEC.encode(Usage(usage.records + 1, usage.bytes + size)),
-            ),
-            Put(
-                TOTALS_KEY,
-                TOTALS_CODEC.encode(
-                    replace(
-                        totals,
-                        pending=totals.pending + 1,
-                        pending_bytes=totals.pending_bytes + size,
-                    )
-                ),
-            ),
+            Put(USAGE_PREFIX + blob.owner, USAGE_CODEC.encode(usage)),
+            Put(TOTALS_KEY, TOTALS_CODEC.encode(totals)),
         ]
         ops += [
             Put(KEY_PREFIX + blob.record_id + r, w) for r, w in sorted(blob.wrapped_keys.items())
@@ -463,8 +455,8 @@ class Vault:
 
     def add_wrapped_keys(self, record_id: bytes, wrapped_keys: Mapping[bytes, bytes]) -> int:
         """Add (or replace) data keys of a pending or stored record wrapped for new readers;
-        returns how many were written. ``not_found`` for a record not held, ``malformed``
-        keys, ``too_large`` past ``max_wrapped_keys_per_record``."""
+        returns how many wrapped keys the record holds now. ``not_found`` for a record not
+        held, ``malformed`` keys, ``too_large`` past ``max_wrapped_keys_per_record``."""
         try:
             return self._add_wrapped_keys(record_id, wrapped_keys)
         except VaultError as exc:
@@ -480,14 +472,14 @@ class Vault:
         if len(wrapped_keys) > self.limits.max_wrapped_keys_per_record:
             raise VaultError("too_large", self._too_many_keys())
         _check_wrapped_keys(wrapped_keys)
-        held = self._wrapped_keys(record_id)
-        if len(held.keys() | wrapped_keys.keys()) > self.limits.max_wrapped_keys_per_record:
+        held = len(self._wrapped_keys(record_id).keys() | wrapped_keys.keys())
+        if held > self.limits.max_wrapped_keys_per_record:
             raise VaultError("too_large", self._too_many_keys())
         ops: list[WriteOp] = [
             Put(KEY_PREFIX + record_id + r, w) for r, w in sorted(wrapped_keys.items())
         ]
         self.storage.write_batch(ops, sync=meta.stored)
-        return len(ops)
+        return held
 
     def erase(self, record_id: bytes) -> bool:
         """Delete the blob and every wrapped key of ``record_id`` (pending or stored),
@@ -560,7 +552,9 @@ class Vault:
             return Delete(USAGE_PREFIX + owner)
         return Put(USAGE_PREFIX + owner, USAGE_CODEC.encode(updated))
 
-    def _check_blob(self, blob: PendingBlob) -> None:
+    def check_blob(self, blob: PendingBlob) -> None:
+        """Refuse (``VaultError``) a blob whose fields or sizes do not fit: what
+        ``put_pending`` checks before it reads or writes anything."""
         for name in ("record_id", "owner", "author"):
             value = getattr(blob, name)
             if type(value) is not bytes or len(value) != ID_BYTES:

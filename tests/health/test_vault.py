@@ -294,7 +294,7 @@ def test_wrapped_keys_are_added_to_a_stored_record(vault: Vault) -> None:
     item = blob()
     vault.put_pending(item, NOW)
     assert commit(vault, item)
-    assert vault.add_wrapped_keys(item.record_id, {READER: wrapped(5)}) == 1
+    assert vault.add_wrapped_keys(item.record_id, {READER: wrapped(5)}) == 2
     assert vault.wrapped_key(item.record_id, READER) == wrapped(5)
     assert vault.add_wrapped_keys(item.record_id, {READER: wrapped(6), OWNER: wrapped(7)}) == 2
     stored = vault.get(item.record_id)
