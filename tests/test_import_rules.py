@@ -42,6 +42,8 @@ HEALTH_SHELL_PREFIXES = (
     "health.client",
     "health.meter",
     "health.api",
+    "health.custodian",
+    "health.extension",
 )
 # The one module allowed to import each I/O library.
 ADAPTER_OWNERS = {
