@@ -33,9 +33,9 @@ reminders due). Every draw comes from the workload's random stream, so a seed re
 story exactly. The report counts committed transactions by kind, failed receipts by kind and
 code, refusals, events, reminders (:class:`~netsim.health_checks.ReminderLedger`), and lists
 as problems (``workload`` violations) what must not happen whatever the faults: a reminder
-neither acknowledged nor escalated after its grace, an escalation of a reminder never due,
-a registration or a device reading that committed with a failed receipt (the story only
-sends those when they are valid).
+neither acknowledged nor escalated a minute after its grace (``ESCALATION_SLACK_MS``), an
+escalation of a reminder never due, a registration or a device reading that committed with
+a failed receipt (the story only sends those when they are valid).
 """
 
 from __future__ import annotations
@@ -85,6 +85,9 @@ MINUTE_MS: Final = 60_000
 MINUTES_PER_DAY: Final = 1_440
 REMINDER_GRACE_MS: Final = 60_000
 """Genesis ``reminder_grace_ms``: the least governance allows, so misses escalate in a minute."""
+ESCALATION_SLACK_MS: Final = 60_000
+"""How late an escalation may run after its time before the run fails (due work is bounded
+per block: a minute shared by many reminders drains over several blocks)."""
 VOTING_PERIOD_MS: Final = 300_000
 """Genesis ``voting_period_ms`` (5 minutes): deadline tallies happen in long runs."""
 GRANT_MS: Final = 30 * DAY_MS
@@ -266,7 +269,10 @@ class HealthWorkload:
         counts = Counter(self.counts)
         for state, count in self.ledger.counts.items():
             counts[f"reminders/{state}"] = count
-        problems = [*self._problems, *self.ledger.check(self._block_time_ms, REMINDER_GRACE_MS)]
+        problems = [
+            *self._problems,
+            *self.ledger.check(self._block_time_ms, REMINDER_GRACE_MS, ESCALATION_SLACK_MS),
+        ]
         return WorkloadReport(dict(sorted(counts.items())), tuple(problems))
 
     # --- shared helpers --------------------------------------------------------------------------

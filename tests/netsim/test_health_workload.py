@@ -114,9 +114,8 @@ def test_the_same_seed_replays_the_same_story_under_faults() -> None:
     assert run(replace(config, seed=8)).trace_hash != first.trace_hash
 
 
-def test_the_generic_workload_keeps_its_trace() -> None:
-    """The default workload runs on the default application with an empty app_state: a run
-    must not change when the workload protocol grows."""
+def test_the_generic_workload_reports_its_clients() -> None:
+    """The default workload: the default application, no app_state, its counts reported."""
     config = SimConfig(seed=1, validators=4, nodes=8, byzantine=1, heights=4, topology="national")
     result = run(config)
     assert result.passed
@@ -355,6 +354,13 @@ def test_reminders_that_end_well_raise_no_problem() -> None:
     ledger.observe([care("dose_due", 9_000)])  # still within its grace
     assert ledger.check(block_time_ms=9_500, grace_ms=1_000) == []
     assert dict(ledger.counts) == {"due": 3, "done": 1, "missed": 1}
+
+
+def test_an_escalation_may_run_late_by_the_slack() -> None:
+    ledger = ReminderLedger()
+    ledger.observe([care("dose_due", 1_000)])
+    assert ledger.check(block_time_ms=2_500, grace_ms=1_000, slack_ms=1_000) == []
+    assert len(ledger.check(block_time_ms=3_000, grace_ms=1_000, slack_ms=1_000)) == 1
 
 
 @pytest.mark.parametrize(
