@@ -261,9 +261,9 @@ class Custodian:
             if exc.reason == "malformed":
                 self._count_refusal(exc)
             return encode_refusal(exc)
-        except StorageError as exc:
-            logger.error("the vault failed serving %s: %s", peer, exc)
-            return encode_refusal(RecordsError("busy", "the vault cannot be read now"))
+        except BigHealthError as exc:  # the vault's storage, the node's core stopping
+            logger.error("could not serve %s: %s", peer, exc)
+            return encode_refusal(RecordsError("busy", "the custodian cannot serve now"))
 
     async def fetch(self, request: FetchRequest) -> FetchResponse:
         """Serve a reader's fetch (see the module docstring); ``RecordsError`` otherwise."""

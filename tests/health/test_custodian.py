@@ -751,3 +751,22 @@ async def test_pending_blobs_expire_while_running(autojump_clock: trio.abc.Clock
 def test_a_config_out_of_range_is_refused() -> None:
     with pytest.raises(ValueError):
         CustodianConfig(audit_queue_max=0)
+
+
+async def test_the_handler_answers_busy_when_the_node_cannot_read_its_state(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keeper = custodian(cluster)
+    upload = await stored(cluster, [keeper], "r1")
+
+    async def stopping(read: object) -> object:
+        raise BigHealthError("the core is stopping")
+
+    monkeypatch.setattr(cluster.node("a"), "query", stopping)
+    request = cluster.fetch_request(cluster.patient, upload.record_id, cluster.hospital)
+    answer = await keeper.handle(
+        PEERS["b"], encode_request("fetch", FETCH_REQUEST_CODEC.encode(request))
+    )
+    with pytest.raises(RecordsError) as caught:
+        decode_answer(answer)
+    assert caught.value.reason == "busy"
