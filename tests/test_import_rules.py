@@ -9,7 +9,8 @@
 | netsim             | node pure modules, consensus, crypto_core, stdlib, matplotlib, |
 |                    | health pure modules                                            |
 | health (pure)      | node pure modules, consensus, crypto_core, msgpack, nacl       |
-| health shell       | health pure, node, trio, msgpack, nacl (never libp2p, netsim)  |
+| health shell       | health pure, node, trio, msgpack, nacl, pydantic (never        |
+|                    | libp2p, netsim)                                                |
 
 Only ``node.cli`` (the composition root) imports ``health``; the rest of ``node`` never does.
 
@@ -182,7 +183,7 @@ def _health_violation(imp: Imported, top: str) -> str | None:
         return f"health never imports {top} (it goes through the node's network port)"
     if is_health_shell(imp.module):
         allowed = frozenset(
-            {"health", "node", "consensus", "crypto_core", "trio", "msgpack", "nacl"}
+            {"health", "node", "consensus", "crypto_core", "trio", "msgpack", "nacl", "pydantic"}
         )
     else:
         if (top == "node" and is_node_shell(imp.target)) or is_health_shell(imp.target):
