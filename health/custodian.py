@@ -21,8 +21,8 @@ A node acts as the custodian of one identity (``custodian_id``), whose signing k
   batch is full. Requests whose signature, time or nonce fail are refused and counted, not
   audited: the reader they name cannot be trusted to have asked;
 - follows commits: a pending blob becomes stored on ``records.committed`` of a record
-  naming this custodian; ``records.erased`` destroys the blob and its keys; after a gap in
-  the notices it reconciles its pending and stored blobs against the state;
+  naming this custodian; ``records.erased`` destroys the blob and its keys; at start and
+  after a gap in the notices it reconciles its pending and stored blobs against the state;
 - repairs: a committed record naming this custodian that the vault lacks is asked of the
   other custodians' nodes (``store``), checked against the commitment's SHA-256 and size,
   with bounded retries and exponential back-off.
@@ -652,6 +652,13 @@ class Custodian:
                 self._committed(record)
 
     async def _consume(self, commits: trio.MemoryReceiveChannel[CommitNotice]) -> None:
+        """Reconcile once (what happened while the node was down is a gap too), then apply
+        every notice."""
+        try:
+            await self.reconcile()
+        except Exception:
+            self.counters.errors += 1
+            logger.exception("reconciling the vault at start failed")
         async with commits:
             async for notice in commits:
                 try:
@@ -814,7 +821,8 @@ class Custodian:
         *,
         task_status: Any = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Follow ``commits``, flush audits, repair and expire until cancelled."""
+        """Reconcile the vault with the state, then follow ``commits``, flush audits,
+        repair and expire until cancelled."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._consume, commits)
             nursery.start_soon(self._audit_loop)

@@ -770,3 +770,20 @@ async def test_the_handler_answers_busy_when_the_node_cannot_read_its_state(
     with pytest.raises(RecordsError) as caught:
         decode_answer(answer)
     assert caught.value.reason == "busy"
+
+
+async def test_what_happened_while_the_node_was_down_is_reconciled_at_start(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    cluster = Cluster()
+    keeper = custodian(cluster)
+    erased, late = await stored(cluster, [keeper], "erased"), cluster.upload("late")
+    await keeper.accept_upload(late.blob)
+    cluster.ok(cluster.patient, "records.erase", erase_payload((erased.record_id,)))  # unseen
+    cluster.commit(cluster.commit_tx(late))  # unseen
+    async with trio.open_nursery() as nursery:
+        await nursery.start(keeper.run, cluster.node("a").commits(8))
+        await trio.testing.wait_all_tasks_blocked()
+        assert keeper.vault.meta(erased.record_id) is None
+        assert keeper.vault.has(late.record_id)
+        nursery.cancel_scope.cancel()
