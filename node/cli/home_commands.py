@@ -18,6 +18,7 @@ from node.chain.config import NodeConfig
 from node.chain.errors import InvalidConfigError, InvalidGenesisError
 from node.chain.genesis import ConsensusParams, Genesis
 from node.cli.common import EXIT_OK, Subparsers, add_home_argument, print_json
+from node.cli.health_net import DEFAULT_TESTNET_PASSPHRASE, HealthTestnet
 from node.cli.testnet import TestnetSpec, create_testnet
 from node.home import (
     ACCOUNT_KEY,
@@ -185,6 +186,21 @@ def add_testnet(sub: Subparsers) -> None:
     parser.add_argument("--timeout-precommit-ms", type=int, default=500)
     parser.add_argument("--log-format", choices=("json", "text"), default="json")
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    parser.add_argument(
+        "--health",
+        action="store_true",
+        help="a health chain: validators are hospitals (genesis institutions and DAO members), "
+        "observers are clinics and patients; keystores under DIR/clients",
+    )
+    parser.add_argument(
+        "--clinics", type=int, default=1, help="with --health: observers that are clinics"
+    )
+    parser.add_argument(
+        "--passphrase",
+        default=DEFAULT_TESTNET_PASSPHRASE,
+        help=f"with --health: the keystores' passphrase (default {DEFAULT_TESTNET_PASSPHRASE!r}: "
+        "for local testnets only)",
+    )
     parser.set_defaults(handler=cmd_testnet)
 
 
@@ -212,7 +228,13 @@ def cmd_testnet(args: argparse.Namespace) -> int:
         )
     except (ValueError, InvalidConfigError) as exc:
         raise HomeError(f"invalid testnet: {exc}") from exc
-    manifest = create_testnet(args.output, spec, SystemRng())
+    rng = SystemRng()
+    app = None
+    if args.health:
+        if not 0 <= args.clinics <= args.observers:
+            raise HomeError("--clinics must be in 0..--observers")
+        app = HealthTestnet(rng, clinics=args.clinics, passphrase=args.passphrase)
+    manifest = create_testnet(args.output, spec, rng, app)
     print(manifest.to_json(), end="")
     return EXIT_OK
 

@@ -26,6 +26,7 @@ from node.cli.common import (
     print_json,
 )
 from node.cli.composition import application_for
+from node.cli.health_net import health_extensions
 from node.codec import MAX_TX_BYTES, TX_CODEC, sign_transaction
 from node.home import (
     ACCOUNT_KEY,
@@ -70,7 +71,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         trio.run(
             functools.partial(
-                run_node, loaded, version=package_version(), app_factory=application_for
+                run_node,
+                loaded,
+                version=package_version(),
+                app_factory=application_for,
+                extensions=health_extensions,
             )
         )
     except NodeStartError as exc:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from crypto_core.signatures import SEED_SIZE, Ed25519KeyPair
 from node.adapters.identity import load_or_create_node_key
@@ -70,6 +70,21 @@ class TestnetSpec:
             raise ValueError(f"clients must be in 0..{MAX_TESTNET_CLIENTS}")
 
 
+class TestnetApp(Protocol):
+    """What an application adds to a testnet (the health chain: identities, custodian keys
+    and keystores); ``create_testnet`` without one makes a generic chain with client
+    accounts."""
+
+    def genesis(self, spec: TestnetSpec, validators: tuple[Validator, ...]) -> Genesis:
+        """The genesis of the testnet, given its validators (in node order)."""
+        ...
+
+    def finish(self, output: Path, homes: list[tuple[str, str]]) -> tuple[ManifestClient, ...]:
+        """Write what the homes ``[(name, role)]`` under ``output`` and the clients need;
+        the clients to list in the manifest."""
+        ...
+
+
 @dataclass(slots=True)
 class _Planned:
     name: str
@@ -92,17 +107,26 @@ def free_ports(host: str, count: int) -> list[int]:
             probe.close()
 
 
-def create_testnet(output: Path, spec: TestnetSpec, rng: Rng) -> TestnetManifest:
-    """Make the testnet directory ``output`` (absent or empty); its manifest."""
+def create_testnet(
+    output: Path, spec: TestnetSpec, rng: Rng, app: TestnetApp | None = None
+) -> TestnetManifest:
+    """Make the testnet directory ``output`` (absent or empty); its manifest. With ``app``,
+    the application writes the genesis and the clients (``spec.clients`` is not used)."""
     output = Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise HomeExistsError(f"{output} exists and is not an empty directory")
     output.mkdir(parents=True, exist_ok=True)
     planned = _plan(spec, rng)
-    client_keys = [
-        Ed25519KeyPair.from_seed(rng.random_bytes(SEED_SIZE)) for _ in range(spec.clients)
-    ]
-    genesis = _genesis(spec, planned, client_keys)
+    client_keys = (
+        [Ed25519KeyPair.from_seed(rng.random_bytes(SEED_SIZE)) for _ in range(spec.clients)]
+        if app is None
+        else []
+    )
+    genesis = (
+        _genesis(spec, planned, client_keys)
+        if app is None
+        else app.genesis(spec, _validators(planned))
+    )
     for node in planned:  # pass 1: homes and network keys (peer ids are known only now)
         home = create_home(output / node.name, node.config, genesis, node.validator_seed)
         node.peer_id = _peer_id(load_or_create_node_key(home.path, rng))
@@ -112,7 +136,10 @@ def create_testnet(output: Path, spec: TestnetSpec, rng: Rng) -> TestnetManifest
         peers = tuple(addresses[name] for name in validators if name != node.name)
         node.config = replace(node.config, p2p=replace(node.config.p2p, bootstrap=peers))
         write_text_atomic(output / node.name / "config.toml", format_config(node.config))
-    clients = _write_clients(output, client_keys)
+    if app is None:
+        clients = _write_clients(output, client_keys)
+    else:
+        clients = app.finish(output, [(node.name, node.role) for node in planned])
     write_text_atomic(output / "genesis.json", format_genesis(genesis))
     manifest = _manifest(genesis, planned, addresses, clients)
     write_manifest(output, manifest)
@@ -140,12 +167,16 @@ def _plan(spec: TestnetSpec, rng: Rng) -> list[_Planned]:
     return planned
 
 
-def _genesis(spec: TestnetSpec, planned: list[_Planned], clients: list[Ed25519KeyPair]) -> Genesis:
-    validators = tuple(
+def _validators(planned: list[_Planned]) -> tuple[Validator, ...]:
+    return tuple(
         Validator(Ed25519KeyPair.from_seed(node.validator_seed).public_key, DEFAULT_VOTING_POWER)
         for node in planned
         if node.validator_seed is not None
     )
+
+
+def _genesis(spec: TestnetSpec, planned: list[_Planned], clients: list[Ed25519KeyPair]) -> Genesis:
+    validators = _validators(planned)
     accounts = tuple(GenesisAccount(key.public_key, Role.INSTITUTION) for key in clients)
     return Genesis(spec.chain_id, spec.genesis_time_ms, validators, accounts, spec.params)
 
