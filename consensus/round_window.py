@@ -34,11 +34,6 @@ class RoundWindow:
         self._future_opener: dict[int, PublicKey] = {}
         self._opened_by: dict[PublicKey, int] = {}
 
-    @property
-    def current_round(self) -> int:
-        """The round the window is centred on."""
-        return self._current_round
-
     def is_tracked(self, round_: int) -> bool:
         """True iff messages of ``round_`` are currently kept."""
         return round_ in self._tracked

@@ -131,10 +131,6 @@ class ValidatorSet:
         """True iff ``power`` is more than 2/3 of the total."""
         return power >= self._quorum_power
 
-    def has_f_plus_one(self, power: int) -> bool:
-        """True iff ``power`` is more than 1/3 of the total."""
-        return power >= self._f_plus_one_power
-
     # --- proposer rotation ---------------------------------------------------------------------
 
     def proposer(self, round_: int) -> PublicKey:

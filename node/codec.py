@@ -652,11 +652,6 @@ def decode(cls: type[T], data: bytes) -> T:
     return codec_for(cls).decode(data)
 
 
-def canonical_hash(value: object) -> bytes:
-    """SHA-256 of the canonical encoding of ``value``."""
-    return sha256(encode(value))
-
-
 # -- network envelope -----------------------------------------------------------------------
 
 
@@ -850,7 +845,6 @@ __all__ = [
     "UInt",
     "block_id",
     "block_message",
-    "canonical_hash",
     "codec_for",
     "committed_block_bytes",
     "decode",

@@ -117,11 +117,6 @@ class BlockSync:
 
     # -- requests -------------------------------------------------------------------------------
 
-    @property
-    def pending_requests(self) -> int:
-        """Requests in flight."""
-        return len(self._requests)
-
     def plan(self, next_height: int, *, ask_unknown: bool = False) -> list[RequestBlocks]:
         """Requests for the heights from ``next_height`` on that are neither buffered nor
         asked for, to idle peers that have them (highest first). With ``ask_unknown``,

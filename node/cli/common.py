@@ -6,7 +6,7 @@ import argparse
 import json
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Final, TypeAlias
+from typing import Final, TypeAlias
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -34,10 +34,3 @@ def add_home_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--home", type=Path, required=True, help="the node's home directory (see `init`)"
     )
-
-
-def json_default(value: Any) -> str:
-    """JSON for bytes (hex) and paths (text)."""
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)
