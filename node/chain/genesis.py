@@ -171,7 +171,10 @@ class Genesis:
 
     def __post_init__(self) -> None:
         if not isinstance(self.chain_id, str) or not CHAIN_ID_PATTERN.fullmatch(self.chain_id):
-            raise InvalidGenesisError(f"chain id {self.chain_id!r} must match {CHAIN_ID_PATTERN}")
+            raise InvalidGenesisError(
+                f"chain id {self.chain_id!r}: 1 to 64 letters, digits, '.', '_' or '-', "
+                "starting with a letter or a digit"
+            )
         if type(self.genesis_time_ms) is not int or not 0 <= self.genesis_time_ms <= U64_MAX:
             raise InvalidGenesisError("genesis_time_ms must be a u64 of milliseconds")
         if not isinstance(self.params, ConsensusParams):

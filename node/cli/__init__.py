@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 import crypto_core
 from node.cli import home_commands, node_commands
-from node.cli.common import EXIT_ERROR, Subparsers, package_version
+from node.cli.common import EXIT_ERROR, Subparsers, explain_defaults, package_version
 from node.errors import BigHealthError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in COMMANDS:
         add(sub)
+    explain_defaults(parser)
     return parser
 
 
@@ -80,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except BigHealthError as exc:
         print(f"bighealth {args.command}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:  # a path that cannot be made, read or written: say which
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"bighealth {args.command}: {exc.strerror or exc}{where}", file=sys.stderr)
         return EXIT_ERROR
 
 

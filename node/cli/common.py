@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from importlib import metadata
 from pathlib import Path
 from typing import Final, TypeAlias
@@ -30,7 +31,46 @@ def print_json(document: object, pretty: bool = True) -> None:
     print(json.dumps(document, indent=2 if pretty else None, sort_keys=True))
 
 
-def add_home_argument(parser: argparse.ArgumentParser) -> None:
+HOME_ENV: Final = "BIGHEALTH_HOME"
+"""The environment variable naming the default home (as CometBFT's ``CMTHOME``)."""
+
+
+def default_home() -> Path:
+    """``$BIGHEALTH_HOME``, else ``~/.bighealth``."""
+    configured = os.environ.get(HOME_ENV)
+    return Path(configured) if configured else Path.home() / ".bighealth"
+
+
+def add_home_argument(
+    parser: argparse.ArgumentParser, help_text: str = "the node's home directory"
+) -> None:
+    """``--home``, defaulting to ``default_home()``."""
     parser.add_argument(
-        "--home", type=Path, required=True, help="the node's home directory (see `init`)"
+        "--home",
+        type=Path,
+        default=default_home(),
+        help=f"{help_text} (default: ${HOME_ENV}, else ~/.bighealth; now %(default)s)",
     )
+
+
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Adds "(default: X)" to an option's help when it has a meaningful default its help
+    does not already state."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default in (None, False, [], argparse.SUPPRESS):
+            return text
+        if action.option_strings:
+            return f"{text} (default: %(default)s)"
+        return text
+
+
+def explain_defaults(parser: argparse.ArgumentParser) -> None:
+    """Make ``parser`` and every subcommand below it show option defaults in ``--help``."""
+    parser.formatter_class = _DefaultsFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                explain_defaults(sub)

@@ -70,7 +70,7 @@ def node_params(**timeouts: int) -> ConsensusParams:
 
 def add_init(sub: Subparsers) -> None:
     parser = sub.add_parser("init", help="create a node home: keys, config.toml and a genesis file")
-    add_home_argument(parser)
+    add_home_argument(parser, "the home to create")
     parser.add_argument("--moniker", help="the node's name in logs (default: the home's name)")
     parser.add_argument(
         "--observer", action="store_true", help="follow the chain without signing (no key)"
