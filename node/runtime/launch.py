@@ -277,10 +277,11 @@ async def _serve(
             for route in extension.routes():
                 handler.add_route(route.method, route.path_pattern, route.handler)
         api = await nursery.start(serve_http, host, port, handler, api_limits(loaded))
+        # Logged before the core task starts: its first commit must not come before it.
+        _log_started(core, loaded, Started(network.local_peer, tuple(addrs), api[0], api[1]))
         await nursery.start(runtime.run)
         for extension in extensions:
             await nursery.start(_run_extension, extension, runtime.services())
-        _log_started(core, loaded, Started(network.local_peer, tuple(addrs), api[0], api[1]))
 
 
 async def _run_extension(
