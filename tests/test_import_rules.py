@@ -33,7 +33,14 @@ AMBIENT = frozenset({"time", "random", "secrets", "datetime"})
 OUR_PACKAGES = frozenset({"crypto_core", "consensus", "node", "health", "netsim", "bench", "tests"})
 
 # Modules of node/ that form the imperative shell (everything else in node/ is pure).
-NODE_SHELL_PREFIXES = ("node.runtime", "node.adapters", "node.api", "node.cli", "node.__main__")
+NODE_SHELL_PREFIXES = (
+    "node.runtime",
+    "node.adapters",
+    "node.api",
+    "node.cli",
+    "node.home",  # reads and writes the home's files
+    "node.__main__",
+)
 # Modules of health/ that form its shell (vault, record fetch, API routes, dashboard, client,
 # meter simulator); everything else in health/ (contracts, envelopes, FHIR, statistics) is pure.
 HEALTH_SHELL_PREFIXES = (
@@ -155,6 +162,8 @@ def _layer_violation(layer: str, imp: Imported, top: str) -> str | None:
             return "a pure node module must not import the node shell"
         allowed = frozenset({"node", "consensus", "crypto_core", "msgpack", "nacl"})
     elif layer == "netsim":
+        if imp.module == "netsim.live" and imp.target.startswith("node.home"):
+            return None  # the live mode starts real node processes from their homes
         if (top == "node" and is_node_shell(imp.target)) or is_health_shell(imp.target):
             return "netsim drives the pure cores, never a shell"
         allowed = frozenset(

@@ -9,7 +9,9 @@ out, a configuration that makes no sense).
 
 from __future__ import annotations
 
-from node.errors import BigHealthError, MessageTooLargeError, NetworkError, StorageError
+from node.errors import MessageTooLargeError, NetworkError, StorageError
+from node.home.errors import InsecureKeyFileError as HomeInsecureKeyFileError
+from node.home.errors import KeyFileError as HomeKeyFileError
 
 # -- storage --------------------------------------------------------------------------------
 
@@ -49,12 +51,9 @@ class IncompatibleFormatError(ForeignDatabaseError):
 # -- node identity --------------------------------------------------------------------------
 
 
-class KeyFileError(BigHealthError):
-    """The node key file is missing where required, malformed or unreadable."""
-
-
-class InsecureKeyFileError(KeyFileError):
-    """The node key file can be read by other users (mode must be 0600 or stricter)."""
+# The node key is a key file of the home (``node.home.keys``): its errors are the home's.
+KeyFileError = HomeKeyFileError
+InsecureKeyFileError = HomeInsecureKeyFileError
 
 
 # -- network configuration ------------------------------------------------------------------

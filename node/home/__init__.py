@@ -25,6 +25,7 @@ from node.home.errors import (
     HomeError,
     HomeExistsError,
     HomeNotFoundError,
+    InsecureKeyFileError,
     KeyFileError,
 )
 from node.home.genesis_file import format_genesis, parse_genesis
@@ -48,6 +49,7 @@ __all__ = [
     "HomeError",
     "HomeExistsError",
     "HomeNotFoundError",
+    "InsecureKeyFileError",
     "KeyFileError",
     "LoadedHome",
     "LogConfig",

@@ -31,3 +31,7 @@ class GenesisFileError(HomeError, ValueError):
 
 class KeyFileError(HomeError):
     """A key file is malformed, of the wrong kind, or readable by other users."""
+
+
+class InsecureKeyFileError(KeyFileError):
+    """A key file other users can read (its mode must be 0600 or stricter)."""
