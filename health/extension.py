@@ -10,7 +10,12 @@ no records). The node serves its routes (``health.api``) beside its own API and 
 2. finds the custodian identity (``custodian_id``, else the identity whose current signing
    key is the custodian key; until it is registered on chain, the node re-reads at each
    commit and uploads are refused ``busy``);
-3. runs the ``Custodian``: commit notices (pending -> stored, erasure, reconciliation after a
+3. announces this node as the custodian's (``identity.announce_node`` signed by the custodian
+   key) unless ``identity/n/<custodian id>`` names it already: re-read after a back-off and
+   the announcement sent again (the same transaction while the node may still hold it, a
+   fresh one if it was refused) until it is committed, at most ``AnnounceConfig.attempts``
+   times;
+4. runs the ``Custodian``: commit notices (pending -> stored, erasure, reconciliation after a
    gap), audit batches signed by the custodian key, repair, expiry.
 
 Fetches through ``POST /records/fetch`` go to the custodian each request names: served here
@@ -25,13 +30,14 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import trio
 
 from health.api import ApiLimits, records_routes
-from health.contracts.common import identity_of_sender
-from health.contracts.identity import node_of
+from health.contracts.common import get_identity, identity_of_sender, is_acting
+from health.contracts.identity import NODE_ANNOUNCERS, announce_node_payload, node_of
 from health.contracts.records import RecordCommitment, get_record, render_record
 from health.custodian import FINAL_REASONS, Custodian, CustodianConfig
 from health.envelopes import commitment_of
@@ -48,13 +54,31 @@ from health.records_wire import (
 )
 from health.vault import PendingBlob, Vault
 from node.app.module import JsonValue
-from node.errors import NetworkError
+from node.codec import TX_CODEC, sign_transaction
+from node.errors import BigHealthError, NetworkError, RejectReason
 from node.ports import PeerId, Signer
 from node.runtime.extension import CommitNotice, ExtensionRoute, NodeServices, StateReader
+from node.types import UnsignedTransaction
 
 logger = logging.getLogger("health.extension")
 
 EXTENSION_NAME: Final = "health"
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceConfig:
+    """How the node announces itself as its custodian's: the state is re-read
+    ``backoff_ms`` after each submission, doubling up to ``backoff_max_ms``, at most
+    ``attempts`` times."""
+
+    attempts: int = 8
+    backoff_ms: int = 1_000
+    backoff_max_ms: int = 30_000
+
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            if getattr(self, name) < 1:
+                raise ValueError(f"AnnounceConfig.{name} must be >= 1")
 
 
 def system_clock_ms() -> int:
@@ -75,6 +99,7 @@ class HealthExtension:
         rng_bytes: Callable[[int], bytes] = os.urandom,
         config: CustodianConfig | None = None,
         api_limits: ApiLimits | None = None,
+        announce: AnnounceConfig | None = None,
     ) -> None:
         if custodian_signer is not None and vault is None:
             raise ValueError("a custodian needs a vault")
@@ -85,6 +110,9 @@ class HealthExtension:
         self.rng_bytes = rng_bytes
         self.config = config if config is not None else CustodianConfig()
         self.api_limits = api_limits
+        self.announce_config = announce if announce is not None else AnnounceConfig()
+        # Whether this node was seen announced as the custodian's (None until settled).
+        self.announced: bool | None = None
         self.services: NodeServices | None = None
         self.custodian: Custodian | None = None
         self._ready = trio.Event()
@@ -122,7 +150,9 @@ class HealthExtension:
         )
         self._ready.set()
         logger.info("custodian of %s ready", custodian_id.hex())
-        await self.custodian.run(commits)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.custodian.run, commits)
+            nursery.start_soon(self.announce, custodian_id)
 
     async def wait_ready(self) -> Custodian:
         """The custodian, once it runs."""
@@ -148,6 +178,74 @@ class HealthExtension:
             await commits.receive()
             found = await self.services.query(read)
         return found
+
+    # -- the announcement -------------------------------------------------------------------
+
+    async def announce(self, custodian_id: bytes) -> bool:
+        """Make ``identity/n/<custodian_id>`` name this node (see the module docstring);
+        True once it does, False when the identity may not announce (not an acting
+        institution or patient) or no announcement was seen committed after
+        ``attempts`` submissions. Never raises for the node's refusals or errors: they are
+        logged and retried."""
+        services = self._require_services()
+        config = self.announce_config
+        backoff_ms = config.backoff_ms
+        raw: bytes | None = None
+        for attempt in range(config.attempts + 1):
+            try:
+                announced, may = await services.query(
+                    lambda reader: self._announcement_view(reader, custodian_id)
+                )
+                if announced == services.local_peer:
+                    logger.info("this node is announced as the node of %s", custodian_id.hex())
+                    self.announced = True
+                    return True
+                if not may:
+                    logger.warning("%s may not announce a node", custodian_id.hex())
+                    break
+                if attempt == config.attempts:
+                    logger.warning("this node's announcement was not committed: giving up")
+                    break
+                raw = await self._submit_announcement(raw)
+            except BigHealthError as exc:
+                logger.warning("announcing this node failed, will retry: %s", exc)
+            await trio.sleep(backoff_ms / 1000)
+            backoff_ms = min(config.backoff_max_ms, 2 * backoff_ms)
+        self.announced = False
+        return False
+
+    @staticmethod
+    def _announcement_view(reader: StateReader, custodian_id: bytes) -> tuple[str | None, bool]:
+        identity = get_identity(reader, custodian_id)
+        may = identity is not None and identity.role in NODE_ANNOUNCERS
+        may = may and is_acting(reader, identity)
+        return node_of(reader, custodian_id), may
+
+    async def _submit_announcement(self, raw: bytes | None) -> bytes | None:
+        """Submit ``raw`` (the announcement sent before) or a new one; the transaction to
+        send again next time (None: it was refused, sign a new one). The custodian's audit
+        lock keeps its batches from taking the same nonce meanwhile."""
+        services = self._require_services()
+        assert self.custodian is not None and self.custodian_signer is not None
+        signer = self.custodian_signer
+        async with self.custodian._audit_lock:
+            if raw is None:
+                unsigned = UnsignedTransaction(
+                    chain_id=services.chain_id,
+                    sender=signer.public_key,
+                    nonce=await services.next_nonce(signer.public_key),
+                    kind="identity.announce_node",
+                    payload=announce_node_payload(services.local_peer),
+                    priority=0,
+                )
+                raw = TX_CODEC.encode(sign_transaction(unsigned, signer))
+            result = await services.submit_tx(raw)
+        if result.accepted or result.reason is RejectReason.DUPLICATE:
+            return raw
+        logger.warning(
+            "the node refused this node's announcement (%s): %s", result.reason, result.message
+        )
+        return None
 
     async def _handle(self, peer: PeerId, data: bytes) -> bytes:
         if self.custodian is None:

@@ -24,10 +24,11 @@ from health.api import ApiLimits, RecordsBackend, records_routes
 from health.contracts.audit import list_audit
 from health.contracts.common import DAY_MS, AccessBasis, HealthRole
 from health.contracts.consent import grant_payload, revoke_payload
+from health.contracts.identity import announce_node_payload, node_of
 from health.contracts.records import erase_payload
 from health.custodian import CustodianConfig
 from health.envelopes import WRAPPED_KEY_BYTES, open_sealed, rewrap_key, unwrap_key
-from health.extension import HealthExtension
+from health.extension import AnnounceConfig, HealthExtension
 from health.records_wire import (
     FETCH_REQUEST_CODEC,
     FetchRequest,
@@ -38,6 +39,7 @@ from health.records_wire import (
 from health.vault import PendingBlob, Vault
 from node.api.http import Request
 from node.app.module import JsonValue
+from node.codec import TX_CODEC
 from node.errors import BigHealthError, StorageError, StorageFullError
 from node.runtime.extension import ExtensionRoute
 from node.testing import MemoryStorage
@@ -618,6 +620,7 @@ async def test_notices_missed_by_a_slow_node_are_reconciled(autojump_clock: trio
     b = make_node(cluster, "b", cluster.other_hospital, CustodianConfig(commits_buffer=1))
     async with trio.open_nursery() as nursery:
         await started(nursery, cluster, {"b": b})
+        await trio.testing.wait_all_tasks_blocked()  # the consumer waits for notices
         upload = cluster.upload("r1")
         assert (await b.api.call("PUT", f"/records/{upload.record_id.hex()}", upload_body(upload)))[
             0
@@ -706,4 +709,122 @@ async def test_a_custodian_serving_another_blob_is_passed_over(
         to_a = ask(cluster.patient, upload.record_id, cluster.hospital)
         status, document = await gateway.api.call("POST", "/records/fetch", fetch_body(to_a, to_b))
         assert status == 200 and document["custodian"] == cluster.other_hospital.id.hex()
+        nursery.cancel_scope.cancel()
+
+
+# -- the node's announcement ---------------------------------------------------------------
+
+
+def announcements(node: str, cluster: Cluster) -> list[Any]:
+    """The ``identity.announce_node`` transactions node ``node`` submitted."""
+    decoded = [TX_CODEC.decode(raw) for raw in cluster.node(node).submitted]
+    return [tx for tx in decoded if tx.kind == "identity.announce_node"]
+
+
+def announced(node: Node) -> bool | None:
+    """Whether the node saw itself announced (None: not settled yet)."""
+    return node.extension.announced
+
+
+async def test_a_custodian_announces_its_node_until_committed(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    cluster = Cluster()
+    patient_node = make_node(cluster, "c", cluster.patient)
+    async with trio.open_nursery() as nursery:
+        await started(nursery, cluster, {"c": patient_node})
+        await trio.testing.wait_all_tasks_blocked()
+        [tx] = announcements("c", cluster)
+        assert tx.sender == cluster.patient.id
+        assert tx.nonce == cluster.chain.app.next_nonce(cluster.patient.id)
+        assert tx.payload == announce_node_payload(PEERS["c"])
+        await trio.sleep(3.5)  # not committed yet: the same transaction is sent again
+        assert len(cluster.node("c").submitted) > 1
+        assert len(set(cluster.node("c").submitted)) == 1
+        assert announced(patient_node) is None
+        result, _ = cluster.commit()
+        assert result.receipts[0].ok
+        assert node_of(cluster.state, cluster.patient.id) == PEERS["c"]
+        await trio.sleep(60)
+        assert announced(patient_node) is True
+        assert len(set(cluster.node("c").submitted)) == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_node_already_announced_sends_nothing_and_a_moved_one_announces(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    cluster = Cluster()
+    a = make_node(cluster, "a", cluster.hospital)  # announced on chain as node a
+    moved = make_node(cluster, "c", cluster.other_hospital)  # announced as node b
+    async with trio.open_nursery() as nursery:
+        await started(nursery, cluster, {"a": a, "c": moved})
+        await trio.testing.wait_all_tasks_blocked()
+        assert announced(a) is True and cluster.node("a").submitted == []
+        assert len(announcements("c", cluster)) == 1
+        cluster.commit()
+        assert node_of(cluster.state, cluster.other_hospital.id) == PEERS["c"]
+        await trio.sleep(2)
+        assert announced(moved) is True
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_refused_announcement_is_signed_anew_and_the_attempts_are_bounded(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    cluster = Cluster()
+    patient_node = make_node(cluster, "c", cluster.patient)
+    patient_node.extension.announce_config = AnnounceConfig(attempts=4, backoff_ms=500)
+    cluster.node("c").reject = "mempool full"
+    async with trio.open_nursery() as nursery:
+        await started(nursery, cluster, {"c": patient_node})
+        await trio.testing.wait_all_tasks_blocked()
+        assert cluster.node("c").submitted == []  # refused, not kept
+        cluster.node("c").reject = None
+        await trio.sleep(0.6)
+        assert len(announcements("c", cluster)) == 1
+        await trio.sleep(60)  # never committed: the attempts run out
+        assert announced(patient_node) is False
+        assert cluster.node("c").submitted == [cluster.node("c").submitted[0]] * 3
+        assert node_of(cluster.state, cluster.patient.id) is None
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_identity_that_may_not_announce_does_not_try(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    cluster = Cluster()
+    doctor_node = make_node(cluster, "c", cluster.doctor)  # a practitioner keeps no records
+    async with trio.open_nursery() as nursery:
+        await started(nursery, cluster, {"c": doctor_node})
+        await trio.testing.wait_all_tasks_blocked()
+        assert announced(doctor_node) is False
+        assert cluster.node("c").submitted == []
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_announcement_and_the_audit_batches_of_one_key_all_commit(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    cluster = Cluster()
+    patient_node = make_node(cluster, "c", cluster.patient)
+    async with trio.open_nursery() as nursery:
+        await started(nursery, cluster, {"c": patient_node})
+        await trio.testing.wait_all_tasks_blocked()
+        cluster.commit()
+        assert node_of(cluster.state, cluster.patient.id) == PEERS["c"]
+        upload = cluster.upload("r1")
+        path = f"/records/{upload.record_id.hex()}"
+        assert (await patient_node.api.call("PUT", path, upload_body(upload)))[0] == 202
+        cluster.commit(cluster.commit_tx(upload, [cluster.patient.id]))
+        await trio.testing.wait_all_tasks_blocked()
+        request = cluster.fetch_request(cluster.patient, upload.record_id, cluster.patient)
+        status, _ = await patient_node.api.call("POST", "/records/fetch", fetch_body(request))
+        assert status == 200
+        await trio.sleep(6)  # the audit batch, signed by the same key
+        kinds = [TX_CODEC.decode(raw).kind for raw in cluster.node("c").submitted]
+        assert kinds[0] == "identity.announce_node" and kinds[-1] == "audit.record"
+        result, _ = cluster.commit()
+        assert all(receipt.ok for receipt in result.receipts), result.receipts
+        assert len(list_audit(cluster.state, cluster.patient.id)) == 1
         nursery.cancel_scope.cancel()
