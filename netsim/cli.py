@@ -276,7 +276,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     add("--tx-rate", type=float, default=20.0, help="generic: transactions per second of sim time")
     add("--clients", type=int, default=64, help="generic: client accounts (default 64)")
     add("--payload-bytes", type=int, default=64, help="generic: payload size of a transaction")
-    add("--practitioners", type=int, default=2, help="health: practitioners per institution")
+    add("--practitioners", type=int, default=2, help="health: practitioners per institution (2)")
     add("--patients", type=int, default=4, help="health: patients per institution (default 4)")
     add("--devices", type=int, default=1, help="health: devices per patient (default 1, a CGM)")
     add(
@@ -285,7 +285,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         default=300_000,
         help="health: a device commits a reading this often (default 300000: a CGM)",
     )
-    add("--miss-pct", type=int, default=20, help="health: %% of reminders patients miss")
+    add("--miss-pct", type=int, default=20, help="health: %% of reminders patients miss (20)")
     add(
         "--liveness-bound-ms",
         type=int,

@@ -5,7 +5,10 @@ commits), its reminder checks, its genesis, and the CLI's ``--workload health``.
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -42,6 +45,7 @@ from node.codec import TX_CODEC
 from node.testing.factories import key_pair, make_validators
 from node.types import Event, EventAttribute, ResultCode, Transaction, TxReceipt
 
+ROOT = Path(__file__).resolve().parents[2]
 STORY = SimConfig(
     seed=7,
     workload="health",
@@ -112,6 +116,25 @@ def test_the_same_seed_replays_the_same_story_under_faults() -> None:
     assert first.trace_hash == again.trace_hash
     assert first.workload_counts == again.workload_counts
     assert run(replace(config, seed=8)).trace_hash != first.trace_hash
+
+
+def test_the_story_replays_in_processes_with_other_hash_seeds(tmp_path: Path) -> None:
+    config = replace(STORY, heights=6, nodes=4)
+    expected = run(config).trace_hash
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"run-{hash_seed}.json"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(ROOT)}
+        argv = ["run", *config.argv(), "--json", str(out), "--no-progress"]
+        completed = subprocess.run(
+            [sys.executable, "-m", "netsim", *argv],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        assert json.loads(out.read_text())["trace_hash"] == expected
 
 
 def test_the_generic_workload_reports_its_clients() -> None:
