@@ -82,13 +82,15 @@ class HttpLimits:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One request: method, path and query (decoded), lower-cased headers, the body."""
+    """One request: method, path and query (decoded), lower-cased headers, the body, and the
+    client's address (its IP, "" when unknown)."""
 
     method: str
     path: str
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    client: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +209,7 @@ class HttpServer:
                     raise _Refused(413, f"the body exceeds {self.limits.max_body_bytes} bytes")
             elif isinstance(event, h11.EndOfMessage):
                 assert head is not None
-                return _request_of(head, bytes(body))
+                return _request_of(head, bytes(body), _peer_host(stream))
             else:  # ConnectionClosed (or PAUSED, which a server never sees mid-request)
                 return None
 
@@ -238,7 +240,18 @@ def json_error(status: int, message: str) -> Response:
     return Response(status, json.dumps({"error": message}).encode())
 
 
-def _request_of(head: h11.Request, body: bytes) -> Request:
+def _peer_host(stream: trio.abc.HalfCloseableStream) -> str:
+    """The IP address of the peer of a socket stream ("" for any other stream)."""
+    if not isinstance(stream, trio.SocketStream):
+        return ""
+    try:
+        peer = stream.socket.getpeername()
+    except OSError:
+        return ""
+    return str(peer[0]) if isinstance(peer, tuple) else ""
+
+
+def _request_of(head: h11.Request, body: bytes, client: str = "") -> Request:
     target = head.target.decode("ascii", errors="replace")
     parts = urlsplit(target)
     try:
@@ -248,7 +261,7 @@ def _request_of(head: h11.Request, body: bytes) -> Request:
     headers = {
         name.decode("ascii", "replace"): value.decode("latin-1") for name, value in head.headers
     }
-    return Request(head.method.decode("ascii"), parts.path, query, headers, body)
+    return Request(head.method.decode("ascii"), parts.path, query, headers, body, client)
 
 
 async def _send(

@@ -195,3 +195,28 @@ async def test_the_server_reports_its_bound_address_and_serves_tcp() -> None:
         assert received.startswith(b"HTTP/1.1 200 OK\r\n")
         assert received.endswith(b"GET /x [] b''")
         nursery.cancel_scope.cancel()
+
+
+async def test_a_request_over_tcp_names_the_client_address() -> None:
+    seen: list[str] = []
+
+    async def record(request: Request) -> Response:
+        seen.append(request.client)
+        return Response(200, b"{}")
+
+    async with trio.open_nursery() as nursery:
+        host, port = await nursery.start(serve_http, "127.0.0.1", 0, record, LIMITS)
+        stream = await trio.open_tcp_stream(host, port)
+        await stream.send_all(b"GET /x HTTP/1.1\r\nhost: n\r\nconnection: close\r\n\r\n")
+        while await stream.receive_some(4096):
+            pass
+        nursery.cancel_scope.cancel()
+    assert seen == ["127.0.0.1"]
+    # a stream that is not a socket (a test's memory stream) names no client
+    server = HttpServer(record, LIMITS)
+    async with trio.open_nursery() as nursery:
+        client = Client(nursery, server)
+        await client.request("GET", "/y")
+        await client.response()
+        nursery.cancel_scope.cancel()
+    assert seen == ["127.0.0.1", ""]
