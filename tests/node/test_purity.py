@@ -10,7 +10,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PURE_MODULES = sorted(
     [
-        *(ROOT / "node" / name for name in ("types.py", "codec.py", "errors.py", "ports.py")),
+        *(ROOT / "node" / name for name in ("types.py", "txs.py", "errors.py", "ports.py")),
+        *(ROOT / "node" / "codec").glob("*.py"),
         ROOT / "node" / "mempool.py",
         *(ROOT / "node" / "app").glob("*.py"),
     ]
