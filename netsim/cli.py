@@ -29,8 +29,8 @@ import json
 import secrets
 import shlex
 import sys
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -174,21 +174,31 @@ def _sweep(base: SimConfig, args: argparse.Namespace) -> int:
     configs = [replace(base, seed=seed) for seed in seeds]
     print(f"netsim sweep — seeds {seeds.start}..{seeds.stop - 1}, {args.jobs} job(s)", file=out)
     failures: list[dict[str, Any]] = []
-    if args.jobs > 1:
-        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            outcomes = list(pool.map(sweep_one, configs, chunksize=1))
-    else:
-        outcomes = [sweep_one(config) for config in configs]
-    for config, outcome in zip(configs, outcomes, strict=True):
+    for config, outcome in _sweep_outcomes(configs, args.jobs):
         status = outcome["status"]
-        print(f"seed {config.seed}: {status} {outcome['detail']}", file=out)
+        print(f"seed {config.seed}: {status} {outcome['detail']}", file=out, flush=True)
         if status != "passed":
             failures.append(outcome)
-            print("  replay: " + replay_command(config), file=out)
+            print("  replay: " + replay_command(config), file=out, flush=True)
     print(f"{len(failures)} of {len(configs)} seed(s) failed", file=out)
     if args.record and failures:
         _record(Path(args.record), failures)
     return EXIT_OK if not failures else EXIT_VIOLATION
+
+
+def _sweep_outcomes(
+    configs: list[SimConfig], jobs: int
+) -> Iterator[tuple[SimConfig, dict[str, Any]]]:
+    """Each seed's outcome as soon as it is known (in finishing order with several jobs),
+    so a long sweep reports progress instead of staying silent until its end."""
+    if jobs <= 1:
+        for config in configs:
+            yield config, sweep_one(config)
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(sweep_one, config): config for config in configs}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
 
 
 def sweep_one(config: SimConfig) -> dict[str, Any]:

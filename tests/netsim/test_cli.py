@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from netsim import cli
+from netsim.config import SimConfig
 from netsim.errors import LimitExceeded
 from netsim.simulation import Simulation
 
@@ -132,3 +134,18 @@ def test_a_clean_sweep_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run_cli(["sweep", "--seeds", "2", *SMALL[:-1]], capsys)
     assert status == 0
     assert "0 of 2 seed(s) failed" in out
+
+
+def test_a_sweep_reports_each_seed_as_it_finishes(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[int] = []
+
+    def fake_one(config: SimConfig) -> dict[str, object]:
+        ran.append(config.seed)
+        return {"seed": config.seed, "argv": [], "status": "passed", "detail": ""}
+
+    monkeypatch.setattr(cli, "sweep_one", fake_one)
+    configs = [replace(SimConfig(), seed=seed) for seed in (1, 2, 3)]
+    outcomes = cli._sweep_outcomes(configs, jobs=1)
+    first_config, _ = next(outcomes)
+    assert first_config.seed == 1 and ran == [1]  # the second seed has not run yet
+    assert [config.seed for config, _ in outcomes] == [2, 3]
