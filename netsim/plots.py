@@ -12,6 +12,7 @@ matplotlib.use("Agg")  # no display: render to files only (pyplot must come afte
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 
 from netsim.result import RunResult
 
@@ -53,6 +54,7 @@ def _timeline(axes: Axes, result: RunResult) -> None:
     axes.plot([h.last_s for h in result.heights], heights, ".", label="last honest node")
     for fault_s in result.fault_times_s:
         axes.axvline(fault_s, color="red", alpha=0.15)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # heights are whole numbers
     axes.legend(loc="upper left")
     axes.grid(True, alpha=0.3)
 
@@ -61,6 +63,8 @@ def _load(axes: Axes, result: RunResult) -> None:
     axes.set_title("message load per node (sent + received)")
     axes.set_xlabel("node")
     axes.set_ylabel("messages")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # node numbers and counts
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     classes = (
         ("honest validators", "tab:blue", True, True),
         ("Byzantine validators", "tab:red", True, False),
