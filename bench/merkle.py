@@ -207,7 +207,9 @@ def machine() -> dict[str, Any]:
     }
 
 
-def render(rows: Sequence[Row], info: dict[str, Any], threads: float) -> str:
+def render(
+    rows: Sequence[Row], info: dict[str, Any], threads: float, *, smoke: bool = False
+) -> str:
     lines = [
         f"machine: {info['cpu']} ({info['cores']} cores), python {info['python']}, "
         f"SHA-256 path {info['sha256_path']} (of {', '.join(info['supported_sha256_paths'])})",
@@ -220,6 +222,11 @@ def render(rows: Sequence[Row], info: dict[str, Any], threads: float) -> str:
             f"{r.ratio:>7.1f}x {target:>8}"
         )
     lines.append(f"batch verification on 2 threads vs 1 (GIL released): {threads:.2f}x")
+    if smoke:
+        lines.append(
+            "smoke run: sizes too small for the figures above to mean anything (thread start-up "
+            "and timer resolution dominate); run without --smoke to measure"
+        )
     return "\n".join(lines)
 
 
@@ -236,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = root_rows(sizes, repeat, large) + proof_rows(sizes, repeat, large, items)
     threads = two_thread_speedup(items, repeat)
     info = machine()
-    print(render(rows, info, threads))
+    print(render(rows, info, threads, smoke=args.smoke))
 
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
