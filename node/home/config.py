@@ -13,7 +13,11 @@ raises ``ConfigFileError`` naming the file and the setting.
 
 from __future__ import annotations
 
+import ast
+import inspect
+import itertools
 import re
+import textwrap
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
@@ -263,12 +267,45 @@ def format_config(config: HomeConfig) -> str:
 
 
 def _table(name: str, value: object, skip: tuple[str, ...] = ()) -> Table:
+    docs = field_docs(type(value))
     entries = tuple(
-        Entry(item.name, _toml_value(getattr(value, item.name)))
+        Entry(item.name, _toml_value(getattr(value, item.name)), docs.get(item.name, ""))
         for item in fields(value)  # type: ignore[arg-type]
         if item.name not in skip
     )
     return Table(name, entries, _COMMENTS.get(name, ""))
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of the dataclass ``cls`` (its source, parsed): what
+    ``config.toml`` writes above each key, so the file explains itself."""
+    cached = _FIELD_DOCS.get(cls)
+    if cached is None:
+        cached = _FIELD_DOCS[cls] = _parse_field_docs(cls)
+    return cached
+
+
+_FIELD_DOCS: dict[type, dict[str, str]] = {}
+
+
+def _parse_field_docs(cls: type) -> dict[str, str]:
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):  # no source (a frozen build): no comments
+        return {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    docs: dict[str, str] = {}
+    for item, following in itertools.pairwise(body):
+        if (
+            isinstance(item, ast.AnnAssign)
+            and isinstance(item.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            text = " ".join(following.value.value.split()).replace("``", "`")
+            docs[item.target.id] = "\n".join(textwrap.wrap(text, 96))
+    return docs
 
 
 def _toml_value(value: object) -> TomlValue:

@@ -287,3 +287,11 @@ def test_a_directory_without_a_manifest_is_not_a_testnet(tmp_path: Path) -> None
     (tmp_path / "testnet.json").write_text('{"chain_id": 1}')
     with pytest.raises(HomeError, match="not a testnet manifest"):
         read_manifest(tmp_path)
+
+
+def test_the_written_config_explains_its_keys(tmp_path: Path) -> None:
+    text = format_config(HomeConfig())
+    lines = text.splitlines()
+    index = lines.index("commit_wait_ms = 1000")
+    assert lines[index - 1].startswith("# ") and "commit" in lines[index - 2].lower()
+    assert parse_config(text) == HomeConfig()  # the comments change nothing
