@@ -45,7 +45,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Protocol
 
-from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError
+from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, WithJsonSchema
 
 from health.contracts.common import CODE_PATTERN, FHIR_TYPE_PATTERN, ID_BYTES
 from health.contracts.records import MAX_CUSTODIANS
@@ -204,14 +204,58 @@ def _fetch_requests(value: object) -> tuple[FetchRequest, ...]:
     return tuple(requests)
 
 
-Id = Annotated[bytes, PlainValidator(_hex_bytes(ID_BYTES, "an id"))]
-Signature = Annotated[bytes, PlainValidator(_hex_bytes(SIGNATURE_BYTES, "a signature"))]
-U64 = Annotated[int, PlainValidator(_u64)]
-WrappedKeys = Annotated[dict[bytes, bytes], PlainValidator(_wrapped_keys)]
-ResourceType = Annotated[str, PlainValidator(_text(FHIR_TYPE_PATTERN, 64, "resource_type"))]
-Code = Annotated[str, PlainValidator(_text(CODE_PATTERN, 64, "code"))]
-Ciphertext = Annotated[bytes, PlainValidator(_base64(MAX_CIPHERTEXT_BYTES, "the ciphertext"))]
-FetchRequests = Annotated[tuple[FetchRequest, ...], PlainValidator(_fetch_requests)]
+_B64: Final = {"type": "string", "contentEncoding": "base64"}
+Id = Annotated[
+    bytes,
+    PlainValidator(_hex_bytes(ID_BYTES, "an id")),
+    WithJsonSchema({"type": "string", "pattern": f"^[0-9a-fA-F]{{{2 * ID_BYTES}}}$"}),
+]
+Signature = Annotated[
+    bytes,
+    PlainValidator(_hex_bytes(SIGNATURE_BYTES, "a signature")),
+    WithJsonSchema({"type": "string", "pattern": f"^[0-9a-fA-F]{{{2 * SIGNATURE_BYTES}}}$"}),
+]
+U64 = Annotated[
+    int, PlainValidator(_u64), WithJsonSchema({"type": "integer", "minimum": 0, "maximum": U64_MAX})
+]
+WrappedKeys = Annotated[
+    dict[bytes, bytes],
+    PlainValidator(_wrapped_keys),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "description": "hex recipient id -> base64 wrapped key",
+            "additionalProperties": _B64,
+            "minProperties": 1,
+            "maxProperties": MAX_WRAPPED_KEYS,
+        }
+    ),
+]
+ResourceType = Annotated[
+    str,
+    PlainValidator(_text(FHIR_TYPE_PATTERN, 64, "resource_type")),
+    WithJsonSchema({"type": "string", "pattern": f"^{FHIR_TYPE_PATTERN.pattern}$"}),
+]
+Code = Annotated[
+    str,
+    PlainValidator(_text(CODE_PATTERN, 64, "code")),
+    WithJsonSchema({"type": "string", "pattern": f"^{CODE_PATTERN.pattern}$"}),
+]
+Ciphertext = Annotated[
+    bytes,
+    PlainValidator(_base64(MAX_CIPHERTEXT_BYTES, "the ciphertext")),
+    WithJsonSchema(_B64),
+]
+FetchRequests = Annotated[
+    tuple[FetchRequest, ...],
+    PlainValidator(_fetch_requests),
+    WithJsonSchema(
+        {
+            "description": "a base64 FETCH_REQUEST_CODEC request, or a list of up to 8",
+            "anyOf": [_B64, {"type": "array", "items": _B64, "minItems": 1, "maxItems": 8}],
+        }
+    ),
+]
 
 
 class _Body(BaseModel):
