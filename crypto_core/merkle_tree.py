@@ -70,6 +70,9 @@ class MerkleTree:
             node_index >>= 1
             level += 1
         self._size = index + 1
+        # Level k holds exactly the complete subtrees of 2^k leaves: size >> k of them.
+        assert len(self._levels[0]) == self._size * _D, "one leaf hash per leaf"
+        assert len(self._levels[level]) == (self._size >> level) * _D, "complete subtrees kept"
         return index
 
     def extend(self, leaf_hashes: Iterable[bytes]) -> None:

@@ -243,6 +243,10 @@ class Mempool:
             self._pop_last(victim.sender)
         self._append(_Entry(verified, self._next_seq))
         self._next_seq += 1
+        # Cheap invariants (O(1)); check_invariants verifies the indexes in full.
+        assert len(self._by_hash) <= self.limits.max_txs, "eviction left the pool over its count"
+        assert 0 <= self._bytes <= self.limits.max_bytes, "eviction left the pool over its bytes"
+        assert len(self._tails) == len(self._by_sender), "one tail per account run"
         return AddOutcome(verified.tx_hash, tuple(v.verified.tx_hash for v in victims))
 
     def _check_nonce(self, tx: Transaction, committed_next: int) -> None:
@@ -375,6 +379,7 @@ class Mempool:
         entry = queue.pop()
         self._untrack_tail(entry)
         self._forget(entry)
+        assert self._bytes >= 0, "removed more bytes than were pending"
         if queue:
             insort(self._tails, queue[-1].eviction_key)
         else:

@@ -55,6 +55,7 @@ class BoundedQueue(Generic[T]):
             self._bytes -= size
             taken_bytes += size
             out.append(item)
+        assert self._bytes >= 0 and (self._items or self._bytes == 0), "queued bytes drifted"
         return out
 
     def clear(self) -> int:

@@ -256,6 +256,7 @@ class Application:
         block_events = record_block_evidence(run.buffer, block) + run.run_due_tasks()
         receipts = tuple(run.deliver(raw) for raw in block.txs)
         changes = run.buffer.changes()
+        assert len(receipts) == len(block.txs), "one receipt per transaction"
         root = self._state.commit(header.height, changes)
         self._last = info
         return BlockResult(

@@ -143,6 +143,7 @@ class VersionedState:
                 if old is None:
                     added.append(key)
         self._update_keys(added, removed, undo)
+        assert len(self._leaves) == len(self._values) == len(self._leaf_of), "state indexes"
         self._root = cast(bytes, merkle_root(self._leaves))
         first_commit = self._height < 0  # nothing older to rebuild: keep no undo log
         self._height = height
