@@ -53,6 +53,7 @@ from health.records_wire import (
     encode_request,
 )
 from health.vault import PendingBlob, Vault
+from health.web.dashboard import dashboard_routes
 from node.app.module import JsonValue
 from node.codec import TX_CODEC, sign_transaction
 from node.errors import BigHealthError, NetworkError, RejectReason
@@ -123,8 +124,9 @@ class HealthExtension:
         return EXTENSION_NAME
 
     def routes(self) -> Sequence[ExtensionRoute]:
-        """The records routes (``health.api``)."""
-        return records_routes(self, self.api_limits)
+        """The records routes (``health.api``) and the dashboard's static files
+        (``health.web.dashboard``, under ``/dashboard/``)."""
+        return [*records_routes(self, self.api_limits), *dashboard_routes()]
 
     async def run(
         self, services: NodeServices, *, task_status: Any = trio.TASK_STATUS_IGNORED
