@@ -2,7 +2,10 @@
 
 - ``health.meter.trace``: ``GlucoseTrace(seed, kind, start_ms)``, a deterministic model of
   one patient's glucose (meals, insulin, the dawn rise, exercise, an occasional low) read
-  by a CGM every 5 minutes or a meter four times a day.
+  by a CGM every 5 minutes or a meter four times a day;
+- ``health.meter.runner``: ``run_meter`` sends each reading as a FHIR ``Observation``
+  through ``HealthClient.upload_record``, in real time or accelerated, with bounded
+  retries; ``bighealth meter simulate`` (``node/cli/meter_command.py``) runs it.
 """
 
 from health.meter.trace import (

@@ -11,6 +11,7 @@
     bighealth genesis show FILE                      a genesis file's chain id and hash
     bighealth tx submit --home HOME --hex HEX        submit an encoded transaction
     bighealth tx kv-set --home HOME --key-file ...   sign and submit a kv.set transaction
+    bighealth meter simulate --keystore FILE ...     a simulated glucose meter or CGM
 
 Subcommands are registered in ``COMMANDS``: each adds its parser and handles its arguments.
 Exit status: 0 on success, 2 for usage errors, 1 for operational errors (a missing or
@@ -29,6 +30,7 @@ from collections.abc import Callable, Sequence
 import crypto_core
 from node.cli import home_commands, node_commands
 from node.cli.common import EXIT_ERROR, Subparsers, explain_defaults, package_version
+from node.cli.meter_command import add_meter
 from node.errors import BigHealthError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -60,6 +62,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     home_commands.add_keys,
     home_commands.add_genesis,
     node_commands.add_tx,
+    add_meter,
 ]
 
 
