@@ -30,6 +30,7 @@ from netsim.errors import LimitExceeded
 from netsim.limits import DOUBLE_SIGN_WINDOW_HEIGHTS, MAX_HEIGHTS_RECORDED, MAX_VIOLATIONS_KEPT
 from netsim.node_api import Decision, Envelope
 from node.errors import DecodeError
+from node.testing.signing import SigningLedger
 from node.types import ZERO_HASH, Proposal, Vote
 
 AGREEMENT = "agreement"
@@ -93,10 +94,12 @@ class CheckerSuite:
         honest: Sequence[bool],
         honest_validator_keys: frozenset[bytes],
         known_tx: Container[bytes],
+        own_keys: Sequence[bytes | None],
         liveness_bound_us: int,
         on_violation: Callable[[Violation], None] | None = None,
     ) -> None:
-        """Checkers for nodes whose honesty is ``honest[i]``; ``known_tx`` tells submitted
+        """Checkers for nodes whose honesty is ``honest[i]`` and whose own signing key is
+        ``own_keys[i]`` (None for non-validators); ``known_tx`` tells submitted
         transaction hashes; ``on_violation`` is called on each new violation."""
         nodes = len(honest)
         self.log = DecisionLog(node_height=[0] * nodes, node_last_decision_us=[0] * nodes)
@@ -109,7 +112,8 @@ class CheckerSuite:
         self._honest_keys = honest_validator_keys
         self._known_tx = known_tx
         self._tx_height: dict[bytes, int] = {}
-        self._signed: dict[int, dict[tuple[bytes, int, int], tuple[bytes | None, int]]] = {}
+        self._own_keys = tuple(own_keys)
+        self._ledger = SigningLedger()
         self._liveness_bound_us = liveness_bound_us
         self._healed_at_us: int | None = None
         self._on_violation = on_violation
@@ -223,34 +227,29 @@ class CheckerSuite:
     # --- signatures and accusations --------------------------------------------------------------
 
     def on_signed_message(self, node: int, time_us: int, envelope: Envelope) -> None:
-        """Check an honest node's vote or proposal against what it signed before."""
+        """Check an honest node's vote or proposal against what it signed before: only
+        messages signed with the node's own key (``own_keys``) are its signatures; what it
+        relays is not."""
         try:
             message = envelope.decoded()
         except DecodeError as exc:
             self.fail(DOUBLE_SIGN, time_us, node, f"sent an undecodable signed message: {exc}")
             return
-        if isinstance(message, Vote):
-            key = (message.validator, message.round, int(message.vote_type))
-            signed: tuple[bytes | None, int] = (message.value_id, -1)
-        elif isinstance(message, Proposal):
-            key = (message.proposer, message.round, _PROPOSAL_STEP)
-            signed = (message.value_id, message.valid_round)
-        else:
+        if not isinstance(message, Vote | Proposal):
             return
-        by_height = self._signed.setdefault(message.height, {})
-        earlier = by_height.setdefault(key, signed)
-        if earlier != signed:
+        own_key = self._own_keys[node] if node < len(self._own_keys) else None
+        double = self._ledger.record(own_key, message)
+        if double is not None:
             self.fail(
                 DOUBLE_SIGN,
                 time_us,
                 node,
-                f"signed two different messages for height {message.height}, round "
-                f"{key[1]}, step {key[2]}",
+                f"signed two different messages for height {double.height}, round "
+                f"{double.round}, step {double.step}",
             )
 
     def _forget_signatures_below(self, height: int) -> None:
-        for old in [h for h in self._signed if h < height]:
-            del self._signed[old]
+        self._ledger.forget_below(height)
 
     def on_accusation(self, node: int, time_us: int, validator: bytes) -> None:
         """An honest node holds evidence against ``validator``: it must be Byzantine."""

@@ -176,6 +176,10 @@ class Simulation:
                 key.public_key for node, key in enumerate(keys) if self.honest[node]
             ),
             known_tx=self.registry,
+            own_keys=[
+                keys[node].public_key if node < len(keys) else None
+                for node in range(len(self.honest))
+            ],
             liveness_bound_us=self.config.liveness_bound_ms * 1_000,
             on_violation=self._violated,
         )

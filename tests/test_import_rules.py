@@ -6,7 +6,11 @@
 | node (pure)        | stdlib, consensus, crypto_core, msgpack, node pure modules     |
 | node shell         | all of node, consensus, crypto_core, trio, stdlib, and the     |
 |                    | adapters' libraries in their own module only                   |
-| netsim             | node pure modules, consensus, crypto_core, stdlib, matplotlib, |
+| node.testing       | as node pure: the shipped fakes and checks (memory network and |
+|                    | storage, key factories, the cluster driver, the signing ledger) |
+| netsim             | node pure modules (node.testing included: the simulator reuses |
+|                    | its fakes and checks), consensus, crypto_core, stdlib,         |
+|                    | matplotlib,                                                    |
 |                    | health pure modules                                            |
 | health (pure)      | node pure modules, consensus, crypto_core, msgpack, nacl       |
 | health shell       | health pure, node, trio, msgpack, nacl, pydantic (never        |
@@ -52,6 +56,7 @@ HEALTH_SHELL_PREFIXES = (
     "health.api",
     "health.custodian",
     "health.extension",
+    "health.demo",
 )
 # The one module allowed to import each I/O library.
 ADAPTER_OWNERS = {
@@ -237,6 +242,8 @@ def test_every_module_keeps_the_layer_rules() -> None:
         ("netsim.sim", "import trio"),
         ("node.codec", "from . import runtime"),
         ("node.core", "from health.contracts import consent"),
+        ("node.testing.cluster", "from node.runtime import node"),
+        ("node.testing.cluster", "import netsim"),
         ("node.api.routes", "import health"),
         ("health.contracts.care", "import time"),
         ("health.contracts.care", "import trio"),
@@ -264,6 +271,7 @@ def test_the_checker_catches_violations(module: str, source: str) -> None:
         ("health.contracts.care", "from node.app.module import Module\nimport hashlib"),
         ("health.vault", "import trio\nfrom node.ports import Storage"),
         ("netsim.workload", "from health.contracts.consent import grant_payload"),
+        ("netsim.checkers", "from node.testing.signing import SigningLedger"),
     ],
 )
 def test_the_checker_allows_what_the_rules_allow(module: str, source: str) -> None:

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Final
 
-from consensus.sign_bytes import proposal_sign_bytes_of, vote_sign_bytes_of
+from consensus.sign_bytes import vote_sign_bytes_of
 from crypto_core.signatures import sha256
 from node.app.accounts import GenesisAccount, Role
 from node.app.kv import set_payload
@@ -86,6 +86,7 @@ from node.errors import DecodeError
 from node.ports import Signer
 from node.testing.factories import TxFactory, key_pair, make_validators
 from node.testing.rng import SeededRng
+from node.testing.signing import SigningLedger
 from node.testing.storage import MemoryStorage
 from node.types import Proposal, Validator, Vote, VoteType
 
@@ -299,7 +300,7 @@ class Cluster:
         self.votes: list[Vote] = []
         """Every vote broadcast, in order (kept only with ``record_votes``)."""
         self._record_votes = record_votes
-        self._signed: dict[tuple[bytes, int, int, int], bytes] = {}
+        self._ledger = SigningLedger()
 
     # -- inspection -----------------------------------------------------------------------------
 
@@ -591,22 +592,15 @@ class Cluster:
         """Record what ``node`` signed with its own key; a second, different signature for
         one step is a violation (the votes of others it relays are theirs, not its own)."""
         message = decode_message(data)
-        if isinstance(message, Vote):
-            signer, step = message.validator, int(message.vote_type)
-            signed = vote_sign_bytes_of(message)
-        elif isinstance(message, Proposal):
-            signer, step = message.proposer, 0
-            signed = proposal_sign_bytes_of(message)
-        else:
+        if not isinstance(message, Vote | Proposal):
             return
-        if node.signer is None or signer != node.signer.public_key:
-            return
-        if self._record_votes and isinstance(message, Vote):
+        own_key = None if node.signer is None else node.signer.public_key
+        if self._record_votes and isinstance(message, Vote) and message.validator == own_key:
             self.votes.append(message)
-        position = (signer, message.height, message.round, step)
-        previous = self._signed.setdefault(position, signed)
-        if previous != signed:
-            self.violations.append(f"{node.name} double-signed at {position[1:]}")
+        double = self._ledger.record(own_key, message)
+        if double is not None:
+            position = (double.height, double.round, double.step)
+            self.violations.append(f"{node.name} double-signed at {position}")
 
     # -- workload -------------------------------------------------------------------------------
 

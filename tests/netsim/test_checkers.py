@@ -47,6 +47,7 @@ def suite(nodes: int = 3, honest: tuple[bool, ...] | None = None) -> CheckerSuit
         honest=honest if honest is not None else (True,) * nodes,
         honest_validator_keys=frozenset({KEY.public_key}),
         known_tx={h("tx1"), h("tx2"), h("tx3")},
+        own_keys=(KEY.public_key,) + (None,) * (nodes - 1),
         liveness_bound_us=10_000_000,
     )
 
@@ -123,6 +124,17 @@ def test_double_sign_catches_two_votes_or_proposals_for_one_step() -> None:
     checkers.on_signed_message(0, 5, signed_proposal(h("a")))
     checkers.on_signed_message(0, 6, signed_proposal(h("b")))
     assert checkers_failed(checkers) == [DOUBLE_SIGN, DOUBLE_SIGN]
+
+
+def test_relayed_messages_are_not_the_relayers_signatures() -> None:
+    checkers = suite()
+    # node 1 relays node 0's key's two conflicting votes: not a double sign of node 1's
+    checkers.on_signed_message(1, 1, signed_vote(h("a")))
+    checkers.on_signed_message(1, 2, signed_vote(h("b")))
+    assert checkers.violations == []
+    checkers.on_signed_message(0, 3, signed_vote(h("a")))
+    checkers.on_signed_message(0, 4, signed_vote(h("b")))
+    assert checkers_failed(checkers) == [DOUBLE_SIGN]
 
 
 def test_accusing_an_honest_validator_is_a_violation() -> None:
