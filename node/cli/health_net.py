@@ -10,7 +10,9 @@ the testnet's passphrase) with the same signing key and its X25519 encryption ke
 
 ``health_extensions`` is the ``ExtensionsFactory`` of ``bighealth run``: for a node of a
 health chain it opens the records vault (``HOME/vault``, its own LevelDB) and runs the
-health extension (custody of records, ``/bighealth/records/1``, the records API).
+health extension (custody of records, ``/bighealth/records/1``, the records API) and the
+health API (``health.web``: sessions over the keystores of ``HOME/keystores`` or
+``--keystores DIR``).
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ from health.contracts.common import HealthRole
 from health.contracts.registry import is_health_genesis
 from health.extension import HealthExtension
 from health.vault import Vault
+from health.web.api import HealthWeb, WebConfig
 from node.adapters.leveldb_store import LevelDBStorage
 from node.app.module import JsonValue
 from node.chain.app_state import encode_app_states
 from node.chain.genesis import Genesis
 from node.cli.testnet import TestnetSpec
 from node.home import ACCOUNT_KEY, LoadedHome, format_config, write_key_file, write_text_atomic
+from node.home.config import parse_host_port
 from node.home.keys import read_key_file
 from node.home.layout import load_config
 from node.home.manifest import ManifestClient
@@ -47,6 +51,8 @@ CUSTODIAN_KEY_FILE: Final = "custodian_key"
 """The signing key of the identity whose records a node keeps (in the node's home)."""
 VAULT_DIR: Final = "vault"
 """The records vault's LevelDB, in the node's home."""
+KEYSTORES_DIR: Final = "keystores"
+"""The keystores the health API's sessions unlock, in the node's home (by default)."""
 RECORD_UPLOAD_BYTES: Final = ApiLimits().max_put_body_bytes
 """The ``[api] max_request_bytes`` of a health node: a record upload fits."""
 DEFAULT_TESTNET_PASSPHRASE: Final = "testnet"
@@ -168,16 +174,39 @@ def custodian_key(loaded: LoadedHome) -> Ed25519KeyPair | None:
     return read_key_file(path, ACCOUNT_KEY) if path.exists() else None
 
 
+def health_web(loaded: LoadedHome, keystores: Path | None = None) -> HealthWeb:
+    """The health API of the node of ``loaded``: sessions over the keystores of
+    ``keystores`` (default ``HOME/keystores``), its client reaching this node's own API on
+    loopback, its waits bounded below the API's request timeout."""
+    host, port = parse_host_port(loaded.config.api.listen)
+    if host in ("0.0.0.0", "::"):  # listening everywhere: reach it on loopback
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    timeout_s = loaded.config.api.request_timeout_ms / 1000
+    directory = keystores if keystores is not None else loaded.home.path / KEYSTORES_DIR
+    config = WebConfig(
+        keystores=directory.resolve(),
+        node_url=f"http://{netloc}",
+        request_timeout_s=max(1.0, timeout_s / 2),
+        receipt_timeout_s=max(1.0, timeout_s - 3),
+        read_budget_s=max(1.0, timeout_s / 2),
+    )
+    return HealthWeb(config)
+
+
 @contextmanager
-def health_extensions(loaded: LoadedHome) -> Iterator[Sequence[NodeExtension]]:
+def health_extensions(
+    loaded: LoadedHome, *, keystores: Path | None = None
+) -> Iterator[Sequence[NodeExtension]]:
     """The extensions of a node of ``loaded``'s chain: for a health chain the records
-    custody on the vault at ``HOME/vault`` (opened for the node's lifetime); none else."""
+    custody on the vault at ``HOME/vault`` (opened for the node's lifetime) and the health
+    API (``health_web``); none else."""
     if not is_health_genesis(loaded.genesis):
         yield ()
         return
     storage = LevelDBStorage(loaded.home.path / VAULT_DIR, loaded.genesis.chain_id)
     try:
         vault = Vault(storage, compact_range=storage.compact_range)
-        yield (HealthExtension(vault, custodian_key(loaded)),)
+        yield (HealthExtension(vault, custodian_key(loaded)), health_web(loaded, keystores))
     finally:
         storage.close()

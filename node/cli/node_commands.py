@@ -56,6 +56,12 @@ def add_run(sub: Subparsers) -> None:
         "--log-level", choices=("debug", "info", "warning", "error"), help="override [log] level"
     )
     parser.add_argument("--log-format", choices=("json", "text"), help="override [log] format")
+    parser.add_argument(
+        "--keystores",
+        type=Path,
+        metavar="DIR",
+        help="keystores the health API's sessions unlock (default: HOME/keystores)",
+    )
     parser.set_defaults(handler=cmd_run)
 
 
@@ -75,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 loaded,
                 version=package_version(),
                 app_factory=application_for,
-                extensions=health_extensions,
+                extensions=functools.partial(health_extensions, keystores=args.keystores),
             )
         )
     except NodeStartError as exc:
