@@ -195,6 +195,8 @@ class NodeApi:
     async def _block(self, request: Request, match: re.Match[str] | None) -> Response:
         assert match is not None
         which = match.group(1)
+        if which != "latest" and int(which) > U64_MAX:
+            raise BadRequestError(f"a height is at most {U64_MAX}")
         committed = await self.gateway.committed_block(None if which == "latest" else int(which))
         if committed is None:
             return json_error(404, f"no committed block at {which}")
