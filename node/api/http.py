@@ -22,7 +22,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
@@ -161,7 +161,8 @@ class HttpServer:
         connection = h11.Connection(
             h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes
         )
-        for _ in range(self.limits.max_requests_per_connection):
+        last = self.limits.max_requests_per_connection - 1
+        for served in range(self.limits.max_requests_per_connection):
             try:
                 request = await self._read_request(connection, stream)
             except _Refused as refused:
@@ -170,6 +171,8 @@ class HttpServer:
             if request is None:
                 return
             response = await self._respond(request)
+            if served == last:  # tell the client, so it does not send another on this one
+                response = replace(response, headers=(*response.headers, ("connection", "close")))
             await _send(connection, stream, response)
             if connection.our_state is not h11.DONE or connection.their_state is not h11.DONE:
                 return

@@ -92,9 +92,12 @@ async def test_a_connection_serves_a_bounded_number_of_requests() -> None:
     server = HttpServer(echo, LIMITS)
     async with trio.open_nursery() as nursery:
         client = Client(nursery, server)
-        for _ in range(LIMITS.max_requests_per_connection):
+        for index in range(LIMITS.max_requests_per_connection):
             await client.request("GET", "/")
-            assert (await client.response())[0] == 200
+            status, headers, _ = await client.response()
+            assert status == 200
+            last = index == LIMITS.max_requests_per_connection - 1
+            assert (headers.get("connection") == "close") == last  # the client is told
         assert await client.closed()
 
 
