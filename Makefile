@@ -47,6 +47,7 @@ bench: setup
 	$(PY) -m bench.network --json out/bench-network.json
 	$(PY) -m bench.consensus --json out/bench-consensus.json
 	$(PY) -m bench.netsim --json out/bench-netsim.json
+	$(PY) -m bench.http_api --json out/bench-http-api.json
 	$(PY) -m bench.records --json out/bench-records.json
 
 clean:

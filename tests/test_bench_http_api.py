@@ -1,0 +1,21 @@
+"""The HTTP server benchmark runs (smoke: the node's server, briefly) and reports figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import http_api
+
+
+def test_smoke_run_measures_the_node_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "http.json"
+    assert http_api.main(["--smoke", "--connections", "2", "--json", str(out)]) == 0
+    (result,) = json.loads(out.read_text())
+    assert result["server"] == "h11" and result["requests"] > 0
+    assert 0 < result["p50_ms"] <= result["p99_ms"]
+    assert "h11" in capsys.readouterr().out
