@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import pytest
@@ -23,6 +24,7 @@ from health.web import node_models as nm
 from health.web.actions import ACTIONS
 from health.web.routing import MAX_BODY_BYTES
 from health.web.session import COOKIE_NAME, SessionLimits
+from tests.health.schema_run import run_schemathesis
 from tests.health.web_node import PASS, LiveNode
 
 METER_CODE: Final = "http://loinc.org|41653-7"
@@ -571,3 +573,24 @@ def test_the_node_routes_answer_what_the_document_says(world: World) -> None:
     assert nm.TxSubmitOut.model_validate(submitted.body).accepted is False
     metrics = http.call("GET", "/metrics")
     assert metrics.status == 200 and metrics.headers["content-type"].startswith("text/plain")
+
+
+# -- generated from the document ------------------------------------------------------------
+
+SCHEMA_EXAMPLES: Final = 6
+"""Generated requests per operation and mode (the short form; ``slow`` runs more)."""
+
+
+def test_generated_requests_get_no_5xx_and_answers_match_the_document(tmp_path: Path) -> None:
+    """Schemathesis against ``/openapi.json`` on a live node: valid and invalid inputs for
+    every operation; no 5xx, every status documented, every body matching its schema.
+    Session routes run with a patient's session (its own data, so 200s happen too)."""
+    report = run_schemathesis(tmp_path, SCHEMA_EXAMPLES)
+    assert report.failures == [], "\n\n".join(report.failures[:5])
+    assert report.calls > 300 and report.statuses & {200, 201, 202}
+
+
+@pytest.mark.slow
+def test_generated_requests_longer(tmp_path: Path) -> None:
+    report = run_schemathesis(tmp_path, 60)
+    assert report.failures == [], "\n\n".join(report.failures[:5])
