@@ -15,7 +15,7 @@ from typing import Final
 
 from netsim.byzantine import ByzantineRole, parse_roles
 from netsim.errors import ConfigError
-from netsim.faults import FaultOptions, parse_kinds
+from netsim.faults import FaultOptions
 from netsim.limits import MAX_HEIGHTS, MAX_NODES, MAX_SIM_TIME_MS, MAX_VALIDATORS
 from netsim.regions import TOPOLOGIES
 from netsim.rng import check_seed
@@ -149,11 +149,6 @@ class SimConfig:
         if not self.shared_verification:
             args.append("--no-shared-verification")
         return args
-
-
-def parse_fault_kinds(text: str) -> FaultOptions:
-    """Default fault options with the kinds of ``text`` (``"none"`` or empty: no faults)."""
-    return FaultOptions(kinds=() if text.strip() in ("", "none") else parse_kinds(text))
 
 
 class _Checker:

@@ -51,10 +51,6 @@ class Topology:
         """How far apart ``src`` and ``dst`` are."""
         return self.table.classes[self.city_of[src]][self.city_of[dst]]
 
-    def city_name(self, node: int) -> str:
-        """The city ``node`` is in."""
-        return self.table.cities[self.city_of[node]].name
-
     def validator_ids(self) -> range:
         """The validators' node ids."""
         return range(self.validators)
