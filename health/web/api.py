@@ -79,6 +79,7 @@ from health.web.models import (
     UnreadableOut,
 )
 from health.web.network import NetworkView
+from health.web.openapi import openapi_document
 from health.web.readings import (
     MAX_WINDOW_MS,
     decrypt,
@@ -180,8 +181,6 @@ class HealthWeb:
         await trio.sleep_forever()
 
     async def _serve_openapi(self, request: Request, match: Any) -> Response:
-        from health.web.openapi import openapi_document  # noqa: PLC0415  (a cycle otherwise)
-
         if self._openapi is None:
             self._openapi = openapi_document(self.specs(), sorted(ACTIONS))
         return Response(200, self._openapi)
