@@ -10,6 +10,7 @@ import pytest
 from health.client.keystore import Keystore
 from health.contracts.common import HealthRole, get_identity
 from health.contracts.governance import get_member
+from health.web.api import HealthWeb
 from node.cli.composition import application_for
 from node.cli.health_net import CUSTODIAN_KEY_FILE, health_extensions
 from node.home import load_home, read_key_file
@@ -50,7 +51,13 @@ def test_a_health_testnet_runs_the_health_chain(
     patient = Keystore.open(out / "clients" / "patient-0.keystore", "pw")
     assert get_identity(app, patient.identity_id) is None  # registered on the running chain
     with health_extensions(homes[0]) as extensions:
-        assert [extension.name for extension in extensions] == ["health"]
+        assert [extension.name for extension in extensions] == ["health", "health-web"]
+        web = extensions[1]
+        assert isinstance(web, HealthWeb)  # the health API: keystores of the home, its own API
+        assert web.config.keystores == (homes[0].home.path / "keystores").resolve()
+        assert web.config.node_url == f"http://{homes[0].config.api.listen}"
+    with health_extensions(homes[0], keystores=out / "clients") as extensions:
+        assert extensions[1].config.keystores == (out / "clients").resolve()  # type: ignore[attr-defined]
     assert (homes[0].home.path / "vault").is_dir()
 
 
