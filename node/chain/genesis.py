@@ -5,7 +5,8 @@ power, the initial accounts (institutions, mostly), the chain-wide ``ConsensusPa
 each module's initial state (``app_state``: module name -> the canonical encoding of a JSON
 value, ``node.chain.app_state``; a module reads its own with ``app_state_of``).
 Its canonical encoding (``GENESIS_CODEC``, msgpack arrays as in ``node.codec``) gives one
-hash on every machine. The ``GenesisModule`` writes that hash into the genesis state
+hash on every machine. The ``GenesisModule`` (``node.app.genesis_anchor``, re-exported here)
+writes that hash into the genesis state
 (``genesis/hash``), so the state root at height 0 — which block 1 carries as its
 ``app_state_root`` — commits to the whole document: a node started from another genesis
 disagrees about block 1 and can never join.
@@ -23,8 +24,8 @@ from consensus.validator_set import ValidatorSet
 from crypto_core.signatures import sha256
 from node.app.accounts import GenesisAccount, Role
 from node.app.blocks import DEFAULT_MAX_FUTURE_DRIFT_MS
-from node.app.errors import TxFailed
-from node.app.module import ExecContext, JsonValue, Module
+from node.app.genesis_anchor import GENESIS_HASH_KEY, GENESIS_MODULE, GenesisModule
+from node.app.module import JsonValue
 from node.chain.app_state import (
     MAX_APP_STATE_MODULES,
     AppStateEntries,
@@ -55,7 +56,7 @@ from node.codec import (
     UInt,
 )
 from node.errors import DecodeError, EncodeError, SchemaError
-from node.types import PUBLIC_KEY_BYTES, ResultCode, Transaction, Validator
+from node.types import PUBLIC_KEY_BYTES, Validator
 
 DEFAULT_MAX_BLOCK_BYTES: Final = 512 * KIB
 """Default block size limit. A block travels as one network message, and the libp2p adapter
@@ -81,9 +82,6 @@ DEFAULT_MAX_EVIDENCE_PER_BLOCK: Final = 32
 """Default number of evidence objects a block may carry."""
 DEFAULT_MAX_EVIDENCE_BYTES: Final = 32 * KIB
 """Default limit of the encoded evidence of one block, in bytes."""
-GENESIS_MODULE: Final = "genesis"
-GENESIS_HASH_KEY: Final = b"genesis/hash"
-"""State key under which the genesis module stores the genesis hash."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,21 +295,11 @@ GENESIS_CODEC: Final = StructCodec(
 )
 
 
-class GenesisModule(Module):
-    """Writes the genesis hash into the genesis state (``GENESIS_HASH_KEY``); no actions.
-
-    Every application a ``NodeCore`` runs must include it (``NodeCore.open`` checks)."""
-
-    name = GENESIS_MODULE
-    actions: frozenset[str] = frozenset()
-
-    def __init__(self, genesis_hash: bytes) -> None:
-        if type(genesis_hash) is not bytes or len(genesis_hash) != len(sha256(b"")):
-            raise ValueError("the genesis hash is a 32-byte SHA-256 digest")
-        self.genesis_hash = genesis_hash
-
-    def init_genesis(self, ctx: ExecContext) -> None:
-        ctx.view.set(GENESIS_HASH_KEY, self.genesis_hash)
-
-    def deliver_tx(self, ctx: ExecContext, tx: Transaction) -> None:
-        raise TxFailed(ResultCode.UNKNOWN_KIND, "the genesis module has no transactions")
+__all__ = [
+    "GENESIS_CODEC",
+    "GENESIS_HASH_KEY",
+    "GENESIS_MODULE",
+    "ConsensusParams",
+    "Genesis",
+    "GenesisModule",
+]
