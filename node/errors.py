@@ -95,6 +95,38 @@ class InvalidTopicError(NetworkError, ValueError):
     """A topic name is empty, too long or uses characters outside ``[a-z0-9/_.-]``."""
 
 
+# Request/response (``RuntimeNetwork.request`` and its handlers).
+
+
+class RequestError(NetworkError):
+    """A request to a peer did not produce a response."""
+
+
+class RequestTimeoutError(RequestError):
+    """No response arrived within the request's timeout."""
+
+
+class PeerUnreachableError(RequestError):
+    """The peer is not connected (or the connection broke during the request)."""
+
+
+class ProtocolNotSupportedError(RequestError):
+    """The peer does not speak the requested protocol."""
+
+
+class RemoteError(RequestError):
+    """The peer's handler failed; the message is the peer's text (bounded, untrusted)."""
+
+
+class PeerBusyError(RemoteError):
+    """The peer refused the request because all its handler slots were taken."""
+
+
+class RequestRejectedError(NetworkError):
+    """Raised by a request handler to refuse a request; its message goes to the requester
+    (any other exception in a handler is reported to the requester as an internal error)."""
+
+
 class StorageError(BigHealthError):
     """A storage operation failed."""
 

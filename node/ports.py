@@ -5,13 +5,17 @@ socket or touch a disk: they are handed these objects (or the values read from t
 shell. The trio runtime implements them over the real world, ``netsim`` over a simulated one,
 ``node.testing`` with deterministic in-memory fakes; every implementation honours the
 contracts stated here (for ``Network``: ``node.testing.check_network_conformance``).
+The values a network exchanges with the runtime beyond the port (``Verdict`` and
+``MessageValidator`` for per-topic checks, ``NetworkSnapshot`` of its counters) are declared
+here too, so that the runtime and the API name no network adapter.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Final, Protocol, runtime_checkable
 
 PeerId = str
@@ -111,6 +115,57 @@ class Network(Protocol):
         ...
 
 
+class Verdict(Enum):
+    """A validator's answer about one incoming message."""
+
+    ACCEPT = "accept"  # deliver it (and relay it, for gossip)
+    REJECT = "reject"  # drop it and penalise the peer that sent it
+    IGNORE = "ignore"  # drop it quietly (e.g. a duplicate): no penalty
+
+
+MessageValidator = Callable[[bytes], Verdict]
+"""Judges a message's bytes. Must be fast, pure and must not raise (an exception counts as a
+bug in the node, drops the message and penalises nobody). It checks *form* (size, decoding):
+it must not reject a message only for being early (a vote for a future height, say) —
+gossipsub remembers a rejection for minutes, so the message would be lost for good; the core
+buffers early messages instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicStats:
+    """Traffic of one topic (direct and gossip together); bytes are message data bytes."""
+
+    messages_in: int = 0
+    bytes_in: int = 0
+    messages_out: int = 0
+    bytes_out: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSnapshot:
+    """Every counter of a network at one moment (what a runtime exports as metrics)."""
+
+    peers_connected: int
+    peers_ready: int
+    peers_banned: int
+    topics: dict[str, TopicStats]
+    dropped: dict[str, int]
+    direct_streams_opened: int
+    requests_sent: int
+    requests_failed: int
+    requests_served: int
+    handshakes_ok: int
+    handshakes_failed: int
+    dials_ok: int
+    dials_failed: int
+    bans: int
+    gossip_reordered: int
+    inbound_queued: int
+    # Gossip back-off and GRAFT-flood records dropped for members that disconnected or
+    # reconnected (so that a restarted member is taken back into meshes at once).
+    gossip_backoffs_cleared: int
+
+
 @dataclass(frozen=True, slots=True)
 class Put:
     """Write ``value`` under ``key`` (part of an atomic write batch)."""
@@ -183,12 +238,16 @@ __all__ = [
     "Clock",
     "Delete",
     "InboundMessage",
+    "MessageValidator",
     "Network",
+    "NetworkSnapshot",
     "PeerId",
     "Put",
     "Rng",
     "Signer",
     "Storage",
+    "TopicStats",
+    "Verdict",
     "WriteOp",
     "is_valid_topic",
 ]

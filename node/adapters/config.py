@@ -1,4 +1,4 @@
-"""Settings of the libp2p network adapter, its protocol ids, and message validators.
+"""Settings of the libp2p network adapter, its protocol ids, and a validator helper.
 
 Every limit has a name with its unit and a default chosen from what py-libp2p 0.8.1 was
 measured to do (``docs/NETWORKING.md``): messages well under 1 MiB (larger ones
@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Final
 
@@ -23,6 +22,7 @@ from node.adapters.handshake import MAX_AGENT_CHARS
 from node.adapters.peer_scoring import ScoringPolicy
 from node.codec import CHAIN_ID_PATTERN, MAX_MESSAGE_BYTES, MAX_TX_BATCH_BYTES
 from node.errors import DecodeError
+from node.ports import MessageValidator, Verdict
 
 KIB: Final = 1024
 MIB: Final = 1024 * KIB
@@ -31,7 +31,6 @@ MIB: Final = 1024 * KIB
 
 STATUS_PROTOCOL: Final = "/bighealth/status/1"  # the handshake (hello exchange)
 DIRECT_PROTOCOL: Final = "/bighealth/direct/1"  # Network.send: one long-lived stream per peer
-SYNC_PROTOCOL: Final = "/bighealth/sync/1"  # blocks by height
 RECORD_PROTOCOL: Final = "/bighealth/record/1"  # encrypted health records
 RESERVED_PROTOCOLS: Final = frozenset({STATUS_PROTOCOL, DIRECT_PROTOCOL})
 PROTOCOL_PATTERN: Final = re.compile(r"/bighealth/[a-z][a-z0-9_-]{0,31}/[0-9]{1,4}", re.ASCII)
@@ -49,22 +48,6 @@ DEFAULT_MAX_FRAME_BYTES: Final = MAX_MESSAGE_BYTES + 1 * KIB
 MAX_SUBSCRIPTION_CHANNEL_MESSAGES: Final = 65_536
 # Seconds between the GRAFT-flood threshold and the prune back-off (see GossipParams).
 FLOOD_MARGIN_S: Final = 2
-
-
-class Verdict(Enum):
-    """A validator's answer about one incoming message."""
-
-    ACCEPT = "accept"  # deliver it (and relay it, for gossip)
-    REJECT = "reject"  # drop it and penalise the peer that sent it
-    IGNORE = "ignore"  # drop it quietly (e.g. a duplicate): no penalty
-
-
-MessageValidator = Callable[[bytes], Verdict]
-"""Judges a message's bytes. Must be fast, pure and must not raise (an exception counts as a
-bug in the node, drops the message and penalises nobody). It checks *form* (size, decoding):
-it must not reject a message only for being early (a vote for a future height, say) —
-gossipsub remembers a rejection for minutes, so the message would be lost for good; the core
-buffers early messages instead."""
 
 
 def decoding_validator(decode: Callable[[bytes], object], max_bytes: int) -> MessageValidator:

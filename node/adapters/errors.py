@@ -3,8 +3,9 @@
 They extend the families of ``node.errors`` so a shell that catches ``StorageError`` or
 ``NetworkError`` catches these too. As there, two kinds are kept apart: errors about what a
 *peer* sent (``ProtocolViolationError`` and its subclasses: drop it, penalise the peer) and
-errors about what *we* asked for or how the world is (a locked database, a request that timed
-out, a configuration that makes no sense).
+errors about what *we* asked for or how the world is (a locked database, a configuration that
+makes no sense). The errors of request/response (``RequestError`` and its kinds,
+``RequestRejectedError``) are part of the runtime's network contract: ``node.errors``.
 """
 
 from __future__ import annotations
@@ -100,35 +101,3 @@ class HandshakeError(ProtocolViolationError):
 
 class ChainMismatchError(HandshakeError):
     """The peer belongs to another chain (its chain id differs from ours)."""
-
-
-# -- request/response -----------------------------------------------------------------------
-
-
-class RequestError(NetworkError):
-    """A request to a peer did not produce a response."""
-
-
-class RequestTimeoutError(RequestError):
-    """No response arrived within the request's timeout."""
-
-
-class PeerUnreachableError(RequestError):
-    """The peer is not connected (or the connection broke during the request)."""
-
-
-class ProtocolNotSupportedError(RequestError):
-    """The peer does not speak the requested protocol."""
-
-
-class RemoteError(RequestError):
-    """The peer's handler failed; the message is the peer's text (bounded, untrusted)."""
-
-
-class PeerBusyError(RemoteError):
-    """The peer refused the request because all its handler slots were taken."""
-
-
-class RequestRejectedError(NetworkError):
-    """Raised by a request handler to refuse a request; its message goes to the requester
-    (any other exception in a handler is reported to the requester as an internal error)."""

@@ -74,8 +74,6 @@ from node.adapters.config import (
     RESERVED_PROTOCOLS,
     STATUS_PROTOCOL,
     Libp2pNetworkConfig,
-    MessageValidator,
-    Verdict,
 )
 from node.adapters.errors import (
     ChainMismatchError,
@@ -85,11 +83,7 @@ from node.adapters.errors import (
     MalformedMessageError,
     NetworkConfigError,
     PeerBannedError,
-    PeerUnreachableError,
-    ProtocolNotSupportedError,
     ProtocolViolationError,
-    RequestError,
-    RequestRejectedError,
     StreamBrokenError,
     TooManyTopicsError,
 )
@@ -103,7 +97,7 @@ from node.adapters.handshake import (
     encode_hello,
 )
 from node.adapters.identity import load_or_create_node_key
-from node.adapters.metrics import Drop, NetworkCounters, NetworkSnapshot
+from node.adapters.metrics import Drop, NetworkCounters
 from node.adapters.peer_scoring import Ban, Offense, Scoreboard
 from node.adapters.peers import Admission, PeerTable
 from node.adapters.queues import BoundedQueue
@@ -120,8 +114,24 @@ from node.adapters.wire import (
     encode_direct,
     encode_gossip,
 )
-from node.errors import InvalidTopicError, MessageTooLargeError, UnknownPeerError
-from node.ports import InboundMessage, PeerId, Rng, is_valid_topic
+from node.errors import (
+    InvalidTopicError,
+    MessageTooLargeError,
+    PeerUnreachableError,
+    ProtocolNotSupportedError,
+    RequestError,
+    RequestRejectedError,
+    UnknownPeerError,
+)
+from node.ports import (
+    InboundMessage,
+    MessageValidator,
+    NetworkSnapshot,
+    PeerId,
+    Rng,
+    Verdict,
+    is_valid_topic,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """Network counters, and the plain snapshot a runtime exports (Prometheus, logs, dashboard).
 
 Counting is cheap (a few dict increments per message); ``snapshot()`` copies everything into
-frozen dataclasses, so a reader never sees the counters move under it. Per-topic counters are
-kept for at most ``MAX_TOPICS_TRACKED`` topics; traffic on further topics is added to the
-``OTHER_TOPICS`` row (a name no valid topic can have).
+frozen dataclasses (``node.ports.NetworkSnapshot``), so a reader never sees the counters move
+under it. Per-topic counters are kept for at most ``MAX_TOPICS_TRACKED`` topics; traffic on
+further topics is added to the ``OTHER_TOPICS`` row (a name no valid topic can have).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
+
+from node.ports import NetworkSnapshot, TopicStats
 
 MAX_TOPICS_TRACKED: Final = 128
 OTHER_TOPICS: Final = "(other)"
@@ -29,41 +31,6 @@ class Drop(Enum):
     IGNORED = "ignored"  # the validator said ignore
     BANNED = "banned"  # the sender is banned
     VALIDATOR_ERROR = "validator_error"  # the node's validator raised (a bug: never penalised)
-
-
-@dataclass(frozen=True, slots=True)
-class TopicStats:
-    """Traffic of one topic (direct and gossip together); bytes are message data bytes."""
-
-    messages_in: int = 0
-    bytes_in: int = 0
-    messages_out: int = 0
-    bytes_out: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class NetworkSnapshot:
-    """Every counter of a ``Libp2pNetwork`` at one moment."""
-
-    peers_connected: int
-    peers_ready: int
-    peers_banned: int
-    topics: dict[str, TopicStats]
-    dropped: dict[str, int]
-    direct_streams_opened: int
-    requests_sent: int
-    requests_failed: int
-    requests_served: int
-    handshakes_ok: int
-    handshakes_failed: int
-    dials_ok: int
-    dials_failed: int
-    bans: int
-    gossip_reordered: int
-    inbound_queued: int
-    # Gossip back-off and GRAFT-flood records dropped for members that disconnected or
-    # reconnected (so that a restarted member is taken back into meshes at once).
-    gossip_backoffs_cleared: int
 
 
 @dataclass(slots=True)

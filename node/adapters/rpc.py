@@ -21,16 +21,7 @@ from typing import Final
 
 import trio
 
-from node.adapters.errors import (
-    FrameTooLargeError,
-    PeerBusyError,
-    PeerUnreachableError,
-    ProtocolViolationError,
-    RemoteError,
-    RequestRejectedError,
-    RequestTimeoutError,
-    StreamBrokenError,
-)
+from node.adapters.errors import FrameTooLargeError, ProtocolViolationError, StreamBrokenError
 from node.adapters.framing import encode_frame
 from node.adapters.streams import ByteStream, FrameReader, close_quietly, reset_quietly, write_frame
 from node.adapters.wire import (
@@ -39,6 +30,13 @@ from node.adapters.wire import (
     decode_response,
     encode_failure,
     encode_ok,
+)
+from node.errors import (
+    PeerBusyError,
+    PeerUnreachableError,
+    RemoteError,
+    RequestRejectedError,
+    RequestTimeoutError,
 )
 from node.ports import PeerId
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from node.adapters.metrics import NetworkSnapshot
 from node.chain.actions import TxResult
 from node.chain.event_feed import EventCursor, EventPage
 from node.chain.queries import CommittedTx, ModuleEntries, ModuleState
 from node.chain.status import NodeStats, NodeStatus
 from node.errors import BigHealthError
-from node.ports import PeerId
+from node.ports import NetworkSnapshot, PeerId
 from node.types import CommittedBlock
 
 

@@ -17,9 +17,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from node.adapters.metrics import NetworkSnapshot
 from node.chain.actions import BlockCommitted, Offence
 from node.chain.status import NodeStats, NodeStatus
+from node.ports import NetworkSnapshot
 
 LATENCY_BUCKETS_S: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 60.0)
 """Histogram buckets of commit latencies and block intervals, in seconds."""

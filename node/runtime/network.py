@@ -4,7 +4,10 @@
 drive the runtime over an in-memory one. The extra capabilities are: waiting for arrivals
 (so the runtime never polls ``receive``), request/response (block sync), per-topic message
 validators (form checks at the edge, so gossip never relays garbage), the status a peer
-sent in its handshake, banning, and a counters snapshot for metrics.
+sent in its handshake, banning, and a counters snapshot for metrics. The values they use are
+declared with the ports (``node.ports``: ``MessageValidator``, ``Verdict``,
+``NetworkSnapshot``; ``node.errors``: ``RequestError`` and its kinds, ``RequestRejectedError``),
+so the runtime names no adapter.
 """
 
 from __future__ import annotations
@@ -12,9 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from node.adapters.config import MessageValidator
-from node.adapters.metrics import NetworkSnapshot
-from node.ports import Network, PeerId
+from node.ports import MessageValidator, Network, NetworkSnapshot, PeerId
 
 RequestHandler = Callable[[PeerId, bytes], Awaitable[bytes]]
 
@@ -41,7 +42,8 @@ class RuntimeNetwork(Network, Protocol):
         ...
 
     def register_handler(self, protocol: str, handler: RequestHandler) -> None:
-        """Answer requests on ``protocol`` with ``handler``."""
+        """Answer requests on ``protocol`` with ``handler`` (which raises
+        ``RequestRejectedError`` to refuse one)."""
         ...
 
     async def request(self, peer: PeerId, protocol: str, data: bytes, timeout_ms: int) -> bytes:

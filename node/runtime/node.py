@@ -40,14 +40,6 @@ from typing import Any, Final
 
 import trio
 
-from node.adapters.config import (
-    DEFAULT_MAX_FRAME_BYTES,
-    SYNC_PROTOCOL,
-    MessageValidator,
-    Verdict,
-)
-from node.adapters.errors import RequestRejectedError
-from node.adapters.wire import RESPONSE_OVERHEAD_BYTES
 from node.api.gateway import GatewayBusyError, NodeSnapshot
 from node.chain.actions import (
     Action,
@@ -85,8 +77,8 @@ from node.chain.queries import (
 )
 from node.codec import decode_message, encode_message
 from node.core import NodeCore
-from node.errors import DecodeError, NetworkError, UnknownPeerError
-from node.ports import Clock, PeerId
+from node.errors import DecodeError, NetworkError, RequestRejectedError, UnknownPeerError
+from node.ports import Clock, MessageValidator, PeerId, Verdict
 from node.runtime.discipline import PeerDiscipline
 from node.runtime.inbox import (
     Ask,
@@ -111,7 +103,9 @@ from node.runtime.metrics import NodeMetrics
 from node.runtime.network import RuntimeNetwork
 from node.runtime.services import CommitFeed, RuntimeServices
 from node.runtime.sync_wire import (
+    DEFAULT_MAX_RESPONSE_BYTES,
     MAX_SYNC_BLOCKS,
+    SYNC_PROTOCOL,
     SYNC_REQUEST_CODEC,
     SyncRequest,
     SyncResponse,
@@ -144,7 +138,7 @@ class RuntimeLimits:
     """Block-sync requests in flight at once (the core asks for at most a few)."""
     sync_request_timeout_ms: int = 5_000
     """How long one block-sync request may take."""
-    sync_response_max_bytes: int = DEFAULT_MAX_FRAME_BYTES - RESPONSE_OVERHEAD_BYTES
+    sync_response_max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     """Largest block-sync response, sent or accepted (one transport frame)."""
     max_timers: int = DEFAULT_MAX_TIMERS
     """Timers pending at once (the core keeps a few dozen; moot ones are dropped when full)."""

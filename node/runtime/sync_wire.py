@@ -17,8 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from node.codec import MAX_MESSAGE_BYTES, ArrayOf, Bytes, StructCodec, UInt
+from node.codec import KIB, MAX_MESSAGE_BYTES, ArrayOf, Bytes, StructCodec, UInt
 
+SYNC_PROTOCOL: Final = "/bighealth/sync/1"
+"""The protocol id the runtime serves and asks blocks by height on."""
+DEFAULT_MAX_RESPONSE_BYTES: Final = MAX_MESSAGE_BYTES + 1 * KIB - 1
+"""The largest response sent or accepted by default: the body of one response frame of the
+network as configured by default (``MAX_MESSAGE_BYTES`` + 1 KiB, less the status byte the
+transport puts before every response)."""
 MAX_SYNC_BLOCKS: Final = 256
 """Most blocks one request may ask for and one response may carry."""
 ARRAY_OVERHEAD_BYTES: Final = 5

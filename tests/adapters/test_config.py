@@ -12,11 +12,11 @@ from node.adapters.config import (
     MAX_GOSSIP_MESSAGE_BYTES,
     GossipParams,
     Libp2pNetworkConfig,
-    Verdict,
     decoding_validator,
 )
 from node.adapters.errors import NetworkConfigError
 from node.codec import decode_message, encode_message
+from node.ports import Verdict
 from node.types import BlockRequest
 
 

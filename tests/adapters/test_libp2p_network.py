@@ -16,25 +16,24 @@ from node.adapters.config import (
     DIRECT_PROTOCOL,
     STATUS_PROTOCOL,
     Libp2pNetworkConfig,
-    Verdict,
     decoding_validator,
 )
-from node.adapters.errors import (
-    FrameTooLargeError,
-    NetworkConfigError,
-    PeerBannedError,
+from node.adapters.errors import FrameTooLargeError, NetworkConfigError, PeerBannedError
+from node.adapters.identity import load_node_key
+from node.adapters.libp2p_network import open_libp2p_network, peer_id_of
+from node.adapters.peer_scoring import ScoringPolicy
+from node.codec import decode_message, encode_message
+from node.errors import (
+    InvalidTopicError,
+    MessageTooLargeError,
     PeerUnreachableError,
     ProtocolNotSupportedError,
     RemoteError,
     RequestRejectedError,
     RequestTimeoutError,
+    UnknownPeerError,
 )
-from node.adapters.identity import load_node_key
-from node.adapters.libp2p_network import open_libp2p_network, peer_id_of
-from node.adapters.peer_scoring import ScoringPolicy
-from node.codec import decode_message, encode_message
-from node.errors import InvalidTopicError, MessageTooLargeError, UnknownPeerError
-from node.ports import InboundMessage, Network
+from node.ports import InboundMessage, Network, Verdict
 from node.testing import SeededRng, check_network_conformance
 from node.types import BlockRequest
 from tests.adapters.libp2p_helpers import (

@@ -19,8 +19,8 @@ import trio
 from libp2p.peer.id import ID
 
 from node.adapters.config import GossipParams
-from node.adapters.errors import PeerUnreachableError
 from node.adapters.libp2p_network import Libp2pNetwork, _ConsensusGossipSub
+from node.errors import PeerUnreachableError
 from node.ports import InboundMessage
 from tests.adapters.libp2p_helpers import (
     collect,

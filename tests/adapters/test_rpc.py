@@ -8,18 +8,17 @@ import pytest
 import trio
 import trio.testing
 
-from node.adapters.errors import (
-    FrameTooLargeError,
-    MalformedFrameError,
+from node.adapters.errors import FrameTooLargeError, MalformedFrameError
+from node.adapters.framing import encode_uvarint
+from node.adapters.rpc import RequestClient, ServerLimits, serve_requests
+from node.adapters.streams import ByteStream
+from node.errors import (
     PeerBusyError,
     PeerUnreachableError,
     RemoteError,
     RequestRejectedError,
     RequestTimeoutError,
 )
-from node.adapters.framing import encode_uvarint
-from node.adapters.rpc import RequestClient, ServerLimits, serve_requests
-from node.adapters.streams import ByteStream
 from tests.adapters.memory_streams import MemoryByteStream, byte_stream_pair
 
 PROTOCOL = "/bighealth/test/1"

@@ -16,16 +16,15 @@ from typing import Any
 
 import trio
 
-from node.adapters.config import MessageValidator, Verdict
-from node.adapters.errors import (
+from node.adapters.metrics import NetworkCounters
+from node.errors import (
     PeerUnreachableError,
     RemoteError,
     RequestRejectedError,
     RequestTimeoutError,
+    UnknownPeerError,
 )
-from node.adapters.metrics import NetworkCounters, NetworkSnapshot
-from node.errors import UnknownPeerError
-from node.ports import InboundMessage, PeerId
+from node.ports import InboundMessage, MessageValidator, NetworkSnapshot, PeerId, Verdict
 from node.runtime.network import RequestHandler
 
 GENESIS_TIME_MS = 1_700_000_000_000

@@ -11,17 +11,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.adapters.config import Verdict
+from node.adapters.config import DEFAULT_MAX_FRAME_BYTES
 from node.adapters.metrics import NetworkCounters
+from node.adapters.wire import RESPONSE_OVERHEAD_BYTES
 from node.chain.actions import BlockCommitted, Offence, PeerMisbehaved
 from node.chain.messages import TOPIC_CONSENSUS, TOPIC_STATUS, TOPIC_TXS
 from node.codec import encode_message
 from node.errors import DecodeError
+from node.ports import Verdict
 from node.runtime.discipline import PeerDiscipline
 from node.runtime.logs import configure_logging, fields
 from node.runtime.metrics import MAX_TRACKED_TXS, NodeMetrics
-from node.runtime.node import TipBoard, form_validator
+from node.runtime.node import RuntimeLimits, TipBoard, form_validator
 from node.runtime.sync_wire import (
+    DEFAULT_MAX_RESPONSE_BYTES,
     MAX_SYNC_BLOCKS,
     SYNC_REQUEST_CODEC,
     SyncRequest,
@@ -60,6 +63,11 @@ def test_out_of_range_sync_messages_do_not_decode() -> None:
     big = response_codec(10**6).encode(SyncResponse((b"x" * 2000,)))
     with pytest.raises(DecodeError):
         response_codec(1000).decode(big)
+
+
+def test_a_default_sync_response_fills_one_response_frame_of_the_default_network() -> None:
+    assert DEFAULT_MAX_RESPONSE_BYTES == DEFAULT_MAX_FRAME_BYTES - RESPONSE_OVERHEAD_BYTES
+    assert RuntimeLimits().sync_response_max_bytes == DEFAULT_MAX_RESPONSE_BYTES
 
 
 # -- edge validators ------------------------------------------------------------------------------

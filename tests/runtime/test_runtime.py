@@ -19,8 +19,6 @@ from trio.testing import MockClock
 
 from consensus.sign_bytes import vote_sign_bytes_of
 from consensus.types import Vote, VoteType
-from node.adapters.config import SYNC_PROTOCOL
-from node.adapters.errors import RemoteError
 from node.api.http import Request
 from node.api.routes import NodeApi
 from node.app.accounts import GenesisAccount, Role
@@ -32,11 +30,11 @@ from node.chain.messages import TOPIC_CONSENSUS, TOPIC_TXS
 from node.chain.queries import BadQueryError, UnknownModuleError
 from node.codec import block_id, encode_message, tx_hash
 from node.core import NodeCore
-from node.errors import RejectReason
+from node.errors import RejectReason, RemoteError
 from node.ports import Signer
 from node.runtime.metrics import NodeMetrics
 from node.runtime.node import NodeIdentity, NodeRuntime, RuntimeLimits, TipBoard
-from node.runtime.sync_wire import SYNC_REQUEST_CODEC, SyncRequest, response_codec
+from node.runtime.sync_wire import SYNC_PROTOCOL, SYNC_REQUEST_CODEC, SyncRequest, response_codec
 from node.testing import MemoryStorage, TxFactory, key_pair, make_validators
 from tests.runtime.fakes import GENESIS_TIME_MS, FakeHub, FakeNetwork, VirtualClock
 
