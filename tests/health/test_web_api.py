@@ -546,6 +546,20 @@ def test_actions_need_a_session_and_a_valid_body(world: World) -> None:
     assert m.ActionOut.model_validate(failed.body).code == "not_found"
 
 
+def test_a_patient_sets_its_alert_policy_and_unpairs_its_device(world: World) -> None:
+    http = world.http
+    token = http.unlock("patient")
+    policy = http.act(token, "set_policy", {"share_alerts": True})
+    assert [(e.kind, e.attributes["share_alerts"]) for e in policy.events] == [
+        ("care.policy_set", "1")
+    ]
+    device = world.device.identity_id.hex()
+    assert http.get(f"/health/identities/{device}", m.IdentityOut).active
+    unpaired = http.act(token, "deactivate", {"identity": device})
+    assert unpaired.ok and unpaired.events[0].kind == "identity.deactivated"
+    assert not http.get(f"/health/identities/{device}", m.IdentityOut).active
+
+
 # -- the node's own routes, as documented ----------------------------------------------------
 
 
