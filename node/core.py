@@ -69,9 +69,7 @@ but never sign.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 from consensus import (
@@ -80,11 +78,7 @@ from consensus import (
     ConsensusError,
     Decide,
     Effect,
-    Input,
-    InvalidCertificateError,
     InvalidMessageError,
-    InvalidSignatureError,
-    NotProposerError,
     Persist,
     ProposalReceived,
     ProposeValue,
@@ -98,11 +92,9 @@ from consensus import (
     Step,
     TimeoutElapsed,
     TimeoutKind,
-    UnknownValidatorError,
     ValidatorSet,
     ValueValidity,
     VoteReceived,
-    WrongChainError,
     verify_commit_certificate,
     verify_proposal,
     verify_vote,
@@ -120,9 +112,7 @@ from node.chain.actions import (
     Broadcast,
     EquivocationDetected,
     Offence,
-    PeerMisbehaved,
     SendTo,
-    SetTimer,
     TxResult,
 )
 from node.chain.application import AppFactory, default_application
@@ -145,12 +135,14 @@ from node.chain.events import (
 from node.chain.evidence import (
     ChainEvidenceLookup,
     PendingEvidenceLog,
-    evidence_problem,
     is_expired,
 )
+from node.chain.feed import ConsensusFeed, Permit, Work, offence_of
 from node.chain.future import FutureMessage, FutureMessages
 from node.chain.genesis import Genesis
 from node.chain.gossip import TxGossip
+from node.chain.height import MAX_REASON_CHARS, HeightState, Outbox
+from node.chain.judge import BlockJudge
 from node.chain.messages import (
     TOPIC_CONSENSUS,
     TOPIC_STATUS,
@@ -167,11 +159,7 @@ from node.chain.schedule import ValidatorSchedule
 from node.chain.status import NodeStats, NodeStatus
 from node.chain.store import BlockResults, TxLocation
 from node.chain.sync import BlockSync, SyncedBlock
-from node.chain.validation import ChainTip, validate_block
-from node.chain.wal import (
-    ConsensusLog,
-    encode_record,
-)
+from node.chain.wal import ConsensusLog
 from node.codec import (
     MAX_TXS_PER_BATCH,
     Message,
@@ -187,10 +175,7 @@ from node.errors import DecodeError, InvalidBlockError, RejectReason, StorageErr
 from node.mempool import Mempool, VerifiedTx, verify_transaction
 from node.ports import PeerId, Signer, Storage, WriteOp
 from node.types import (
-    ZERO_HASH,
     Block,
-    BlockHeader,
-    CommitCertificate,
     CommittedBlock,
     Proposal,
     StateProof,
@@ -200,7 +185,7 @@ from node.types import (
     VoteType,
 )
 
-__all__ = ["NodeCore"]
+__all__ = ["MAX_REASON_CHARS", "NodeCore"]
 
 _TIMER_OF_TIMEOUT: Final = {
     TimeoutKind.PROPOSE: TimerKind.PROPOSE,
@@ -214,16 +199,6 @@ _PEER_TX_FAULTS: Final = {
     RejectReason.WRONG_CHAIN: Offence.WRONG_CHAIN,
     RejectReason.BAD_SIGNATURE: Offence.INVALID_SIGNATURE,
 }
-MAX_REASON_CHARS: Final = 200
-"""Longest ``PeerMisbehaved.reason`` (peer-controlled text is cut)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Permit:
-    """Queue marker: the next sign effect is covered by the durable log (a replayed one)."""
-
-
-_Work = Effect | _Permit
 
 
 class NodeCore:
@@ -259,29 +234,25 @@ class NodeCore:
         self._pending_evidence = (
             pending_evidence if pending_evidence is not None else PendingEvidenceLog()
         )
-        self._evidence_lookup = ChainEvidenceLookup(schedule, app)
         self._init_buffers(genesis.chain_id, config)
         self.stats = NodeStats()
-        self._height = 0 if last_block is None else last_block.block.header.height
-        self._last_header: BlockHeader | None = (
-            None if last_block is None else last_block.block.header
+        self._state = HeightState.after(last_block, consensus_height=consensus.height)
+        self._outbox = Outbox(self.stats)
+        self._feed = ConsensusFeed(consensus, log, self._outbox)
+        self._judge = BlockJudge(
+            state=self._state,
+            genesis=genesis,
+            app=app,
+            schedule=schedule,
+            lookup=ChainEvidenceLookup(schedule, app),
+            blocks=self._blocks,
+            mempool=self._mempool,
         )
-        self._last_commit: CommitCertificate | None = (
-            None if last_block is None else last_block.commit
-        )
-        self._last_block_id = ZERO_HASH if last_block is None else block_id(last_block.block.header)
-        self._active = consensus.height == self._height + 1
         self._replayed = replayed
-        self._started = False
-        self._start_due = False
-        self._pending_decide: Decide | None = None
         self._sign_permit = False
         self._tick_position: tuple[int, int, int] | None = None
         self._tick_height = -1
-        self._now_ms = 0
-        self._actions: list[Action] = []
-        self._work: deque[_Work] = deque()
-        if self._active and consensus.validator_set is not None:
+        if self._state.active and consensus.validator_set is not None:
             self._hold_height(consensus.height, consensus.validator_set, logged_messages)
 
     def _init_buffers(self, chain_id: str, config: NodeConfig) -> None:
@@ -377,12 +348,12 @@ class NodeCore:
     @property
     def height(self) -> int:
         """The last committed height (0 at genesis)."""
-        return self._height
+        return self._state.height
 
     @property
     def last_block_id(self) -> bytes:
         """The id of the last committed block (zero bytes at genesis)."""
-        return self._last_block_id
+        return self._state.last_block_id
 
     @property
     def app_state_root(self) -> bytes:
@@ -406,8 +377,8 @@ class NodeCore:
         return NodeStatus(
             chain_id=self.chain_id,
             genesis_hash=self._genesis_hash,
-            height=self._height,
-            last_block_id=self._last_block_id,
+            height=self._state.height,
+            last_block_id=self._state.last_block_id,
             last_block_time_ms=self._tip_time_ms(),
             app_state_root=self._app.state_root,
             consensus_height=self._consensus.height,
@@ -416,7 +387,7 @@ class NodeCore:
             is_validator=self._consensus.is_validator,
             peers_known=self._sync.peer_count,
             best_peer_height=best,
-            catching_up=best > self._height,
+            catching_up=best > self._state.height,
             mempool_txs=len(self._mempool),
             mempool_bytes=self._mempool.size_bytes,
             future_messages=len(self._future),
@@ -438,7 +409,7 @@ class NodeCore:
         max_bytes = min(max_bytes, self._config.max_sync_response_bytes)
         found: list[bytes] = []
         used_bytes = 0
-        for height in range(from_height, min(self._height, from_height + max_blocks - 1) + 1):
+        for height in range(from_height, min(self._state.height, from_height + max_blocks - 1) + 1):
             data = store.read_block(self._storage, height)
             if data is None or used_bytes + len(data) > max_bytes:
                 break
@@ -509,21 +480,21 @@ class NodeCore:
             raise TypeError(f"not a NodeCore event: {type(event).__name__}")
         if type(event.now_ms) is not int:
             raise TypeError("now_ms must be an int of milliseconds")
-        self._now_ms = event.now_ms
-        self._actions = []
+        self._state.now_ms = event.now_ms
+        self._outbox.clear()
         handler(self, event)
         self._settle()
         state = self._consensus.round_state
-        if self._active and state is not None:  # let go of the rounds no longer needed
+        if self._state.active and state is not None:  # let go of the rounds no longer needed
             self._held.follow(state.round, (state.locked_round, state.valid_round))
-        actions, self._actions = self._actions, []
-        return actions
+        return self._outbox.take()
 
     def _settle(self) -> None:
         """Carry out consensus effects and chain progress until nothing is left to do."""
         while True:
-            if self._work:
-                self._execute(self._work.popleft())
+            work = self._feed.next_work()
+            if work is not None:
+                self._execute(work)
             elif not self._advance():
                 return
 
@@ -532,29 +503,26 @@ class NodeCore:
     # ==========================================================================================
 
     def _on_start(self, event: Start) -> None:
-        if self._started:
+        if self._state.started:
             return
-        self._started = True
+        self._state.started = True
         self._broadcast_status()
-        self._set_timer(TimerKey(TimerKind.STATUS), self._config.status_interval_ms)
-        self._set_timer(TimerKey(TimerKind.SYNC_TICK), self._config.sync_tick_ms)
-        for effect in self._replayed:
-            if isinstance(effect, SignAndBroadcastVote | SignAndBroadcastProposal):
-                self._work.append(_Permit())  # the durable log explains these signatures
-            self._work.append(effect)
+        self._outbox.set_timer(TimerKey(TimerKind.STATUS), self._config.status_interval_ms)
+        self._outbox.set_timer(TimerKey(TimerKind.SYNC_TICK), self._config.sync_tick_ms)
+        self._feed.queue_replayed(self._replayed)
         self._replayed = []
-        if not self._active:
-            self._start_due = True
+        if not self._state.active:
+            self._state.start_due = True
 
     def _on_message(self, event: MessageReceived) -> None:
         self.stats.messages_received += 1
-        if not self._started:
+        if not self._state.started:
             return
         try:
             message = decode_inbound(event.topic, event.data, self._params.max_block_bytes)
             self._dispatch(event.sender, message, event.data)
         except PeerFault as fault:
-            self._misbehaved(event.sender, fault.offence, fault.reason)
+            self._outbox.misbehaved(event.sender, fault.offence, fault.reason)
 
     def _dispatch(self, sender: PeerId, message: Message, data: bytes) -> None:
         if isinstance(message, Vote | Proposal) and self._held.is_held(message, data):
@@ -573,26 +541,26 @@ class NodeCore:
 
     def _on_timer(self, event: TimerFired) -> None:
         key = event.key
-        if not isinstance(key, TimerKey) or not self._started:
+        if not isinstance(key, TimerKey) or not self._state.started:
             return
         kind = key.kind
         if kind in _TIMEOUT_OF_TIMER:
-            if self._active and key.height == self._height + 1 and key.round >= 0:
-                self._feed(TimeoutElapsed(_TIMEOUT_OF_TIMER[kind], key.height, key.round))
+            if self._state.active and key.height == self._state.height + 1 and key.round >= 0:
+                self._feed.feed(TimeoutElapsed(_TIMEOUT_OF_TIMER[kind], key.height, key.round))
         elif kind is TimerKind.COMMIT_WAIT:
-            if not self._active and key.height == self._height + 1:
-                self._start_due = True
+            if not self._state.active and key.height == self._state.height + 1:
+                self._state.start_due = True
         elif kind is TimerKind.TX_GOSSIP:
             for data in self._gossip.drain():
-                self._actions.append(Broadcast(TOPIC_TXS, data))
+                self._outbox.add(Broadcast(TOPIC_TXS, data))
         elif kind is TimerKind.SYNC_TICK:
             self._on_sync_tick()
-            self._set_timer(TimerKey(TimerKind.SYNC_TICK), self._config.sync_tick_ms)
+            self._outbox.set_timer(TimerKey(TimerKind.SYNC_TICK), self._config.sync_tick_ms)
         elif kind is TimerKind.SYNC_REQUEST:
             self._on_sync_timeout(key.peer, key.height)
         elif kind is TimerKind.STATUS:
             self._broadcast_status()
-            self._set_timer(TimerKey(TimerKind.STATUS), self._config.status_interval_ms)
+            self._outbox.set_timer(TimerKey(TimerKind.STATUS), self._config.status_interval_ms)
 
     def _on_tx_submitted(self, event: TxSubmitted) -> None:
         raw = event.raw
@@ -607,24 +575,28 @@ class NodeCore:
             return
         self._tx_result(hash_, None)
         if self._gossip.push(raw):
-            self._set_timer(TimerKey(TimerKind.TX_GOSSIP), self._config.tx_gossip_interval_ms)
+            self._outbox.set_timer(
+                TimerKey(TimerKind.TX_GOSSIP), self._config.tx_gossip_interval_ms
+            )
 
     def _on_blocks_received(self, event: BlocksReceived) -> None:
         request = self._sync.request_finished(event.peer)
         limit = self._config.max_blocks_per_request if request is None else request.max_blocks
         blocks = event.blocks if type(event.blocks) is tuple else ()
         if len(blocks) > limit:
-            self._misbehaved(event.peer, Offence.UNSOLICITED, f"{len(blocks)} blocks > {limit}")
+            self._outbox.misbehaved(
+                event.peer, Offence.UNSOLICITED, f"{len(blocks)} blocks > {limit}"
+            )
             blocks = blocks[:limit]
         for data in blocks:
             try:
                 committed, block_bytes = decode_committed_block(data)
             except (DecodeError, TypeError) as exc:
-                self._misbehaved(event.peer, Offence.MALFORMED, f"committed block: {exc}")
+                self._outbox.misbehaved(event.peer, Offence.MALFORMED, f"committed block: {exc}")
                 return
             height = committed.block.header.height  # trusted once verified (_apply_synced)
             synced = SyncedBlock(committed, len(data), event.peer, block_bytes)
-            self._sync.add(height, synced, self._height + 1)
+            self._sync.add(height, synced, self._state.height + 1)
         if blocks:  # an empty answer waits for the next sync tick: no request storm
             self._maybe_sync(force=False)
 
@@ -648,10 +620,10 @@ class NodeCore:
         try:
             verify_vote(vote, validator_set, self.chain_id)
         except InvalidMessageError as exc:
-            raise PeerFault(_offence_of(exc), str(exc)) from exc
+            raise PeerFault(offence_of(exc), str(exc)) from exc
         self._sync.note_height(sender, vote.height - 1)
-        if self._active and vote.height == self._height + 1:
-            if self._feed_from(sender, VoteReceived(vote)):
+        if self._state.active and vote.height == self._state.height + 1:
+            if self._feed.feed_from(sender, VoteReceived(vote)):
                 self._held.add_vote(vote, data)
                 self._heard(sender, vote.round)
         else:
@@ -663,7 +635,7 @@ class NodeCore:
         validator_set = self._routable_set(sender, proposal)
         if validator_set is None:
             return
-        current = self._active and proposal.height == self._height + 1
+        current = self._state.active and proposal.height == self._state.height + 1
         state = self._consensus.round_state
         base_round = state.round if current and state is not None else 0
         if proposal.round > base_round + PROPOSAL_LOOKAHEAD_ROUNDS:
@@ -671,7 +643,7 @@ class NodeCore:
         try:
             verify_proposal(proposal, validator_set, self.chain_id, check_proposer=True)
         except InvalidMessageError as exc:
-            raise PeerFault(_offence_of(exc), str(exc)) from exc
+            raise PeerFault(offence_of(exc), str(exc)) from exc
         self._sync.note_height(sender, proposal.height - 1)
         if current:
             if self._feed_proposal(sender, proposal):
@@ -686,7 +658,7 @@ class NodeCore:
         ahead is a hint that its sender is ahead — taken only if the message is at least
         signed by the key it names (the set of its height cannot be checked)."""
         height = message.height
-        if height <= self._height:
+        if height <= self._state.height:
             self.stats.stale_messages += 1
             return None
         validator_set = self._schedule.set_at(height)
@@ -701,45 +673,20 @@ class NodeCore:
         header = block.header
         if header.chain_id != self.chain_id:
             raise PeerFault(Offence.WRONG_CHAIN, f"block for chain {header.chain_id!r}")
-        if not self._height < header.height <= self._height + 2:
+        if not self._state.height < header.height <= self._state.height + 2:
             return  # stale, or for a height whose proposal could not be verified yet
         id_ = block_id(header)
         self._blocks.add(id_, block, block_bytes, sender)
         awaited = self._blocks.is_awaited(id_)
-        if self._active and header.height == self._height + 1 and awaited:
-            verdict = self._judge(id_)
+        if self._state.active and header.height == self._state.height + 1 and awaited:
+            verdict = self._judge.judge(id_)
             if verdict is not None:
-                self._feed(ValueValidity(header.height, id_, verdict))
+                self._feed.feed(ValueValidity(header.height, id_, verdict))
 
     def _feed_proposal(self, sender: PeerId, proposal: Proposal) -> bool:
-        return self._feed_from(sender, ProposalReceived(proposal, self._judge(proposal.value_id)))
-
-    def _judge(self, value_id: bytes) -> bool | None:
-        """This node's verdict on a proposed block of the current height, validating it
-        on first sight; None while the block is missing or no verdict may be given."""
-        known = self._blocks.verdict(value_id)
-        if known is not None:
-            return known.valid
-        block = self._blocks.get(value_id)
-        if block is None:
-            self._blocks.await_block(value_id)
-            return None
-        if not self._blocks.can_judge():
-            return None
-        verdict = self._validate(block, self._blocks.encoded(value_id), now_ms=self._now_ms)
-        self._blocks.record(value_id, verdict)
-        return verdict.valid
-
-    def _validate(self, block: Block, data: bytes | None, *, now_ms: int | None) -> Verdict:
-        """Judge ``block``; ``data`` is its canonical encoding (never made again here)."""
-        size_bytes = None if data is None else len(data)
-        try:
-            hashes = validate_block(
-                block, self._tip(), now_ms=now_ms, verified_txs=self._mempool, size_bytes=size_bytes
-            )
-        except InvalidBlockError:
-            return Verdict(False, frozenset())
-        return Verdict(True, hashes)
+        return self._feed.feed_from(
+            sender, ProposalReceived(proposal, self._judge.judge(proposal.value_id))
+        )
 
     # ==========================================================================================
     # transactions, status, sync
@@ -767,10 +714,10 @@ class NodeCore:
     def _tx_result(self, hash_: bytes, rejected: TxRejected | None) -> None:
         if rejected is None:
             self.stats.txs_admitted += 1
-            self._actions.append(TxResult(hash_, True, None, ""))
+            self._outbox.add(TxResult(hash_, True, None, ""))
         else:
             self.stats.txs_rejected += 1
-            self._actions.append(TxResult(hash_, False, rejected.reason, rejected.message))
+            self._outbox.add(TxResult(hash_, False, rejected.reason, rejected.message))
 
     def _on_tx_batch(self, sender: PeerId, batch: TxBatch) -> None:
         # Lazily: a transaction repeated within the batch is found in the mempool, unverified.
@@ -784,7 +731,7 @@ class NodeCore:
     def _on_verified_txs(self, event: VerifiedTxsReceived) -> None:
         _check_verified(event, self.chain_id)
         self.stats.messages_received += 1
-        if self._started:
+        if self._state.started:
             self._admit_from_peer(event.sender, [*event.verified, *event.rejected])
 
     def _admit_from_peer(self, sender: PeerId, results: Iterable[VerifiedTx | TxRejected]) -> None:
@@ -797,27 +744,27 @@ class NodeCore:
             if refusal is not None and refusal.reason in _PEER_TX_FAULTS and fault is None:
                 fault = refusal
         if fault is not None:
-            self._misbehaved(sender, _PEER_TX_FAULTS[fault.reason], f"tx batch: {fault}")
+            self._outbox.misbehaved(sender, _PEER_TX_FAULTS[fault.reason], f"tx batch: {fault}")
 
     def _on_status(self, peer: PeerId, height: int) -> None:
         if self._sync.note_height(peer, height):
-            status = Status(self._height, self._last_block_id)
-            self._actions.append(SendTo(peer, TOPIC_STATUS, encode_message(status)))
+            status = Status(self._state.height, self._state.last_block_id)
+            self._outbox.add(SendTo(peer, TOPIC_STATUS, encode_message(status)))
         self._maybe_sync(force=False)
 
     def _broadcast_status(self) -> None:
-        status = Status(self._height, self._last_block_id)
-        self._actions.append(Broadcast(TOPIC_STATUS, encode_message(status)))
+        status = Status(self._state.height, self._state.last_block_id)
+        self._outbox.add(Broadcast(TOPIC_STATUS, encode_message(status)))
 
     def _maybe_sync(self, *, force: bool) -> None:
         """Request blocks if a decided block is missing, or if a peer is ahead: by one height
         for an observer (it may hear no votes at all) or when ``force`` (no progress for a
         whole sync tick), by two heights otherwise (one height ahead is the normal state of
         a validator that committed a moment earlier)."""
-        next_height = self._height + 1
+        next_height = self._state.height + 1
         best = self._sync.best_height()
         eager = force or not self._consensus.is_validator
-        if self._pending_decide is not None:
+        if self._state.pending_decide is not None:
             requests = self._sync.plan(next_height, ask_unknown=True)
         elif best > next_height or (eager and best >= next_height):
             requests = self._sync.plan(next_height)
@@ -825,9 +772,9 @@ class NodeCore:
             return
         for request in requests:
             self.stats.sync_requests += 1
-            self._actions.append(request)
+            self._outbox.add(request)
             key = TimerKey(TimerKind.SYNC_REQUEST, request.from_height, 0, request.peer)
-            self._set_timer(key, self._config.sync_request_timeout_ms)
+            self._outbox.set_timer(key, self._config.sync_request_timeout_ms)
 
     def _on_sync_timeout(self, peer: PeerId, from_height: int) -> None:
         if self._sync.pending_from(peer) != from_height:
@@ -849,11 +796,11 @@ class NodeCore:
             -1 if state is None else state.round,
             -1 if state is None else int(state.step),
         )
-        if self._active and state is not None and position == self._tick_position:
+        if self._state.active and state is not None and position == self._tick_position:
             self._send_catch_up(state, None)
-        if self._height == self._tick_height:
+        if self._state.height == self._tick_height:
             self._maybe_sync(force=True)
-        self._tick_position, self._tick_height = position, self._height
+        self._tick_position, self._tick_height = position, self._state.height
 
     def _heard(self, sender: PeerId, round_: int) -> None:
         """``sender`` spoke in ``round_`` of the current height: if every round it was heard
@@ -881,9 +828,9 @@ class NodeCore:
                 continue  # too big for what is left (a block): smaller messages may fit
             self.stats.catch_up_messages += 1
             if peer is None:
-                self._actions.append(Broadcast(TOPIC_CONSENSUS, data))
+                self._outbox.add(Broadcast(TOPIC_CONSENSUS, data))
             else:
-                self._actions.append(SendTo(peer, TOPIC_CONSENSUS, data))
+                self._outbox.add(SendTo(peer, TOPIC_CONSENSUS, data))
 
     # ==========================================================================================
     # chain progress
@@ -891,36 +838,36 @@ class NodeCore:
 
     def _advance(self) -> bool:
         """One step of progress that needs no new input; False if there is none."""
-        next_height = self._height + 1
-        pending = self._pending_decide
+        next_height = self._state.height + 1
+        pending = self._state.pending_decide
         if pending is not None:
             block = self._blocks.get(pending.value_id)
             if block is not None:
                 self._commit(pending, block)
                 return True
         if self._sync.has(next_height):
-            if not self._active:
+            if not self._state.active:
                 self._start_height(next_height)
             else:
                 self._apply_synced(self._sync.take(next_height))
             return True
-        if self._start_due and not self._active:
+        if self._state.start_due and not self._state.active:
             self._start_height(next_height)
             return True
         return False
 
     def _start_height(self, height: int) -> None:
-        self._start_due = False
+        self._state.start_due = False
         validator_set = self._schedule.set_at(height)
         assert validator_set is not None, "the schedule knows the next height"
         self._log.reset(height)
-        self._active = True
+        self._state.active = True
         self._hold_height(height, validator_set)
-        self._feed(StartHeight(height, validator_set))
+        self._feed.feed(StartHeight(height, validator_set))
         for item in self._future.take(height):
             message = item.message
             if isinstance(message, Vote):
-                accepted = self._feed_from(item.sender, VoteReceived(message))
+                accepted = self._feed.feed_from(item.sender, VoteReceived(message))
             else:
                 accepted = self._feed_proposal(item.sender, message)
             if accepted:
@@ -946,22 +893,22 @@ class NodeCore:
         """Verify a block received by sync against this node's schedule, then decide it."""
         assert synced is not None
         block, certificate = synced.committed.block, synced.committed.commit
-        height = self._height + 1
+        height = self._state.height + 1
         id_ = block_id(block.header)
         validator_set = self._schedule.set_at(height)
         assert validator_set is not None
-        pending = self._pending_decide
+        pending = self._state.pending_decide
         try:
             if certificate.height != height or certificate.value_id != id_:
                 raise InvalidBlockError("the certificate does not certify the block")
             verify_commit_certificate(certificate, validator_set, self.chain_id)
         except (InvalidMessageError, InvalidBlockError) as exc:
             self._sync.forget(synced.peer)  # whatever height it claimed is not to be trusted
-            self._misbehaved(synced.peer, Offence.INVALID_BLOCK, f"height {height}: {exc}")
+            self._outbox.misbehaved(synced.peer, Offence.INVALID_BLOCK, f"height {height}: {exc}")
             return
         if pending is not None and pending.value_id != id_:
             raise ChainHaltError(f"two blocks certified at height {height}: +1/3 equivocated")
-        verdict = self._validate(block, synced.block_bytes, now_ms=None)
+        verdict = self._judge.validate(block, synced.block_bytes, now_ms=None)
         if not verdict.valid:
             # +2/3 signed it, yet it breaks the rules: the network or this node is broken.
             raise ChainHaltError(f"a certified block at height {height} is invalid")
@@ -970,7 +917,7 @@ class NodeCore:
         self._blocks.add(id_, block, synced.block_bytes, OWN)
         if self._blocks.verdict(id_) is None and self._blocks.can_judge():
             self._blocks.record(id_, verdict)
-        self._feed_from(synced.peer, CommitCertificateReceived(certificate))
+        self._feed.feed_from(synced.peer, CommitCertificateReceived(certificate))
 
     def _commit(self, decided: Decide, block: Block) -> None:
         """Execute, persist (one synced batch) and announce the decided block, using the
@@ -980,7 +927,7 @@ class NodeCore:
         assert data is not None, "a decided block is committed from the held blocks"
         verdict = self._blocks.verdict(decided.value_id)
         if verdict is None or not verdict.valid:
-            verdict = self._validate(block, data, now_ms=None)
+            verdict = self._judge.validate(block, data, now_ms=None)
             if not verdict.valid:
                 raise ChainHaltError(f"the decided block at height {height} is invalid")
         try:
@@ -1001,7 +948,7 @@ class NodeCore:
             self._storage.write_batch(ops, sync=True)
         except StorageError as exc:
             raise ChainHaltError(f"cannot persist height {height}: {exc}") from exc
-        self._actions.append(
+        self._outbox.add(
             BlockCommitted(
                 height,
                 result.block_id,
@@ -1016,12 +963,12 @@ class NodeCore:
 
     def _after_commit(self, decided: Decide, block: Block) -> None:
         height = decided.height
-        self._height = height
-        self._last_header = block.header
-        self._last_commit = decided.certificate
-        self._last_block_id = decided.value_id
-        self._pending_decide = None
-        self._active = False
+        self._state.height = height
+        self._state.last_header = block.header
+        self._state.last_commit = decided.certificate
+        self._state.last_block_id = decided.value_id
+        self._state.pending_decide = None
+        self._state.active = False
         self._held.reset(height + 1, None)
         self._log.reset(height + 1)
         self._blocks.drop_below(height + 1)
@@ -1030,10 +977,10 @@ class NodeCore:
         self.stats.txs_committed += len(block.txs)
         catching_up = self._sync.has(height + 1) or self._sync.best_height() > height
         if catching_up or self._config.commit_wait_ms == 0:
-            self._start_due = True
+            self._state.start_due = True
         else:
             key = TimerKey(TimerKind.COMMIT_WAIT, height + 1)
-            self._set_timer(key, self._config.commit_wait_ms)
+            self._outbox.set_timer(key, self._config.commit_wait_ms)
 
     def _settle_evidence(self, block: Block, height: int) -> list[WriteOp]:
         """Forget pending evidence ``block`` committed (its steps, whichever votes) or that
@@ -1052,23 +999,8 @@ class NodeCore:
     # consensus effects
     # ==========================================================================================
 
-    def _feed(self, event: Input) -> None:
-        """Hand ``event`` to consensus, log it, queue its effects (raises ConsensusError)."""
-        effects = self._consensus.handle(event)
-        self._log.append(encode_record(event))
-        self._work.extend(effects)
-
-    def _feed_from(self, sender: PeerId, event: Input) -> bool:
-        """``_feed`` a peer's input; False (reported) if consensus refused it."""
-        try:
-            self._feed(event)
-        except InvalidMessageError as exc:
-            self._misbehaved(sender, _offence_of(exc), str(exc))
-            return False
-        return True
-
-    def _execute(self, work: _Work) -> None:
-        if isinstance(work, _Permit):
+    def _execute(self, work: Work) -> None:
+        if isinstance(work, Permit):
             self._sign_permit = True
         elif isinstance(work, Persist):
             self._sign_permit = self._log.flush(work.record)
@@ -1078,13 +1010,13 @@ class NodeCore:
             self._sign_proposal(work)
         elif isinstance(work, ScheduleTimeout):
             key = TimerKey(_TIMER_OF_TIMEOUT[work.kind], work.height, work.round)
-            self._set_timer(key, work.duration_ms)
+            self._outbox.set_timer(key, work.duration_ms)
         elif isinstance(work, RequestValue):
             self._propose(work)
         elif isinstance(work, Decide):
             self._on_decide(work)
         elif isinstance(work, ReportEvidence):
-            self._actions.append(EquivocationDetected(work.evidence))
+            self._outbox.add(EquivocationDetected(work.evidence))
 
     def _take_permit(self) -> bool:
         permitted, self._sign_permit = self._sign_permit, False
@@ -1099,8 +1031,8 @@ class NodeCore:
         vote = effect.vote.with_signature(self._signer.sign(effect.sign_bytes))
         data = encode_message(vote)
         self._held.add_vote(vote, data)
-        self._actions.append(Broadcast(TOPIC_CONSENSUS, data))
-        self._feed(VoteReceived(vote))
+        self._outbox.add(Broadcast(TOPIC_CONSENSUS, data))
+        self._feed.feed(VoteReceived(vote))
 
     def _sign_proposal(self, effect: SignAndBroadcastProposal) -> None:
         if not self._take_permit():
@@ -1118,8 +1050,9 @@ class NodeCore:
                 proposal.valid_round, VoteType.PREVOTE, proposal.value_id
             )
         self._held.add_proposal(proposal, data)
-        self._actions += [Broadcast(TOPIC_CONSENSUS, message) for message in messages]
-        self._feed(ProposalReceived(proposal, True))
+        for message in messages:
+            self._outbox.broadcast(TOPIC_CONSENSUS, message)
+        self._feed.feed(ProposalReceived(proposal, True))
 
     def _block_message(self, value_id: bytes) -> bytes | None:
         """The ``BLOCK`` message of a held block, if held."""
@@ -1130,45 +1063,34 @@ class NodeCore:
         state = self._consensus.round_state
         if (
             self._signer is None
-            or not self._active
-            or effect.height != self._height + 1
+            or not self._state.active
+            or effect.height != self._state.height + 1
             or state is None
             or state.step is Step.COMMIT
         ):
             return
         block, data = build_proposal(
-            self._tip(),
+            self._judge.tip(),
             proposer=self._signer.public_key,
-            last_commit=self._last_commit,
+            last_commit=self._state.last_commit,
             mempool=self._mempool,
-            now_ms=self._now_ms,
+            now_ms=self._state.now_ms,
             evidence=self._consensus.evidence.pending(),
-            admissible=self._evidence_admissible,
+            admissible=self._judge.evidence_admissible,
         )
         id_ = block_id(block.header)
         if not self._blocks.add(id_, block, data, OWN):
             return  # cannot hold it: no proposal (the propose timeout moves the round on)
         if self._blocks.verdict(id_) is None and self._blocks.can_judge():
             self._blocks.record(id_, Verdict(True, frozenset(tx_hash(raw) for raw in block.txs)))
-        self._feed(ProposeValue(effect.height, effect.round, id_))
-
-    def _evidence_admissible(self, evidence: DuplicateVoteEvidence) -> bool:
-        """True if the block of the next height may carry ``evidence``."""
-        problem = evidence_problem(
-            evidence,
-            chain_id=self.chain_id,
-            block_height=self._height + 1,
-            max_age_heights=self._params.evidence_max_age_heights,
-            lookup=self._evidence_lookup,
-        )
-        return problem is None
+        self._feed.feed(ProposeValue(effect.height, effect.round, id_))
 
     def _on_decide(self, decided: Decide) -> None:
-        if decided.height <= self._height:
+        if decided.height <= self._state.height:
             return  # a replay decides a committed height again
         block = self._blocks.get(decided.value_id)
         if block is None:
-            self._pending_decide = decided  # fetched by block sync (see _advance)
+            self._state.pending_decide = decided  # fetched by block sync (see _advance)
             self._maybe_sync(force=True)
             return
         self._commit(decided, block)
@@ -1177,31 +1099,9 @@ class NodeCore:
     # helpers
     # ==========================================================================================
 
-    def _tip(self) -> ChainTip:
-        validator_set = self._schedule.set_at(self._height + 1)
-        assert validator_set is not None
-        return ChainTip(
-            chain_id=self.chain_id,
-            genesis_time_ms=self._genesis.genesis_time_ms,
-            params=self._params,
-            height=self._height,
-            last_header=self._last_header,
-            app_state_root=self._app.state_root,
-            validator_set=validator_set,
-            previous_set=self._schedule.previous,
-            evidence=self._evidence_lookup,
-        )
-
     def _tip_time_ms(self) -> int:
-        header = self._last_header
+        header = self._state.last_header
         return self._genesis.genesis_time_ms if header is None else header.time_ms
-
-    def _set_timer(self, key: TimerKey, delay_ms: int) -> None:
-        self._actions.append(SetTimer(key, delay_ms))
-
-    def _misbehaved(self, peer: PeerId, offence: Offence, reason: str) -> None:
-        self.stats.misbehaviours += 1
-        self._actions.append(PeerMisbehaved(peer, offence, reason[:MAX_REASON_CHARS]))
 
 
 def _self_signed(message: Vote | Proposal) -> bool:
@@ -1237,18 +1137,6 @@ def _check_verified(event: VerifiedTxsReceived, chain_id: str) -> None:
     for rejected in event.rejected:
         if not isinstance(rejected, TxRejected):
             raise TypeError(f"not a TxRejected: {type(rejected).__name__}")
-
-
-def _offence_of(error: ConsensusError) -> Offence:
-    if isinstance(error, WrongChainError):
-        return Offence.WRONG_CHAIN
-    if isinstance(error, UnknownValidatorError):
-        return Offence.NOT_A_VALIDATOR
-    if isinstance(error, NotProposerError):
-        return Offence.NOT_PROPOSER
-    if isinstance(error, InvalidSignatureError | InvalidCertificateError):
-        return Offence.INVALID_SIGNATURE
-    return Offence.MALFORMED
 
 
 _HANDLERS: Final[dict[type, Callable[[NodeCore, Any], None]]] = {
