@@ -41,7 +41,7 @@ from typing import Any, Final
 import trio
 
 from node.adapters.config import Libp2pNetworkConfig
-from node.adapters.libp2p_network import Libp2pNetwork
+from node.adapters.libp2p import Libp2pNetwork
 from node.testing import SeededRng
 
 CHAIN: Final = "bench-net"

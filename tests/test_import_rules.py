@@ -58,12 +58,16 @@ HEALTH_SHELL_PREFIXES = (
     "health.extension",
     "health.demo",
 )
-# The one module allowed to import each I/O library.
+# The one module (or package) allowed to import each I/O library.
 ADAPTER_OWNERS = {
-    "libp2p": ("node.adapters.libp2p_network",),
-    "multiaddr": ("node.adapters.libp2p_network",),
+    "libp2p": ("node.adapters.libp2p",),
+    "multiaddr": ("node.adapters.libp2p",),
     "plyvel": ("node.adapters.leveldb_store",),
 }
+# The network adapter is known to the composition root only: the rest of the node reaches
+# the network through its ports (node.ports, node.runtime.network, node.errors).
+LIBP2P_ADAPTER = "node.adapters.libp2p"
+COMPOSITION_ROOTS = ("node.runtime.launch", "node.cli")
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,11 @@ def is_health_shell(module: str) -> bool:
     return module.startswith(HEALTH_SHELL_PREFIXES)
 
 
+def is_in(module: str, packages: tuple[str, ...]) -> bool:
+    """True when ``module`` is one of ``packages`` or inside one of them."""
+    return any(module == p or module.startswith(f"{p}.") for p in packages)
+
+
 def is_pure(layer: str, module: str) -> bool:
     """True for the functional core: no clock, no randomness, no I/O libraries."""
     return (
@@ -131,8 +140,12 @@ def violation(imp: Imported) -> str | None:
     if imp.target.startswith(("bench", "tests")) and top in ("bench", "tests"):
         return "nothing imports bench/ or tests/"
     owners = ADAPTER_OWNERS.get(top)
-    if owners is not None and not imp.module.startswith(owners):
+    if owners is not None and not is_in(imp.module, owners):
         return f"only {', '.join(owners)} may import {top}"
+    if is_in(imp.target, (LIBP2P_ADAPTER,)) and not is_in(
+        imp.module, (LIBP2P_ADAPTER, *COMPOSITION_ROOTS)
+    ):
+        return f"only the composition root ({', '.join(COMPOSITION_ROOTS)}) imports the adapter"
     if top == "health" and layer == "node" and not imp.module.startswith("node.cli"):
         return "only node.cli (the composition root) imports health"
     if is_pure(layer, imp.module) and (top in AMBIENT or imp.target == "os.urandom"):
@@ -238,7 +251,11 @@ def test_every_module_keeps_the_layer_rules() -> None:
         ("node.core", "from node.runtime import Runtime"),
         ("node.runtime", "import plyvel"),
         ("node.runtime", "import netsim"),
-        ("netsim.sim", "from node.adapters import libp2p_network"),
+        ("netsim.sim", "from node.adapters import libp2p"),
+        ("node.runtime.node", "from node.adapters.libp2p import Libp2pNetwork"),
+        ("node.api.gateway", "from node.adapters.libp2p.host import peer_id_of"),
+        ("node.adapters.rpc", "import multiaddr"),
+        ("node.adapters.libp2p_extra", "import libp2p"),
         ("netsim.sim", "import trio"),
         ("node.codec", "from . import runtime"),
         ("node.core", "from health.contracts import consent"),
@@ -265,6 +282,9 @@ def test_the_checker_catches_violations(module: str, source: str) -> None:
         ("consensus.driver", "from crypto_core import hash_leaf\nimport hashlib"),
         ("node.codec", "import msgpack\nfrom consensus.types import Vote"),
         ("node.adapters.leveldb_store", "import plyvel"),
+        ("node.adapters.libp2p.host", "import libp2p\nimport multiaddr"),
+        ("node.runtime.launch", "from node.adapters.libp2p import Libp2pNetwork"),
+        ("node.cli.testnet", "from node.adapters.libp2p import peer_id_of"),
         ("node.runtime", "import trio\nimport time"),
         ("netsim.sim", "import random\nfrom node.core import NodeCore"),
         ("node.cli.composition", "from health.contracts.registry import health_registry"),

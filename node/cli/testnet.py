@@ -219,7 +219,7 @@ def _manifest(
 
 def _peer_id(node_seed: bytes) -> str:
     # libp2p takes ~0.8 s to import: only the commands that need a peer id load it.
-    from node.adapters.libp2p_network import peer_id_of  # noqa: PLC0415
+    from node.adapters.libp2p import peer_id_of  # noqa: PLC0415
 
     return peer_id_of(node_seed)
 

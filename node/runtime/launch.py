@@ -44,7 +44,7 @@ from node.adapters.errors import (
     StorageCorruptedError,
 )
 from node.adapters.leveldb_store import LevelDBStorage
-from node.adapters.libp2p_network import Libp2pNetwork
+from node.adapters.libp2p import Libp2pNetwork
 from node.api.http import HttpLimits, serve_http
 from node.api.routes import MAX_WAIT_MS, NodeApi
 from node.chain.application import AppFactory, default_application

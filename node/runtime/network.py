@@ -1,7 +1,7 @@
 """``RuntimeNetwork``: what the runtime needs of its network, beyond the ``Network`` port.
 
-``node.adapters.libp2p_network.Libp2pNetwork`` is the production implementation; tests may
-drive the runtime over an in-memory one. The extra capabilities are: waiting for arrivals
+``node.adapters.libp2p.Libp2pNetwork`` is the production implementation; tests may drive
+the runtime over an in-memory one. The extra capabilities are: waiting for arrivals
 (so the runtime never polls ``receive``), request/response (block sync), per-topic message
 validators (form checks at the edge, so gossip never relays garbage), the status a peer
 sent in its handshake, banning, and a counters snapshot for metrics. The values they use are

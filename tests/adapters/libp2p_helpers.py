@@ -9,7 +9,7 @@ from typing import Any, Final
 import trio
 
 from node.adapters.config import Libp2pNetworkConfig
-from node.adapters.libp2p_network import Libp2pNetwork
+from node.adapters.libp2p import Libp2pNetwork
 from node.ports import InboundMessage, Network
 from node.testing import SeededRng
 

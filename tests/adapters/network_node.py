@@ -18,7 +18,7 @@ from pathlib import Path
 import trio
 
 from node.adapters.config import Libp2pNetworkConfig
-from node.adapters.libp2p_network import Libp2pNetwork
+from node.adapters.libp2p import Libp2pNetwork
 from node.testing import SeededRng
 
 ECHO = "/bighealth/echo/1"

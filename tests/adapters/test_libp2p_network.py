@@ -20,7 +20,7 @@ from node.adapters.config import (
 )
 from node.adapters.errors import FrameTooLargeError, NetworkConfigError, PeerBannedError
 from node.adapters.identity import load_node_key
-from node.adapters.libp2p_network import open_libp2p_network, peer_id_of
+from node.adapters.libp2p import open_libp2p_network, peer_id_of
 from node.adapters.peer_scoring import ScoringPolicy
 from node.codec import decode_message, encode_message
 from node.errors import (
@@ -218,7 +218,7 @@ async def test_garbage_on_the_direct_stream_gets_the_sender_banned(tmp_path: Pat
             await connect_all([victim, attacker, honest])
             # Fault injection: a raw stream on the direct protocol, then bytes that are not
             # frames (a length prefix longer than any varint may be).
-            stream = await attacker._open_stream(victim.local_peer, DIRECT_PROTOCOL)
+            stream = await attacker._stack.open_stream(victim.local_peer, DIRECT_PROTOCOL)
             await stream.write(b"\xff" * 64)
             await wait_until(lambda: attacker.local_peer not in victim.peers())
             (ban,) = victim.banned_peers()
@@ -248,7 +248,7 @@ async def test_garbage_on_gossip_gets_the_forwarder_banned(tmp_path: Path) -> No
             await wait_until(lambda: victim.snapshot().dropped["invalid"] == 4)
             assert victim.banned_peers() == ()
             # Not even our envelope (fault injection below the adapter): 3 points, so banned.
-            running = attacker._running
+            running = attacker._stack.running
             assert running is not None
             await running.pubsub.publish("votes", b"raw garbage")
             await wait_until(lambda: bool(victim.banned_peers()))
@@ -289,17 +289,17 @@ async def test_standard_libp2p_protocols_stay_on(tmp_path: Path) -> None:
         async with trio.open_nursery() as nursery:
             await start(nursery, [a, b])
             await connect_all([a, b])
-            ping = await a._open_stream(b.local_peer, "/ipfs/ping/1.0.0")
+            ping = await a._stack.open_stream(b.local_peer, "/ipfs/ping/1.0.0")
             await ping.write(bytes(range(32)))
             echoed = b""
             while len(echoed) < 32:
                 echoed += await ping.read(32 - len(echoed))
             assert echoed == bytes(range(32))
             for protocol in ("/ipfs/id/1.0.0", "/meshsub/1.1.0", "/meshsub/1.0.0"):
-                stream = await a._open_stream(b.local_peer, protocol)  # negotiated: spoken
+                stream = await a._stack.open_stream(b.local_peer, protocol)  # negotiated: spoken
                 await stream.reset()
-            with pytest.raises(ProtocolNotSupportedError):
-                await a._open_stream(b.local_peer, "/meshsub/1.2.0")  # not offered (pitfall 4)
+            with pytest.raises(ProtocolNotSupportedError):  # not offered (pitfall 4)
+                await a._stack.open_stream(b.local_peer, "/meshsub/1.2.0")
             nursery.cancel_scope.cancel()
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from node.adapters.libp2p_network import Libp2pNetwork
+from node.adapters.libp2p import Libp2pNetwork
 from tests.adapters.libp2p_helpers import (
     CHAIN,
     POLL_S,

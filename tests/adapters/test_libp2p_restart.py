@@ -19,7 +19,8 @@ import trio
 from libp2p.peer.id import ID
 
 from node.adapters.config import GossipParams
-from node.adapters.libp2p_network import Libp2pNetwork, _ConsensusGossipSub
+from node.adapters.libp2p import Libp2pNetwork
+from node.adapters.libp2p.gossipsub import ConsensusGossipSub
 from node.errors import PeerUnreachableError
 from node.ports import InboundMessage
 from tests.adapters.libp2p_helpers import (
@@ -42,8 +43,8 @@ FIRST_LIFE_MESSAGES = 50
 QUICK_LEAVE = GossipParams(unsubscribe_linger_ms=0)
 
 
-def router_of(network: Libp2pNetwork) -> _ConsensusGossipSub:
-    running = network._running
+def router_of(network: Libp2pNetwork) -> ConsensusGossipSub:
+    running = network._stack.running
     assert running is not None, "the network is not running"
     return running.router
 
@@ -241,7 +242,7 @@ async def test_stopping_a_network_tells_its_peers_at_once(tmp_path: Path) -> Non
 
 
 def test_forgetting_a_peer_drops_its_backoff_on_every_topic_and_nothing_else() -> None:
-    router = _ConsensusGossipSub(protocols=[], degree=6, degree_low=4, degree_high=12)
+    router = ConsensusGossipSub(protocols=[], degree=6, degree_low=4, degree_high=12)
     leaving, staying = ID(b"leaving"), ID(b"staying")
     router.back_off = {"votes": {leaving: 10, staying: 10}, "blocks": {leaving: 20}}
     router.graft_flood_tracking[leaving]["votes"] = 1.0

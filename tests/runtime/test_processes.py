@@ -20,7 +20,7 @@ import pytest
 import trio
 
 from node.adapters.config import Libp2pNetworkConfig
-from node.adapters.libp2p_network import Libp2pNetwork
+from node.adapters.libp2p import Libp2pNetwork
 from node.testing import SeededRng
 from tests.runtime.libp2p_client import PlainHost
 from tests.runtime.localnet import ROOT, LocalNet
