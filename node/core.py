@@ -69,11 +69,10 @@ but never sign.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from consensus import (
-    CommitCertificateReceived,
     ConsensusCore,
     ConsensusError,
     Decide,
@@ -84,7 +83,6 @@ from consensus import (
     ProposeValue,
     ReportEvidence,
     RequestValue,
-    RoundState,
     ScheduleTimeout,
     SignAndBroadcastProposal,
     SignAndBroadcastVote,
@@ -95,7 +93,6 @@ from consensus import (
     ValidatorSet,
     ValueValidity,
     VoteReceived,
-    verify_commit_certificate,
     verify_proposal,
     verify_vote,
 )
@@ -112,11 +109,10 @@ from node.chain.actions import (
     Broadcast,
     EquivocationDetected,
     Offence,
-    SendTo,
-    TxResult,
 )
+from node.chain.admission import Admission
 from node.chain.application import AppFactory, default_application
-from node.chain.catch_up import PeerRounds, TickBudget, catch_up_messages
+from node.chain.catch_up_sender import CatchUpSender
 from node.chain.config import NodeConfig
 from node.chain.errors import ChainHaltError, QueryError
 from node.chain.events import (
@@ -145,8 +141,6 @@ from node.chain.height import MAX_REASON_CHARS, HeightState, Outbox
 from node.chain.judge import BlockJudge
 from node.chain.messages import (
     TOPIC_CONSENSUS,
-    TOPIC_STATUS,
-    TOPIC_TXS,
     PeerFault,
     decode_inbound,
 )
@@ -158,20 +152,19 @@ from node.chain.round_messages import RoundMessages
 from node.chain.schedule import ValidatorSchedule
 from node.chain.status import NodeStats, NodeStatus
 from node.chain.store import BlockResults, TxLocation
-from node.chain.sync import BlockSync, SyncedBlock
+from node.chain.sync import BlockSync
+from node.chain.syncing import Syncing
 from node.chain.wal import ConsensusLog
 from node.codec import (
-    MAX_TXS_PER_BATCH,
     Message,
     block_id,
     block_message,
     committed_block_bytes,
-    decode_committed_block,
     encode_message,
     message_body,
     tx_hash,
 )
-from node.errors import DecodeError, InvalidBlockError, RejectReason, StorageError, TxRejected
+from node.errors import InvalidBlockError, StorageError
 from node.mempool import Mempool, VerifiedTx, verify_transaction
 from node.ports import PeerId, Signer, Storage, WriteOp
 from node.types import (
@@ -193,12 +186,6 @@ _TIMER_OF_TIMEOUT: Final = {
     TimeoutKind.PRECOMMIT: TimerKind.PRECOMMIT,
 }
 _TIMEOUT_OF_TIMER: Final = {timer: timeout for timeout, timer in _TIMER_OF_TIMEOUT.items()}
-_PEER_TX_FAULTS: Final = {
-    RejectReason.OVERSIZE: Offence.OVERSIZE,
-    RejectReason.MALFORMED: Offence.MALFORMED,
-    RejectReason.WRONG_CHAIN: Offence.WRONG_CHAIN,
-    RejectReason.BAD_SIGNATURE: Offence.INVALID_SIGNATURE,
-}
 
 
 class NodeCore:
@@ -248,12 +235,12 @@ class NodeCore:
             blocks=self._blocks,
             mempool=self._mempool,
         )
+        self._init_parts(schedule)
         self._replayed = replayed
         self._sign_permit = False
-        self._tick_position: tuple[int, int, int] | None = None
-        self._tick_height = -1
         if self._state.active and consensus.validator_set is not None:
-            self._hold_height(consensus.height, consensus.validator_set, logged_messages)
+            validator_set = consensus.validator_set
+            self._catch_up.hold_height(consensus.height, validator_set, logged_messages)
 
     def _init_buffers(self, chain_id: str, config: NodeConfig) -> None:
         """The empty, bounded buffers a node starts with (limits from ``config``)."""
@@ -280,9 +267,42 @@ class NodeCore:
             max_batch_bytes=config.max_tx_batch_bytes,
         )
         self._held = RoundMessages(None if self._signer is None else self._signer.public_key)
-        self._peer_rounds = PeerRounds(config.max_tracked_peers)
-        self._catch_up_budget = TickBudget(
-            config.max_catch_up_messages_per_tick, config.max_catch_up_bytes_per_tick
+
+    def _init_parts(self, schedule: ValidatorSchedule) -> None:
+        """Transaction admission, catch-up within a height, status and block sync."""
+        config, state, outbox, stats = self._config, self._state, self._outbox, self.stats
+        self._admission = Admission(
+            chain_id=self.chain_id,
+            config=config,
+            state=state,
+            app=self._app,
+            mempool=self._mempool,
+            gossip=self._gossip,
+            outbox=outbox,
+            stats=stats,
+            verify=_verify_transaction,
+        )
+        self._catch_up = CatchUpSender(
+            config=config,
+            state=state,
+            consensus=self._consensus,
+            held=self._held,
+            blocks=self._blocks,
+            outbox=outbox,
+            stats=stats,
+        )
+        self._syncing = Syncing(
+            chain_id=self.chain_id,
+            config=config,
+            state=state,
+            sync=self._sync,
+            blocks=self._blocks,
+            schedule=schedule,
+            feed=self._feed,
+            judge=self._judge,
+            consensus=self._consensus,
+            outbox=outbox,
+            stats=stats,
         )
 
     # ==========================================================================================
@@ -484,9 +504,7 @@ class NodeCore:
         self._outbox.clear()
         handler(self, event)
         self._settle()
-        state = self._consensus.round_state
-        if self._state.active and state is not None:  # let go of the rounds no longer needed
-            self._held.follow(state.round, (state.locked_round, state.valid_round))
+        self._catch_up.let_go()
         return self._outbox.take()
 
     def _settle(self) -> None:
@@ -506,7 +524,7 @@ class NodeCore:
         if self._state.started:
             return
         self._state.started = True
-        self._broadcast_status()
+        self._syncing.broadcast_status()
         self._outbox.set_timer(TimerKey(TimerKind.STATUS), self._config.status_interval_ms)
         self._outbox.set_timer(TimerKey(TimerKind.SYNC_TICK), self._config.sync_tick_ms)
         self._feed.queue_replayed(self._replayed)
@@ -527,7 +545,7 @@ class NodeCore:
     def _dispatch(self, sender: PeerId, message: Message, data: bytes) -> None:
         if isinstance(message, Vote | Proposal) and self._held.is_held(message, data):
             self.stats.repeated_messages += 1  # verified before: not checked again
-            self._heard(sender, message.round)
+            self._catch_up.heard(sender, message.round)
         elif isinstance(message, Vote):
             self._on_vote(sender, message, data)
         elif isinstance(message, Proposal):
@@ -535,9 +553,9 @@ class NodeCore:
         elif isinstance(message, Block):
             self._on_block(sender, message, message_body(data))
         elif isinstance(message, TxBatch):
-            self._on_tx_batch(sender, message)
+            self._admission.on_tx_batch(sender, message)
         elif isinstance(message, Status):
-            self._on_status(sender, message.height)
+            self._syncing.on_status(sender, message.height)
 
     def _on_timer(self, event: TimerFired) -> None:
         key = event.key
@@ -551,61 +569,31 @@ class NodeCore:
             if not self._state.active and key.height == self._state.height + 1:
                 self._state.start_due = True
         elif kind is TimerKind.TX_GOSSIP:
-            for data in self._gossip.drain():
-                self._outbox.add(Broadcast(TOPIC_TXS, data))
+            self._admission.drain_gossip()
         elif kind is TimerKind.SYNC_TICK:
-            self._on_sync_tick()
+            self._catch_up.on_sync_tick()
+            self._syncing.on_sync_tick()
             self._outbox.set_timer(TimerKey(TimerKind.SYNC_TICK), self._config.sync_tick_ms)
         elif kind is TimerKind.SYNC_REQUEST:
-            self._on_sync_timeout(key.peer, key.height)
+            self._syncing.on_sync_timeout(key.peer, key.height)
         elif kind is TimerKind.STATUS:
-            self._broadcast_status()
+            self._syncing.broadcast_status()
             self._outbox.set_timer(TimerKey(TimerKind.STATUS), self._config.status_interval_ms)
 
     def _on_tx_submitted(self, event: TxSubmitted) -> None:
-        raw = event.raw
-        if type(raw) is not bytes:
-            self._tx_result(b"", TxRejected(RejectReason.MALFORMED, "a transaction is bytes"))
-            return
-        hash_ = tx_hash(raw)
-        try:
-            self._admit(verify_transaction(raw, self.chain_id))
-        except TxRejected as rejected:
-            self._tx_result(hash_, rejected)
-            return
-        self._tx_result(hash_, None)
-        if self._gossip.push(raw):
-            self._outbox.set_timer(
-                TimerKey(TimerKind.TX_GOSSIP), self._config.tx_gossip_interval_ms
-            )
+        self._admission.on_tx_submitted(event)
+
+    def _on_verified_txs(self, event: VerifiedTxsReceived) -> None:
+        self._admission.on_verified_txs(event)
 
     def _on_blocks_received(self, event: BlocksReceived) -> None:
-        request = self._sync.request_finished(event.peer)
-        limit = self._config.max_blocks_per_request if request is None else request.max_blocks
-        blocks = event.blocks if type(event.blocks) is tuple else ()
-        if len(blocks) > limit:
-            self._outbox.misbehaved(
-                event.peer, Offence.UNSOLICITED, f"{len(blocks)} blocks > {limit}"
-            )
-            blocks = blocks[:limit]
-        for data in blocks:
-            try:
-                committed, block_bytes = decode_committed_block(data)
-            except (DecodeError, TypeError) as exc:
-                self._outbox.misbehaved(event.peer, Offence.MALFORMED, f"committed block: {exc}")
-                return
-            height = committed.block.header.height  # trusted once verified (_apply_synced)
-            synced = SyncedBlock(committed, len(data), event.peer, block_bytes)
-            self._sync.add(height, synced, self._state.height + 1)
-        if blocks:  # an empty answer waits for the next sync tick: no request storm
-            self._maybe_sync(force=False)
+        self._syncing.on_blocks_received(event)
 
     def _on_peer_status(self, event: PeerStatus) -> None:
-        if type(event.height) is int and event.height >= 0:
-            self._on_status(event.peer, event.height)
+        self._syncing.on_peer_status(event)
 
     def _on_peer_disconnected(self, event: PeerDisconnected) -> None:
-        self._sync.forget(event.peer)
+        self._syncing.on_peer_disconnected(event)
 
     # ==========================================================================================
     # consensus messages
@@ -621,11 +609,11 @@ class NodeCore:
             verify_vote(vote, validator_set, self.chain_id)
         except InvalidMessageError as exc:
             raise PeerFault(offence_of(exc), str(exc)) from exc
-        self._sync.note_height(sender, vote.height - 1)
+        self._syncing.note_height(sender, vote.height - 1)
         if self._state.active and vote.height == self._state.height + 1:
             if self._feed.feed_from(sender, VoteReceived(vote)):
                 self._held.add_vote(vote, data)
-                self._heard(sender, vote.round)
+                self._catch_up.heard(sender, vote.round)
         else:
             self._future.add(FutureMessage(vote.height, sender, vote))
 
@@ -644,11 +632,11 @@ class NodeCore:
             verify_proposal(proposal, validator_set, self.chain_id, check_proposer=True)
         except InvalidMessageError as exc:
             raise PeerFault(offence_of(exc), str(exc)) from exc
-        self._sync.note_height(sender, proposal.height - 1)
+        self._syncing.note_height(sender, proposal.height - 1)
         if current:
             if self._feed_proposal(sender, proposal):
                 self._held.add_proposal(proposal, data)
-                self._heard(sender, proposal.round)
+                self._catch_up.heard(sender, proposal.round)
         else:
             self._future.add(FutureMessage(proposal.height, sender, proposal))
 
@@ -665,8 +653,8 @@ class NodeCore:
         if validator_set is None:
             if not _self_signed(message):
                 raise PeerFault(Offence.INVALID_SIGNATURE, f"bad signature at height {height}")
-            self._sync.note_height(sender, height - 1)
-            self._maybe_sync(force=False)
+            self._syncing.note_height(sender, height - 1)
+            self._syncing.request(force=False)
         return validator_set
 
     def _on_block(self, sender: PeerId, block: Block, block_bytes: bytes) -> None:
@@ -689,150 +677,6 @@ class NodeCore:
         )
 
     # ==========================================================================================
-    # transactions, status, sync
-    # ==========================================================================================
-
-    def _admit(self, verified: VerifiedTx) -> None:
-        """check_tx, then the mempool's rules; raises TxRejected."""
-        checked = self._app.check_tx(verified.tx)
-        if not checked.ok:
-            raise TxRejected(
-                RejectReason.APP_REJECTED, f"{checked.code.name.lower()}: {checked.log}"
-            )
-        self._mempool.add(verified, self._app.next_nonce)
-
-    def _admit_new(self, verified: VerifiedTx) -> TxRejected | None:
-        """``_admit`` a transaction not in the mempool yet; the refusal, if any."""
-        if verified.tx_hash in self._mempool:
-            return None
-        try:
-            self._admit(verified)
-        except TxRejected as rejected:
-            return rejected
-        return None
-
-    def _tx_result(self, hash_: bytes, rejected: TxRejected | None) -> None:
-        if rejected is None:
-            self.stats.txs_admitted += 1
-            self._outbox.add(TxResult(hash_, True, None, ""))
-        else:
-            self.stats.txs_rejected += 1
-            self._outbox.add(TxResult(hash_, False, rejected.reason, rejected.message))
-
-    def _on_tx_batch(self, sender: PeerId, batch: TxBatch) -> None:
-        # Lazily: a transaction repeated within the batch is found in the mempool, unverified.
-        results = (
-            _verified_or_refusal(raw, self.chain_id)
-            for raw in batch.txs
-            if tx_hash(raw) not in self._mempool
-        )
-        self._admit_from_peer(sender, results)
-
-    def _on_verified_txs(self, event: VerifiedTxsReceived) -> None:
-        _check_verified(event, self.chain_id)
-        self.stats.messages_received += 1
-        if self._state.started:
-            self._admit_from_peer(event.sender, [*event.verified, *event.rejected])
-
-    def _admit_from_peer(self, sender: PeerId, results: Iterable[VerifiedTx | TxRejected]) -> None:
-        """Admit a peer's verified transactions; report the peer for the first refusal an
-        honest peer never causes (it relays only verified transactions). Transactions the
-        application or the mempool refuse are nobody's fault (nonces move, mempools fill)."""
-        fault: TxRejected | None = None
-        for result in results:
-            refusal = result if isinstance(result, TxRejected) else self._admit_new(result)
-            if refusal is not None and refusal.reason in _PEER_TX_FAULTS and fault is None:
-                fault = refusal
-        if fault is not None:
-            self._outbox.misbehaved(sender, _PEER_TX_FAULTS[fault.reason], f"tx batch: {fault}")
-
-    def _on_status(self, peer: PeerId, height: int) -> None:
-        if self._sync.note_height(peer, height):
-            status = Status(self._state.height, self._state.last_block_id)
-            self._outbox.add(SendTo(peer, TOPIC_STATUS, encode_message(status)))
-        self._maybe_sync(force=False)
-
-    def _broadcast_status(self) -> None:
-        status = Status(self._state.height, self._state.last_block_id)
-        self._outbox.add(Broadcast(TOPIC_STATUS, encode_message(status)))
-
-    def _maybe_sync(self, *, force: bool) -> None:
-        """Request blocks if a decided block is missing, or if a peer is ahead: by one height
-        for an observer (it may hear no votes at all) or when ``force`` (no progress for a
-        whole sync tick), by two heights otherwise (one height ahead is the normal state of
-        a validator that committed a moment earlier)."""
-        next_height = self._state.height + 1
-        best = self._sync.best_height()
-        eager = force or not self._consensus.is_validator
-        if self._state.pending_decide is not None:
-            requests = self._sync.plan(next_height, ask_unknown=True)
-        elif best > next_height or (eager and best >= next_height):
-            requests = self._sync.plan(next_height)
-        else:
-            return
-        for request in requests:
-            self.stats.sync_requests += 1
-            self._outbox.add(request)
-            key = TimerKey(TimerKind.SYNC_REQUEST, request.from_height, 0, request.peer)
-            self._outbox.set_timer(key, self._config.sync_request_timeout_ms)
-
-    def _on_sync_timeout(self, peer: PeerId, from_height: int) -> None:
-        if self._sync.pending_from(peer) != from_height:
-            return  # answered meanwhile (a newer request to the peer has its own timer)
-        self._sync.request_finished(peer)
-        self.stats.sync_timeouts += 1
-        self._maybe_sync(force=True)
-
-    def _on_sync_tick(self) -> None:
-        """Once per tick: a new catch-up budget; if the round did not move for a whole
-        tick, re-send and relay what lets peers catch up within the height
-        (``node.chain.catch_up``); if the committed height did not move while a peer is
-        ahead, fetch blocks."""
-        self._catch_up_budget.refill()
-        self._peer_rounds.new_tick()
-        state = self._consensus.round_state
-        position = (
-            self._consensus.height,
-            -1 if state is None else state.round,
-            -1 if state is None else int(state.step),
-        )
-        if self._state.active and state is not None and position == self._tick_position:
-            self._send_catch_up(state, None)
-        if self._state.height == self._tick_height:
-            self._maybe_sync(force=True)
-        self._tick_position, self._tick_height = position, self._state.height
-
-    def _heard(self, sender: PeerId, round_: int) -> None:
-        """``sender`` spoke in ``round_`` of the current height: if every round it was heard
-        in is below this node's, answer it with what lets it catch up (once per sync tick)."""
-        state = self._consensus.round_state
-        peer_round = self._peer_rounds.note(sender, round_)
-        if state is None or peer_round is None or peer_round >= state.round:
-            return
-        if self._peer_rounds.answer_due(sender):
-            self._send_catch_up(state, sender, peer_round)
-
-    def _send_catch_up(self, state: RoundState, peer: PeerId | None, peer_round: int = -1) -> None:
-        """Broadcast (``peer`` None) or send to ``peer`` the catch-up messages of the height,
-        within what is left of this tick's budget."""
-        budget = self._catch_up_budget
-        if budget.exhausted():
-            return
-        plan = catch_up_messages(self._held, state, self._block_message, peer_round=peer_round)
-        if peer is not None:
-            plan = plan[: self._config.max_catch_up_messages_per_peer]
-        for data in plan:
-            if budget.exhausted():
-                break
-            if not budget.take(len(data)):
-                continue  # too big for what is left (a block): smaller messages may fit
-            self.stats.catch_up_messages += 1
-            if peer is None:
-                self._outbox.add(Broadcast(TOPIC_CONSENSUS, data))
-            else:
-                self._outbox.add(SendTo(peer, TOPIC_CONSENSUS, data))
-
-    # ==========================================================================================
     # chain progress
     # ==========================================================================================
 
@@ -849,7 +693,7 @@ class NodeCore:
             if not self._state.active:
                 self._start_height(next_height)
             else:
-                self._apply_synced(self._sync.take(next_height))
+                self._syncing.apply_synced(self._sync.take(next_height))
             return True
         if self._state.start_due and not self._state.active:
             self._start_height(next_height)
@@ -862,7 +706,7 @@ class NodeCore:
         assert validator_set is not None, "the schedule knows the next height"
         self._log.reset(height)
         self._state.active = True
-        self._hold_height(height, validator_set)
+        self._catch_up.hold_height(height, validator_set)
         self._feed.feed(StartHeight(height, validator_set))
         for item in self._future.take(height):
             message = item.message
@@ -871,53 +715,7 @@ class NodeCore:
             else:
                 accepted = self._feed_proposal(item.sender, message)
             if accepted:
-                self._held_add(message, encode_message(message))
-
-    def _hold_height(
-        self, height: int, validator_set: ValidatorSet, logged: Sequence[Vote | Proposal] = ()
-    ) -> None:
-        """Hold the signed messages of ``height`` from now on, starting with ``logged`` (those
-        of its durable consensus log, after a restart)."""
-        self._held.reset(height, validator_set)
-        self._peer_rounds.reset()
-        for message in logged:
-            self._held_add(message, encode_message(message))
-
-    def _held_add(self, message: Vote | Proposal, data: bytes) -> None:
-        if isinstance(message, Vote):
-            self._held.add_vote(message, data)
-        else:
-            self._held.add_proposal(message, data)
-
-    def _apply_synced(self, synced: SyncedBlock | None) -> None:
-        """Verify a block received by sync against this node's schedule, then decide it."""
-        assert synced is not None
-        block, certificate = synced.committed.block, synced.committed.commit
-        height = self._state.height + 1
-        id_ = block_id(block.header)
-        validator_set = self._schedule.set_at(height)
-        assert validator_set is not None
-        pending = self._state.pending_decide
-        try:
-            if certificate.height != height or certificate.value_id != id_:
-                raise InvalidBlockError("the certificate does not certify the block")
-            verify_commit_certificate(certificate, validator_set, self.chain_id)
-        except (InvalidMessageError, InvalidBlockError) as exc:
-            self._sync.forget(synced.peer)  # whatever height it claimed is not to be trusted
-            self._outbox.misbehaved(synced.peer, Offence.INVALID_BLOCK, f"height {height}: {exc}")
-            return
-        if pending is not None and pending.value_id != id_:
-            raise ChainHaltError(f"two blocks certified at height {height}: +1/3 equivocated")
-        verdict = self._judge.validate(block, synced.block_bytes, now_ms=None)
-        if not verdict.valid:
-            # +2/3 signed it, yet it breaks the rules: the network or this node is broken.
-            raise ChainHaltError(f"a certified block at height {height} is invalid")
-        self.stats.blocks_synced += 1
-        self._sync.note_height(synced.peer, height)
-        self._blocks.add(id_, block, synced.block_bytes, OWN)
-        if self._blocks.verdict(id_) is None and self._blocks.can_judge():
-            self._blocks.record(id_, verdict)
-        self._feed.feed_from(synced.peer, CommitCertificateReceived(certificate))
+                self._catch_up.hold(message, encode_message(message))
 
     def _commit(self, decided: Decide, block: Block) -> None:
         """Execute, persist (one synced batch) and announce the decided block, using the
@@ -936,7 +734,7 @@ class NodeCore:
             )
         except InvalidBlockError as exc:
             raise ChainHaltError(f"the decided block at height {height}: {exc}") from exc
-        self._mempool.update(block.txs, self._app.next_nonce, self._recheck)
+        self._mempool.update(block.txs, self._app.next_nonce, self._admission.recheck)
         encoded = committed_block_bytes(data, decided.certificate)
         ops = store.commit_ops(encoded, height, result.state_changes, result.state_root)
         results = BlockResults(height, block.header.time_ms, result.block_events, result.receipts)
@@ -991,9 +789,6 @@ class NodeCore:
         pool.remove([e for e in pool.pending() if is_expired(e, height + 1, max_age)])
         self.stats.evidence_committed += len(block.evidence)
         return self._pending_evidence.sync_ops(pool.pending())
-
-    def _recheck(self, verified: VerifiedTx) -> bool:
-        return self._app.check_tx(verified.tx).ok
 
     # ==========================================================================================
     # consensus effects
@@ -1091,7 +886,7 @@ class NodeCore:
         block = self._blocks.get(decided.value_id)
         if block is None:
             self._state.pending_decide = decided  # fetched by block sync (see _advance)
-            self._maybe_sync(force=True)
+            self._syncing.request(force=True)
             return
         self._commit(decided, block)
 
@@ -1114,29 +909,10 @@ def _self_signed(message: Vote | Proposal) -> bool:
         return False  # a field out of range: nothing was signed
 
 
-def _verified_or_refusal(raw: bytes, chain_id: str) -> VerifiedTx | TxRejected:
-    try:
-        return verify_transaction(raw, chain_id)
-    except TxRejected as rejected:
-        return rejected
-
-
-def _check_verified(event: VerifiedTxsReceived, chain_id: str) -> None:
-    """Hold the shell to the contract of ``VerifiedTxsReceived`` (TypeError, ValueError)."""
-    if type(event.verified) is not tuple or type(event.rejected) is not tuple:
-        raise TypeError("VerifiedTxsReceived.verified and .rejected must be tuples")
-    if len(event.verified) + len(event.rejected) > MAX_TXS_PER_BATCH:
-        raise ValueError(f"more than {MAX_TXS_PER_BATCH} transactions: not one batch")
-    for verified in event.verified:
-        if not isinstance(verified, VerifiedTx):
-            raise TypeError(f"not a VerifiedTx: {type(verified).__name__}")
-        if verified.tx.chain_id != chain_id:
-            raise ValueError(
-                f"a transaction verified for chain {verified.tx.chain_id!r}, not {chain_id!r}"
-            )
-    for rejected in event.rejected:
-        if not isinstance(rejected, TxRejected):
-            raise TypeError(f"not a TxRejected: {type(rejected).__name__}")
+def _verify_transaction(raw: bytes, chain_id: str) -> VerifiedTx:
+    """``node.mempool.verify_transaction``, looked up in this module at each call (the seam
+    a test patches to see that verified transactions are not verified again)."""
+    return verify_transaction(raw, chain_id)
 
 
 _HANDLERS: Final[dict[type, Callable[[NodeCore, Any], None]]] = {
