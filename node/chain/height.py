@@ -1,10 +1,13 @@
-"""What the parts of the chain core share: the chain's position and the event's actions.
+"""What every part of the chain core shares: the chain's position and the event's actions.
 
-``NodeCore`` (``node.core``) is being split into parts in ``node.chain``, each given at
-construction what it needs. They share two mutable objects, both owned by the core:
+``NodeCore`` (``node.core``) is split into parts (``node.chain.inbound``, ``admission``,
+``syncing``, ``catch_up_sender``, ``feed``, ``effects``, ``commit``, ``progress``, ``judge``;
+wired by ``node.chain.assembly``), each given at construction what it needs. They share two
+mutable objects, both owned by the core:
 
 - ``HeightState``: the last committed height and block, whether consensus runs the next
-  height, a decided block still missing, and the time of the event being handled.
+  height, a decided block still missing, and the time of the event being handled. Each
+  field says which part writes it; every part may read every field.
 - ``Outbox``: the actions of the event being handled, in the order they were produced; the
   core hands them to its shell when the event is done.
 """
@@ -37,10 +40,11 @@ MAX_REASON_CHARS: Final = 200
 
 @dataclass(slots=True)
 class HeightState:
-    """The mutable per-height fields the parts of the core read and write."""
+    """The mutable per-height fields every part reads (each says which part writes it)."""
 
     height: int
-    """The last committed height (0 at genesis)."""
+    """The last committed height (0 at genesis). Written by ``commit`` only, once the
+    height is durable, like the three ``last_`` fields."""
     last_header: BlockHeader | None
     """The header of the last committed block (None at genesis)."""
     last_commit: CommitCertificate | None
@@ -48,15 +52,18 @@ class HeightState:
     last_block_id: bytes
     """The id of the last committed block (zero bytes at genesis)."""
     active: bool
-    """True while consensus runs ``height + 1`` (False while pausing after a commit)."""
+    """True while consensus runs ``height + 1``: set by ``progress`` when it starts the
+    height, cleared by ``commit`` (False while pausing after a commit)."""
     started: bool = False
-    """True once ``Start`` was handled: messages and timers count from then on."""
+    """True once ``Start`` was handled (by the core): messages and timers count from then."""
     start_due: bool = False
-    """True when ``height + 1`` is to start as soon as nothing else is left to do."""
+    """True when ``height + 1`` is to start as soon as nothing else is left to do: set by
+    the core (``Start``, the commit-wait timer) and ``commit``, cleared by ``progress``."""
     pending_decide: Decide | None = None
-    """A decision of ``height + 1`` whose block is not held yet (block sync fetches it)."""
+    """A decision of ``height + 1`` whose block is not held yet (block sync fetches it): set
+    by ``effects``, cleared by ``commit``."""
     now_ms: int = 0
-    """The time of the event being handled."""
+    """The time of the event being handled (set by the core)."""
 
     @classmethod
     def after(cls, last_block: CommittedBlock | None, *, consensus_height: int) -> HeightState:
