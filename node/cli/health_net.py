@@ -84,6 +84,8 @@ class HealthTestnet:
     clinics: int = 1
     passphrase: str = DEFAULT_TESTNET_PASSPHRASE
     kdf: KdfParams = KDF_INTERACTIVE
+    params: dict[str, int] = field(default_factory=dict)
+    """Governance parameters of the genesis (``app_state["governance"]["params"]``)."""
     parties: dict[str, _Party] = field(default_factory=dict)
     """The party of each node, by home name."""
 
@@ -98,7 +100,7 @@ class HealthTestnet:
             role = HealthRole.INSTITUTION if index < self.clinics else HealthRole.PATIENT
             name = f"clinic-{index}" if index < self.clinics else f"patient-{index - self.clinics}"
             self.parties[f"observer-{index}"] = self._party(name, role)
-        app_state = _app_state(hospitals, validators)
+        app_state = _app_state(hospitals, validators, self.params)
         return Genesis(
             spec.chain_id,
             spec.genesis_time_ms,
@@ -135,7 +137,7 @@ class HealthTestnet:
 
 
 def _app_state(
-    hospitals: Sequence[_Party], validators: tuple[Validator, ...]
+    hospitals: Sequence[_Party], validators: tuple[Validator, ...], params: dict[str, int]
 ) -> dict[str, JsonValue]:
     identities: list[JsonValue] = [
         {
@@ -156,7 +158,10 @@ def _app_state(
         }
         for hospital, validator in zip(hospitals, validators, strict=True)
     ]
-    return {"identity": {"identities": identities}, "governance": {"members": members}}
+    governance: dict[str, JsonValue] = {"members": members}
+    if params:
+        governance["params"] = dict(params)
+    return {"identity": {"identities": identities}, "governance": governance}
 
 
 def _allow_record_uploads(home: Path) -> None:
