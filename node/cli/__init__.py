@@ -12,6 +12,7 @@
     bighealth tx submit --home HOME --hex HEX        submit an encoded transaction
     bighealth tx kv-set --home HOME --key-file ...   sign and submit a kv.set transaction
     bighealth meter simulate --keystore FILE ...     a simulated glucose meter or CGM
+    bighealth demo [--exit] [--output DIR]           a health network and its story, told
 
 Subcommands are registered in ``COMMANDS``: each adds its parser and handles its arguments.
 Exit status: 0 on success, 2 for usage errors, 1 for operational errors (a missing or
@@ -30,6 +31,7 @@ from collections.abc import Callable, Sequence
 import crypto_core
 from node.cli import home_commands, node_commands
 from node.cli.common import EXIT_ERROR, Subparsers, explain_defaults, package_version
+from node.cli.demo import add_demo
 from node.cli.meter_command import add_meter
 from node.errors import BigHealthError
 
@@ -63,6 +65,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     home_commands.add_genesis,
     node_commands.add_tx,
     add_meter,
+    add_demo,
 ]
 
 
