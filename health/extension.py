@@ -1,8 +1,8 @@
 """``HealthExtension``: encrypted records' custody plugged into a running node.
 
-The composition root (``node.cli``) builds it for a health chain with the vault (a LevelDB at
-``HOME/data/vault``) and the custodian key (``HOME/custodian_key``; None on a node that keeps
-no records). The node serves its routes (``health.api``) beside its own API and runs
+The composition root (``node.cli.health_net``) builds it for a health chain with the vault
+(its own LevelDB at ``HOME/vault``) and the custodian key (``HOME/custodian_key``; None on a
+node that keeps no records). The node serves its routes (``health.api``) beside its own API and runs
 ``run``, which
 
 1. registers the record protocol ``/bighealth/records/1`` (answering ``busy`` until the
