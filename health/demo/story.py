@@ -324,6 +324,7 @@ class Story:
         self._patient.register(*cgm.keystore.admission_keys(), role=CGM.role, kind=CGM.kind)
         for party in ("patient-0", "patient-1"):
             self._wait_announced(party)
+        self._settle()  # every custodian knows the CGM before it uploads
         device = self._patient.identity(cgm.identity_id)
         check(
             device is not None and device.parent == self._patient.identity_id,

@@ -3,9 +3,10 @@
 It makes a health testnet (``node.cli.health_net``: 4 hospitals running the validators, a
 clinic and 2 patients running observers, every party's keystore under the passphrase) in a
 temporary directory or ``--output DIR``, with the smallest ``reminder_grace_ms`` (a minute)
-so reminders come due and escalate within minutes; starts the 7 node processes
-(``node.cli.localnet``); prints each node's dashboard URL and who can log in there; tells
-the story one line per step (``health.demo.story``), each step checked; then keeps the
+so reminders come due and escalate within minutes, and observers that dial each other
+too; starts the 7 node processes (``node.cli.localnet``); prints each node's dashboard URL
+and who can log in there; tells the story one line per step (``health.demo.story``), each
+step checked (the client library's warnings in between, in parentheses); then keeps the
 network running until Ctrl-C or SIGTERM, or stops at once with ``--exit``. The nodes are
 stopped on every way out. A temporary directory is removed at the end unless the story
 failed (its homes and logs are kept to look at); ``--output DIR`` is always kept.
@@ -17,15 +18,16 @@ story was interrupted), 2 for bad options.
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final, TextIO
 
-from health.client import KDF_INTERACTIVE
+from health.client import KDF_INTERACTIVE, KdfParams
 from health.demo import DemoNetwork, DemoNode, Outcome, Story, StoryOptions
 from health.demo.story import DEFAULT_READINGS, DEFAULT_SPEED
 from node.chain.config import NodeConfig
@@ -35,6 +37,9 @@ from node.cli.home_commands import node_params
 from node.cli.localnet import LocalNetwork, sigterm_as_interrupt
 from node.cli.testnet import TestnetSpec, create_testnet
 from node.errors import BigHealthError
+from node.home import format_config, write_text_atomic
+from node.home.layout import load_config
+from node.home.manifest import TestnetManifest
 from node.runtime.system import SystemClock, SystemRng
 
 HOSPITALS: Final = 4
@@ -95,6 +100,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"bighealth demo: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    logging.basicConfig(level=logging.WARNING, format="  (%(name)s) %(message)s")
     temporary = args.output is None
     directory = Path(tempfile.mkdtemp(prefix="bighealth-demo-")) if temporary else args.output
     run = _Run(directory)
@@ -146,8 +152,9 @@ def _run(run: _Run, args: argparse.Namespace, options: StoryOptions, out: TextIO
         print(f"  network     stopping {len(nodes.names)} nodes", file=out, flush=True)
 
 
-def make_network(directory: Path, passphrase: str) -> DemoNetwork:
-    """The demo's testnet in ``directory`` (absent or empty), as the story sees it."""
+def make_network(directory: Path, passphrase: str, kdf: KdfParams = KDF_INTERACTIVE) -> DemoNetwork:
+    """The demo's testnet in ``directory`` (absent or empty), as the story sees it; its
+    keystores sealed with ``kdf``."""
     spec = TestnetSpec(
         validators=HOSPITALS,
         observers=CLINICS + PATIENTS,
@@ -162,9 +169,11 @@ def make_network(directory: Path, passphrase: str) -> DemoNetwork:
         SystemRng(),
         clinics=CLINICS,
         passphrase=passphrase,
+        kdf=kdf,
         params={"reminder_grace_ms": MIN_REMINDER_GRACE_MS},
     )
     manifest = create_testnet(directory, spec, SystemRng(), app)
+    _connect_observers(directory, manifest)
     nodes = tuple(
         DemoNode(
             name=node.name,
@@ -175,7 +184,20 @@ def make_network(directory: Path, passphrase: str) -> DemoNetwork:
         )
         for node in manifest.nodes
     )
-    return DemoNetwork(manifest.chain_id, directory, nodes, passphrase, KDF_INTERACTIVE)
+    return DemoNetwork(manifest.chain_id, directory, nodes, passphrase, kdf)
+
+
+def _connect_observers(directory: Path, manifest: TestnetManifest) -> None:
+    """Let every observer also dial the other observers (a testnet's observers know only
+    the validators): a clinic's node fetches a record straight from the patient's node that
+    keeps it, and repairs its own copy from there."""
+    observers = [node for node in manifest.nodes if node.role == "observer"]
+    for node in observers:
+        home = directory / node.home
+        config = load_config(home)
+        others = tuple(other.p2p for other in observers if other.name != node.name)
+        p2p = replace(config.p2p, bootstrap=config.p2p.bootstrap + others)
+        write_text_atomic(home / "config.toml", format_config(replace(config, p2p=p2p)))
 
 
 def print_dashboards(network: DemoNetwork, out: TextIO) -> None:

@@ -1,5 +1,5 @@
 """``bighealth demo``: the story on real node processes (slow), and its parts — the
-narration, the event watch, the testnet's genesis parameters — without a chain."""
+narration, the event watch, the network it makes — without running a chain."""
 
 from __future__ import annotations
 
@@ -15,13 +15,12 @@ from typing import Any
 
 import pytest
 
+from health.client import KDF_MIN
 from health.demo.narrator import CheckFailed, Narrator, Step, check
 from health.demo.watch import EventWatch, WaitTimeout
 from node.cli import main
-from node.cli.health_net import HealthTestnet
-from node.cli.testnet import TestnetSpec as Spec
-from node.cli.testnet import create_testnet
-from node.testing import SeededRng
+from node.cli.demo import make_network
+from node.home.layout import load_config
 from tests.cli.test_cli_node import ROOT
 
 STEPS = 15
@@ -214,12 +213,26 @@ def test_the_watch_gives_up_at_its_deadline() -> None:
     assert 5 <= clock.now <= 7
 
 
-# -- the genesis -------------------------------------------------------------------------------
+# -- the network ------------------------------------------------------------------------------
 
 
-def test_the_health_testnet_sets_genesis_parameters(tmp_path: Path) -> None:
-    app = HealthTestnet(SeededRng(7), params={"reminder_grace_ms": 60_000})
-    create_testnet(tmp_path / "net", Spec(validators=1, observers=1), app.rng, app)
+def test_the_demo_network(tmp_path: Path) -> None:
+    network = make_network(tmp_path / "net", "pw", KDF_MIN)
+    assert [node.party for node in network.nodes] == [
+        *(f"hospital-{i}" for i in range(4)),
+        "clinic-0",
+        "patient-0",
+        "patient-1",
+    ]
+    assert [node.name for node in network.hospitals()] == [f"validator-{i}" for i in range(4)]
     genesis = json.loads((tmp_path / "net" / "genesis.json").read_text())
-    governance = genesis["app_state"]["governance"]
-    assert governance["params"] == {"reminder_grace_ms": 60_000}
+    assert genesis["app_state"]["governance"]["params"] == {"reminder_grace_ms": 60_000}
+    manifest = json.loads((tmp_path / "net" / "testnet.json").read_text())
+    address = {node["name"]: node["p2p"] for node in manifest["nodes"]}
+    clinic = load_config(tmp_path / "net" / "observer-0")
+    assert set(clinic.p2p.bootstrap) == {
+        *(address[f"validator-{i}"] for i in range(4)),
+        address["observer-1"],
+        address["observer-2"],
+    }
+    assert network.logins()["validator-1"] == ["hospital-1", "dr-endo"]
