@@ -1,7 +1,7 @@
 """The vault: ciphertexts of health records and their wrapped keys, kept by a custodian.
 
 A custodian's node keeps the blobs of the records it is named custodian of in its own
-``Storage`` (LevelDB at ``HOME/data/vault``, opened by the composition root). A blob arrives
+``Storage`` (LevelDB at ``HOME/vault``, opened by the composition root). A blob arrives
 **pending** (uploaded before or around its ``records.commit``), becomes **stored** when the
 commitment is committed with the blob's SHA-256 and size, and is dropped when its time
 (``pending_ttl_ms``) runs out first. The vault never holds a key that opens a record: only

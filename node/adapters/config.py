@@ -31,7 +31,6 @@ MIB: Final = 1024 * KIB
 
 STATUS_PROTOCOL: Final = "/bighealth/status/1"  # the handshake (hello exchange)
 DIRECT_PROTOCOL: Final = "/bighealth/direct/1"  # Network.send: one long-lived stream per peer
-RECORD_PROTOCOL: Final = "/bighealth/record/1"  # encrypted health records
 RESERVED_PROTOCOLS: Final = frozenset({STATUS_PROTOCOL, DIRECT_PROTOCOL})
 PROTOCOL_PATTERN: Final = re.compile(r"/bighealth/[a-z][a-z0-9_-]{0,31}/[0-9]{1,4}", re.ASCII)
 MESHSUB_V11: Final = "/meshsub/1.1.0"
