@@ -29,6 +29,12 @@ A node acts as the custodian of one identity (``custodian_id``), whose signing k
 
 The clock (``clock() -> ms``) and the randomness (``rng_bytes(n)``) are injected; back-off
 and intervals wait on trio's clock (tests use ``MockClock``).
+
+This module serves the protocol; the class delegates the rest to its parts:
+``health.custodian_uploads`` (uploads and wrapped keys), ``health.custodian_audit`` (the
+audit queue and its batches), ``health.custodian_commits`` (following commits, erasure,
+reconciliation), ``health.custodian_repair`` (repair) and ``health.custodian_types``
+(settings, counters).
 """
 
 from __future__ import annotations
@@ -37,35 +43,23 @@ import heapq
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from enum import Enum
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import trio
 
 from crypto_core.signatures import verify
-from health.contracts.audit import MAX_ACCESS_AGE_MS, MAX_PATIENTS_PER_BATCH, AccessEntry
-from health.contracts.audit import record_payload as audit_record_payload
-from health.contracts.common import (
-    PARAM_DEFAULTS,
-    Access,
-    AccessBasis,
-    HealthRole,
-    Identity,
-    Purpose,
-    get_identity,
-    param,
-)
+from health.contracts.common import Access, Purpose, get_identity
 from health.contracts.consent import find_access
-from health.contracts.identity import node_of
 from health.contracts.records import RecordCommitment, get_record
-from health.envelopes import commitment_of, commitment_statement
+from health.custodian_audit import AUDIT_AGE_MARGIN_MS, NO_BASIS, AuditQueue, QueuedAccess
+from health.custodian_commits import CommitFollower
+from health.custodian_repair import Repairer, RepairOutcome
+from health.custodian_types import CustodianConfig, CustodianStats
+from health.custodian_uploads import Uploads
 from health.records_wire import (
     FETCH_RESPONSE_CODEC,
     KIND_FETCH,
-    NONCE_BYTES,
-    PROTOCOL,
-    STORE_REQUEST_CODEC,
     STORE_RESPONSE_CODEC,
     FetchRequest,
     FetchResponse,
@@ -73,102 +67,38 @@ from health.records_wire import (
     StoreRequest,
     StoreResponse,
     WrappedKey,
-    decode_answer,
     decode_fetch_request,
     decode_request,
     decode_store_request,
-    decode_store_response,
     encode_ok,
     encode_refusal,
-    encode_request,
     fetch_statement,
-    keys_statement,
-    sign_store_request,
     store_statement,
 )
-from health.vault import PendingBlob, Vault, VaultError
-from node.codec import TX_CODEC, sign_transaction
-from node.errors import BigHealthError, NetworkError, StorageError
+from health.vault import PendingBlob, Vault
+from node.errors import BigHealthError, StorageError
 from node.ports import PeerId, Signer
 from node.runtime.extension import CommitNotice, NodeServices, StateReader
-from node.types import UnsignedTransaction
+
+__all__ = [
+    "AUDIT_AGE_MARGIN_MS",
+    "FINAL_REASONS",
+    "NO_BASIS",
+    "PURPOSES",
+    "Custodian",
+    "CustodianConfig",
+    "CustodianStats",
+    "NonceCache",
+    "QueuedAccess",
+    "RepairOutcome",
+]
 
 logger = logging.getLogger("health.custodian")
 
 PURPOSES: Final = frozenset({Purpose.TREATMENT, Purpose.RESEARCH})
 """What a fetch may be for; ``find_access`` keeps the grants whose purpose is one of them."""
-NO_BASIS: Final = Access(AccessBasis.OWNER, b"")
-"""The basis a refused entry records when the reader had none (an OWNER basis with an empty
-id: the only shape without a grant id that ``audit.record`` accepts)."""
-AUDIT_AGE_MARGIN_MS: Final = 3600 * 1000
-"""Entries this close to ``audit``'s age limit are dropped rather than sent to be refused."""
 FINAL_REASONS: Final = frozenset({"forbidden", "erased", "bad_signature", "stale", "replayed"})
 """Refusals no other custodian would answer differently (the fetch proxy stops at them)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CustodianConfig:
-    """Bounds and intervals of a custodian."""
-
-    max_request_skew_ms: int = 60_000
-    max_nonces: int = 100_000
-    audit_queue_max: int = 4_096
-    audit_interval_ms: int = 10_000
-    commits_buffer: int = 64
-    repair_queue_max: int = 1_024
-    repair_attempts: int = 5
-    repair_backoff_ms: int = 2_000
-    repair_backoff_max_ms: int = 60_000
-    request_timeout_ms: int = 10_000
-    expire_interval_ms: int = 30_000
-    reconcile_page: int = 256
-
-    def __post_init__(self) -> None:
-        for name in self.__dataclass_fields__:
-            if getattr(self, name) < 1:
-                raise ValueError(f"CustodianConfig.{name} must be >= 1")
-
-
-@dataclass(slots=True)
-class CustodianStats:
-    """Counters since the start (operators' metrics)."""
-
-    served: int = 0
-    refused: dict[str, int] = field(default_factory=dict)
-    stores_served: int = 0
-    uploads: int = 0
-    keys_added: int = 0
-    audit_queued: int = 0
-    audit_dropped: int = 0
-    audit_expired: int = 0
-    audit_submitted: int = 0
-    audit_batches: int = 0
-    audit_rejected: int = 0
-    erased: int = 0
-    repairs_scheduled: int = 0
-    repaired: int = 0
-    repair_failed: int = 0
-    repair_dropped: int = 0
-    repair_mismatch: int = 0
-    reconciliations: int = 0
-    errors: int = 0
-
-
-class RepairOutcome(Enum):
-    """What one repair attempt of a record came to."""
-
-    DONE = "done"
-    RETRY = "retry"
-    DROP = "drop"
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedAccess:
-    """An audit entry waiting for its batch, with the record's owner (batches are bounded
-    in patients too)."""
-
-    entry: AccessEntry
-    patient: bytes
 
 
 class NonceCache:
@@ -206,13 +136,6 @@ class _FetchView:
     access: Access | None
 
 
-@dataclass(frozen=True, slots=True)
-class _UploadView:
-    author: Identity | None
-    owner: Identity | None
-    record: RecordCommitment | None
-
-
 class Custodian:
     """The custodian of ``custodian_id`` on one node (see the module docstring)."""
 
@@ -236,15 +159,40 @@ class Custodian:
         self.config = config if config is not None else CustodianConfig()
         self.counters = CustodianStats()
         self.nonces = NonceCache(self.config.max_nonces)
-        self.last_block_ms = 0
-        self._audit: deque[QueuedAccess] = deque()
-        self._audit_batch_max = PARAM_DEFAULTS["audit_batch_max"]
-        self._audit_wakeup = trio.Event()
-        self._audit_lock = trio.Lock()
-        self._repairs: list[tuple[float, int, bytes, int]] = []  # (due, seq, record, attempts)
-        self._repairing: set[bytes] = set()
-        self._repair_seq = 0
-        self._repair_wakeup = trio.Event()
+        self.audit = AuditQueue(
+            services,
+            signer,
+            clock=clock,
+            block_ms=lambda: self.last_block_ms,
+            config=self.config,
+            counters=self.counters,
+        )
+        self.repairs = Repairer(
+            vault,
+            services,
+            custodian_id,
+            signer,
+            clock=clock,
+            rng_bytes=rng_bytes,
+            config=self.config,
+            counters=self.counters,
+        )
+        self.commits = CommitFollower(
+            vault,
+            services,
+            custodian_id,
+            repairs=self.repairs,
+            config=self.config,
+            counters=self.counters,
+        )
+        self.uploads = Uploads(
+            vault,
+            services,
+            custodian_id,
+            clock=clock,
+            repairs=self.repairs,
+            counters=self.counters,
+        )
 
     # -- the protocol -------------------------------------------------------------------------
 
@@ -317,7 +265,7 @@ class Custodian:
             refusal = RecordsError(
                 "key_pending", "no data key is wrapped for the requester yet (ask the patient)"
             )
-        self._queue_audit(record, request.requester, now_ms, access, served=refusal is None)
+        self.audit.queue(record, request.requester, now_ms, access, served=refusal is None)
         if refusal is not None:
             raise refusal
         assert stored is not None and wrapped is not None
@@ -404,404 +352,69 @@ class Custodian:
     # -- uploads and keys ---------------------------------------------------------------------
 
     async def accept_upload(self, blob: PendingBlob) -> bool:
-        """Keep an uploaded blob pending (True if its commitment is already committed and
-        matches: stored at once). Refused: the vault's checks, ``bad_signature`` (the
-        author's statement does not verify with the author's current key), ``forbidden``
-        (the owner is not a patient), ``erased``, ``not_custodian`` (the committed record
-        names other custodians), ``mismatch`` (it does not match its commitment)."""
-        self.vault.check_blob(blob)
-
-        def read(reader: StateReader) -> _UploadView:
-            return _UploadView(
-                get_identity(reader, blob.author),
-                get_identity(reader, blob.owner),
-                get_record(reader, blob.record_id),
-            )
-
-        view = await self.services.query(read)
-        if view.owner is None or view.owner.role is not HealthRole.PATIENT:
-            raise RecordsError("forbidden", "the owner is not a patient on chain")
-        statement = commitment_statement(
-            chain_id=self.services.chain_id,
-            record_id=blob.record_id,
-            owner=blob.owner,
-            resource_type=blob.resource_type,
-            code=blob.code,
-            commitment=commitment_of(blob.ciphertext),
-            key_epoch=blob.key_epoch,
-            data_time_ms=blob.data_time_ms,
-        )
-        author_key = None if view.author is None else view.author.signing_key
-        if author_key is None or not verify(author_key, statement, blob.author_signature):
-            raise RecordsError("bad_signature", "the author's signature does not verify")
-        record = view.record
-        if record is not None:
-            if record.erased:
-                raise RecordsError("erased", f"record {record.id.hex()} was erased")
-            if self.custodian_id not in record.custodians:
-                raise RecordsError("not_custodian", "the record names other custodians")
-        self.vault.put_pending(blob, self.clock())
-        self.counters.uploads += 1
-        if record is None:
-            return False
-        if not self._committed(record):
-            raise RecordsError("mismatch", "the blob does not match the committed commitment")
-        self._repairing.discard(record.id)
-        return True
+        """Keep an uploaded blob pending (``Uploads.accept_upload``: True if it is stored at
+        once; ``RecordsError`` when refused)."""
+        return await self.uploads.accept_upload(blob)
 
     async def add_keys(
         self, record_id: bytes, wrapped_keys: Mapping[bytes, bytes], signature: bytes
     ) -> int:
-        """Add data keys wrapped for new readers, signed by the record's owner over
-        ``keys_statement``; how many wrapped keys the record holds now."""
-        held_owner = self.vault.owner_of(record_id)
-        if held_owner is None:
-            raise RecordsError("not_found", f"record {record_id.hex()} is not held here")
+        """Add data keys wrapped for new readers, signed by the record's owner
+        (``Uploads.add_keys``); how many wrapped keys the record holds now."""
+        return await self.uploads.add_keys(record_id, wrapped_keys, signature)
 
-        def read(reader: StateReader) -> tuple[RecordCommitment | None, Identity | None]:
-            record = get_record(reader, record_id)
-            owner = held_owner if record is None else record.owner
-            return record, get_identity(reader, owner)
+    # -- the parts: audit, commits, repair ------------------------------------------------------
 
-        record, owner = await self.services.query(read)
-        if record is not None and record.erased:
-            raise RecordsError("erased", f"record {record_id.hex()} was erased")
-        statement = keys_statement(self.services.chain_id, record_id, wrapped_keys)
-        owner_key = None if owner is None else owner.signing_key
-        if owner_key is None or not verify(owner_key, statement, signature):
-            raise RecordsError("bad_signature", "not signed by the record owner's current key")
-        held = self.vault.add_wrapped_keys(record_id, wrapped_keys)
-        self.counters.keys_added += len(wrapped_keys)
-        return held
+    @property
+    def last_block_ms(self) -> int:
+        """The time of the last committed block seen (0: none yet)."""
+        return self.commits.last_block_ms
 
-    def _committed(self, record: RecordCommitment) -> bool:
-        return self.vault.commitment_committed(
-            record.id, record.owner, record.ciphertext_sha256, record.size_bytes
-        )
+    @last_block_ms.setter
+    def last_block_ms(self, value: int) -> None:
+        self.commits.last_block_ms = value
 
-    # -- audit ------------------------------------------------------------------------------
+    @property
+    def _audit(self) -> deque[QueuedAccess]:
+        return self.audit.entries
 
-    def _queue_audit(
-        self,
-        record: RecordCommitment,
-        reader: bytes,
-        now_ms: int,
-        access: Access | None,
-        *,
-        served: bool,
-    ) -> None:
-        basis = access if access is not None else NO_BASIS
-        entry = AccessEntry(record.id, reader, now_ms, basis.basis, basis.basis_id, served)
-        if len(self._audit) >= self.config.audit_queue_max:
-            self.counters.audit_dropped += 1  # keep the oldest: they are the most overdue
-            return
-        self._audit.append(QueuedAccess(entry, record.owner))
-        self.counters.audit_queued += 1
-        if len(self._audit) >= self._audit_batch_max:
-            self._audit_wakeup.set()
+    @property
+    def _audit_lock(self) -> trio.Lock:
+        """Held while an audit batch takes the signer's nonce."""
+        return self.audit.lock
+
+    def _take_batch(self, batch_max: int) -> list[QueuedAccess]:
+        return self.audit.take_batch(batch_max)
 
     @property
     def audit_backlog(self) -> int:
         """Entries waiting to be sent."""
-        return len(self._audit)
+        return len(self.audit)
 
     async def flush_audit(self) -> int:
-        """Send every queued entry now, in ``audit.record`` batches; how many were handed
-        to the node (a batch the node refuses is dropped and counted)."""
-        sent = 0
-        async with self._audit_lock:
-            while self._audit:
-                batch_max = await self.services.query(lambda r: param(r, "audit_batch_max"))
-                self._audit_batch_max = batch_max
-                batch = self._take_batch(batch_max)
-                if batch and not await self._submit_audit(batch):
-                    break
-                sent += len(batch)
-        return sent
-
-    def _take_batch(self, batch_max: int) -> list[QueuedAccess]:
-        ceiling = self.last_block_ms or self.clock()
-        oldest = ceiling - MAX_ACCESS_AGE_MS + AUDIT_AGE_MARGIN_MS
-        batch: list[QueuedAccess] = []
-        patients: set[bytes] = set()
-        while self._audit and len(batch) < batch_max:
-            queued = self._audit[0]
-            if queued.patient not in patients and len(patients) == MAX_PATIENTS_PER_BATCH:
-                break
-            self._audit.popleft()
-            entry = queued.entry
-            if entry.accessed_ms < oldest:
-                self.counters.audit_expired += 1
-                continue
-            patients.add(queued.patient)
-            # The chain refuses an access time past its block time: a clock ahead of the
-            # last committed block's is recorded at that block's time.
-            if entry.accessed_ms > ceiling:
-                entry = replace(entry, accessed_ms=ceiling)
-            batch.append(QueuedAccess(entry, queued.patient))
-        return batch
-
-    async def _submit_audit(self, batch: list[QueuedAccess]) -> bool:
-        services = self.services
-        try:
-            nonce = await services.next_nonce(self.signer.public_key)
-            unsigned = UnsignedTransaction(
-                chain_id=services.chain_id,
-                sender=self.signer.public_key,
-                nonce=nonce,
-                kind="audit.record",
-                payload=audit_record_payload(tuple(queued.entry for queued in batch)),
-                priority=0,
-            )
-            raw = TX_CODEC.encode(sign_transaction(unsigned, self.signer))
-            result = await services.submit_tx(raw)
-        except BigHealthError as exc:
-            logger.warning("audit batch not submitted, kept for later: %s", exc)
-            self._requeue(batch)
-            return False
-        if not result.accepted:
-            self.counters.audit_rejected += len(batch)
-            logger.error("the node refused an audit batch (%s): %s", result.reason, result.message)
-            return True
-        self.counters.audit_batches += 1
-        self.counters.audit_submitted += len(batch)
-        return True
-
-    def _requeue(self, batch: list[QueuedAccess]) -> None:
-        """Put a batch that could not be sent back at the front of the queue (what does
-        not fit any more is dropped and counted)."""
-        room = self.config.audit_queue_max - len(self._audit)
-        kept = batch[: max(0, room)]
-        self.counters.audit_dropped += len(batch) - len(kept)
-        self._audit.extendleft(reversed(kept))
-
-    async def _audit_loop(self) -> None:
-        while True:
-            with trio.move_on_after(self.config.audit_interval_ms / 1000):
-                await self._audit_wakeup.wait()
-            self._audit_wakeup = trio.Event()
-            try:
-                await self.flush_audit()
-            except Exception:
-                self.counters.errors += 1
-                logger.exception("flushing the audit queue failed")
-
-    # -- commits ----------------------------------------------------------------------------
+        """Send every queued entry now (``AuditQueue.flush``)."""
+        return await self.audit.flush()
 
     async def on_commit(self, notice: CommitNotice) -> None:
-        """Apply one committed height: erase the erased records held here, store the
-        pending blobs of committed records naming this custodian (or schedule their
-        repair), reconcile everything after a gap."""
-        self.last_block_ms = max(self.last_block_ms, notice.time_ms)
-        committed: list[bytes] = []
-        for event in notice.events:
-            if event.name not in ("records.erased", "records.committed"):
-                continue
-            record_id = _record_of(event.get("record"))
-            if record_id is None:
-                logger.warning("a %s event without a record id", event.name)
-            elif event.name == "records.erased":
-                self._erase(record_id)
-            else:
-                committed.append(record_id)
-        if committed:
-            await self._apply_committed(committed)
-        if notice.gap:
-            await self.reconcile()
-
-    async def _apply_committed(self, record_ids: list[bytes]) -> None:
-        records = await self.services.query(lambda r: [get_record(r, i) for i in record_ids])
-        for record in records:
-            if record is None or record.erased or self.custodian_id not in record.custodians:
-                continue
-            if not self._committed(record) and not self.vault.has(record.id):
-                self.schedule_repair(record.id)
-
-    def _erase(self, record_id: bytes) -> None:
-        self._repairing.discard(record_id)
-        if self.vault.erase(record_id):
-            self.counters.erased += 1
-            logger.info("erased record %s", record_id.hex())
+        """Apply one committed height (``CommitFollower.on_commit``)."""
+        await self.commits.on_commit(notice)
 
     async def reconcile(self) -> None:
-        """After missed notices: store the pending blobs whose commitments were committed,
-        erase the blobs of erased records (pending or stored), in pages of
-        ``reconcile_page`` records per state query."""
-        self.counters.reconciliations += 1
-        page = self.config.reconcile_page
-        pending = self.vault.pending_records(self.vault.limits.max_pending)
-        for start in range(0, len(pending), page):
-            await self._reconcile_page(pending[start : start + page])
-        chunk: list[bytes] = []
-        for record_id in self.vault.stored_records():
-            chunk.append(record_id)
-            if len(chunk) == page:
-                await self._reconcile_page(chunk)
-                chunk = []
-        if chunk:
-            await self._reconcile_page(chunk)
-
-    async def _reconcile_page(self, record_ids: list[bytes]) -> None:
-        records = await self.services.query(lambda r: [get_record(r, i) for i in record_ids])
-        for record_id, record in zip(record_ids, records, strict=True):
-            if record is None:
-                continue  # not committed (yet): a pending blob waits for its time
-            if record.erased:
-                self._erase(record_id)
-            elif self.custodian_id in record.custodians:
-                self._committed(record)
-
-    async def _consume(self, commits: trio.MemoryReceiveChannel[CommitNotice]) -> None:
-        """Reconcile once (what happened while the node was down is a gap too), then apply
-        every notice."""
-        try:
-            await self.reconcile()
-        except Exception:
-            self.counters.errors += 1
-            logger.exception("reconciling the vault at start failed")
-        async with commits:
-            async for notice in commits:
-                try:
-                    await self.on_commit(notice)
-                except Exception:
-                    self.counters.errors += 1
-                    logger.exception("applying the commit of height %d failed", notice.height)
-
-    # -- repair -----------------------------------------------------------------------------
+        """Reconcile the vault with the state (``CommitFollower.reconcile``)."""
+        await self.commits.reconcile()
 
     def schedule_repair(self, record_id: bytes, attempts: int = 0, delay_s: float = 0.0) -> None:
-        """Ask the other custodians for ``record_id`` (now, or after ``delay_s``); at most
-        ``repair_queue_max`` records wait (more are dropped and counted)."""
-        if record_id in self._repairing and attempts == 0:
-            return
-        if attempts == 0:
-            if len(self._repairing) >= self.config.repair_queue_max:
-                self.counters.repair_dropped += 1
-                return
-            self._repairing.add(record_id)
-            self.counters.repairs_scheduled += 1
-        self._repair_seq += 1
-        due = trio.current_time() + delay_s
-        heapq.heappush(self._repairs, (due, self._repair_seq, record_id, attempts))
-        self._repair_wakeup.set()
+        """Ask the other custodians for ``record_id`` (``Repairer.schedule``)."""
+        self.repairs.schedule(record_id, attempts, delay_s)
 
     @property
     def repairs_waiting(self) -> int:
         """Records waiting for a repair attempt."""
-        return len(self._repairing)
+        return self.repairs.waiting
 
     async def repair_once(self, record_id: bytes) -> RepairOutcome:
-        """One attempt: ask each other custodian of the committed record in turn; DONE once
-        a blob matching the commitment is stored, DROP when there is nothing to repair
-        (held already, erased, not ours), RETRY otherwise."""
-        if self.vault.has(record_id):
-            return RepairOutcome.DONE
-
-        def read(reader: StateReader) -> tuple[RecordCommitment | None, dict[bytes, str | None]]:
-            record = get_record(reader, record_id)
-            custodians = () if record is None else record.custodians
-            return record, {c: node_of(reader, c) for c in custodians if c != self.custodian_id}
-
-        record, peers = await self.services.query(read)
-        if record is None or record.erased or self.custodian_id not in record.custodians:
-            return RepairOutcome.DROP
-        for custodian, peer in peers.items():
-            if peer is None or peer == self.services.local_peer:
-                continue
-            response = await self._ask_store(record, custodian, peer)
-            if response is None:
-                continue
-            if self._store_repaired(record, response):
-                return RepairOutcome.DONE
-        return RepairOutcome.RETRY
-
-    async def _ask_store(
-        self, record: RecordCommitment, custodian: bytes, peer: PeerId
-    ) -> StoreResponse | None:
-        request = sign_store_request(
-            self.signer,
-            chain_id=self.services.chain_id,
-            requester=self.custodian_id,
-            record=record.id,
-            custodian=custodian,
-            nonce=self.rng_bytes(NONCE_BYTES),
-            time_ms=self.clock(),
-        )
-        data = encode_request("store", STORE_REQUEST_CODEC.encode(request))
-        try:
-            answer = await self.services.request(
-                peer, PROTOCOL, data, self.config.request_timeout_ms
-            )
-            response = decode_store_response(decode_answer(answer))
-        except (NetworkError, RecordsError) as exc:
-            logger.info("custodian %s did not give record %s: %s", peer, record.id.hex(), exc)
-            return None
-        got = commitment_of(response.ciphertext)
-        if (got.ciphertext_sha256, got.size_bytes) != (record.ciphertext_sha256, record.size_bytes):
-            self.counters.repair_mismatch += 1
-            logger.warning("custodian %s gave a blob that does not match %s", peer, record.id.hex())
-            return None
-        return response
-
-    def _store_repaired(self, record: RecordCommitment, response: StoreResponse) -> bool:
-        blob = PendingBlob(
-            record_id=record.id,
-            owner=record.owner,
-            author=record.author,
-            resource_type=record.resource_type,
-            code=record.code,
-            key_epoch=record.key_epoch,
-            data_time_ms=record.data_time_ms,
-            ciphertext=response.ciphertext,
-            wrapped_keys={key.recipient: key.wrapped for key in response.wrapped_keys},
-            author_signature=response.author_signature,
-        )
-        try:
-            self.vault.put_pending(blob, self.clock())
-        except VaultError as exc:
-            logger.warning("repaired record %s not kept: %s", record.id.hex(), exc)
-            return False
-        return self._committed(record)
-
-    async def _repair_loop(self) -> None:
-        while True:
-            if not self._repairs:
-                self._repair_wakeup = trio.Event()
-                await self._repair_wakeup.wait()
-                continue
-            due, _, record_id, attempts = self._repairs[0]
-            wait_s = due - trio.current_time()
-            if wait_s > 0:
-                self._repair_wakeup = trio.Event()
-                with trio.move_on_after(wait_s):
-                    await self._repair_wakeup.wait()
-                continue
-            heapq.heappop(self._repairs)
-            if record_id not in self._repairing:
-                continue  # erased or stored meanwhile
-            await self._attempt_repair(record_id, attempts)
-
-    async def _attempt_repair(self, record_id: bytes, attempts: int) -> None:
-        try:
-            outcome = await self.repair_once(record_id)
-        except Exception:
-            self.counters.errors += 1
-            logger.exception("repairing record %s failed", record_id.hex())
-            outcome = RepairOutcome.RETRY
-        if outcome is RepairOutcome.DONE:
-            self.counters.repaired += 1
-        if outcome is not RepairOutcome.RETRY:
-            self._repairing.discard(record_id)
-            return
-        attempts += 1
-        if attempts >= self.config.repair_attempts:
-            self.counters.repair_failed += 1
-            self._repairing.discard(record_id)
-            logger.warning("gave up repairing record %s", record_id.hex())
-            return
-        backoff_ms = self.config.repair_backoff_ms * 2 ** (attempts - 1)
-        delay_ms = min(self.config.repair_backoff_max_ms, backoff_ms)
-        self.schedule_repair(record_id, attempts, delay_ms / 1000)
+        """One repair attempt (``Repairer.repair_once``)."""
+        return await self.repairs.repair_once(record_id)
 
     # -- running ----------------------------------------------------------------------------
 
@@ -824,22 +437,12 @@ class Custodian:
         """Reconcile the vault with the state, then follow ``commits``, flush audits,
         repair and expire until cancelled."""
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._consume, commits)
-            nursery.start_soon(self._audit_loop)
-            nursery.start_soon(self._repair_loop)
+            nursery.start_soon(self.commits.run, commits)
+            nursery.start_soon(self.audit.run)
+            nursery.start_soon(self.repairs.run)
             nursery.start_soon(self._expiry_loop)
             task_status.started()
 
     def stats(self) -> CustodianStats:
         """A copy of the counters."""
         return replace(self.counters, refused=dict(self.counters.refused))
-
-
-def _record_of(value: str | None) -> bytes | None:
-    """A record id from an event attribute (hex), or None if it is not one."""
-    if value is None or len(value) != 64:
-        return None
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        return None

@@ -16,34 +16,77 @@ Transactions: ``consent.grant`` (the patient), ``consent.revoke`` (the patient),
 
 ``find_access`` is the one answer to "may this requester read such data of this patient
 now, and on what basis": custodians, ``records``, ``care`` and ``referral`` all use it.
+
+The shapes live in ``consent_types``, the reads and ``find_access`` in ``consent_access``;
+this module holds the transactions and the rendering, and re-exports both.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
-from enum import IntEnum
-from typing import Final, Protocol, TypeVar
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Final
 
 from health.contracts.common import (
-    CODE_PATTERN,
-    FHIR_TYPE_PATTERN,
     ID_BYTES,
-    MAX_CODE_CHARS,
-    MAX_FHIR_TYPE_CHARS,
-    Access,
-    AccessBasis,
     HealthRole,
-    Purpose,
     derive_id,
-    get_identity,
-    is_acting,
     param,
-    read_struct,
     require_identity,
     require_sender,
     u64,
+)
+from health.contracts.consent_access import (
+    active_grant_count,
+    active_grants_to,
+    emergency_open,
+    find_access,
+    get_emergency_access,
+    get_grant,
+    grant_covers,
+    grant_in_force,
+    list_emergency_accesses,
+    list_grants,
+    open_emergency_access,
+)
+from health.contracts.consent_types import (
+    BREAK_GLASS_PAYLOAD_CODEC,
+    CONSENT,
+    EMERGENCY_CODEC,
+    EMERGENCY_ID_DOMAIN,
+    EMERGENCY_INDEX_PREFIX,
+    EMERGENCY_PREFIX,
+    GRANT_CODEC,
+    GRANT_COUNT_PREFIX,
+    GRANT_ID_DOMAIN,
+    GRANT_PAYLOAD_CODEC,
+    GRANT_PREFIX,
+    GRANTEE_INDEX_PREFIX,
+    MAX_ACTIVE_GRANTS_PER_PAIR,
+    MAX_ACTIVE_GRANTS_PER_PATIENT,
+    MAX_GRANT_CODES,
+    MAX_GRANT_TYPES,
+    MAX_LIST_ITEMS,
+    OPEN_WINDOW,
+    REVOKE_PAYLOAD_CODEC,
+    TIME_SEGMENT,
+    BreakGlassPayload,
+    EmergencyAccess,
+    Grant,
+    GrantPayload,
+    GrantStatus,
+    RevokePayload,
+    ScanReader,
+    break_glass_payload,
+    decode_stored,
+    emergency_index_key,
+    emergency_key,
+    grant_count_key,
+    grant_key,
+    grant_payload,
+    grantee_index_key,
+    key_from_path,
+    revoke_payload,
 )
 from node.app.due import DueTask
 from node.app.errors import TxFailed
@@ -55,442 +98,61 @@ from node.app.module import (
     Module,
     decode_payload,
 )
-from node.codec import ArrayOf, Bool, Bytes, EnumOf, StructCodec, Text, UInt
-from node.errors import DecodeError
 from node.types import ResultCode, Transaction
 
-T = TypeVar("T")
-
-CONSENT: Final = "consent"
-GRANT_PREFIX: Final = b"consent/g/"
-GRANTEE_INDEX_PREFIX: Final = b"consent/x/"
-GRANT_COUNT_PREFIX: Final = b"consent/n/"
-EMERGENCY_PREFIX: Final = b"consent/e/"
-EMERGENCY_INDEX_PREFIX: Final = b"consent/y/"
-
-GRANT_ID_DOMAIN: Final = b"bighealth/consent/grant/v1\x00"
-EMERGENCY_ID_DOMAIN: Final = b"bighealth/consent/emergency/v1\x00"
-
-MAX_GRANT_TYPES: Final = 16
-MAX_GRANT_CODES: Final = 32
-MAX_ACTIVE_GRANTS_PER_PATIENT: Final = 256
-MAX_ACTIVE_GRANTS_PER_PAIR: Final = 16
-"""Active grants of one patient to one grantee: also the bound of ``find_access``'s scans."""
-MAX_LIST_ITEMS: Final = 1_000
-OPEN_WINDOW: Final = 0
-"""``data_from_ms`` / ``data_to_ms`` value meaning "no bound on that side"."""
-
-
-class GrantStatus(IntEnum):
-    """Where a grant is in its life (FHIR Consent: active, then inactive)."""
-
-    ACTIVE = 1
-    REVOKED = 2
-    EXPIRED = 3
-
-
-class ScanReader(KeyReader, Protocol):
-    """A reader that also scans key ranges with a bound (``MeteredReader`` and
-    ``MeteredView`` are ones): what ``find_access`` and the list helpers need."""
-
-    def iterate(self, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]:
-        """Up to ``limit`` entries under ``prefix`` in key order."""
-        ...
-
-
-# -- payloads and records ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class GrantPayload:
-    """``consent.grant``: the sender (a patient) lets ``grantee`` (an acting practitioner or
-    institution) read its data of ``resource_types`` and ``codes`` (empty: all) whose own
-    time lies in ``[data_from_ms, data_to_ms]`` (0: open) for ``purpose`` until block time
-    ``expires_ms``. ``referral``: the referral the grant answers (32 bytes) or empty."""
-
-    grantee: bytes
-    resource_types: tuple[str, ...]
-    codes: tuple[str, ...]
-    data_from_ms: int
-    data_to_ms: int
-    purpose: Purpose
-    referral: bytes
-    expires_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class RevokePayload:
-    """``consent.revoke``: end the active grant ``grant`` of ``patient`` (the sender)."""
-
-    patient: bytes
-    grant: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class BreakGlassPayload:
-    """``consent.break_glass``: the sender (a practitioner) opens emergency access to
-    ``patient``'s data, giving ``reason_code`` (e.g. ``v3-ActReason|ETREAT``)."""
-
-    patient: bytes
-    reason_code: str
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """A grant as stored (``consent/g/<patient><id>``). ``ended_ms``: when it was revoked
-    or expired (0 while active); ``expiry_task``: the due task that expires it."""
-
-    id: bytes
-    patient: bytes
-    grantee: bytes
-    resource_types: tuple[str, ...]
-    codes: tuple[str, ...]
-    data_from_ms: int
-    data_to_ms: int
-    purpose: Purpose
-    referral: bytes
-    issued_ms: int
-    expires_ms: int
-    status: GrantStatus
-    ended_ms: int
-    expiry_task: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class EmergencyAccess:
-    """An emergency access as stored (``consent/e/<patient><id>``): open from
-    ``opened_ms`` until ``expires_ms`` unless ``closed_ms`` (0 while open) says otherwise."""
-
-    id: bytes
-    patient: bytes
-    practitioner: bytes
-    institution: bytes
-    reason_code: str
-    opened_ms: int
-    expires_ms: int
-    open: bool
-    closed_ms: int
-
-
-_ID = Bytes.exactly(ID_BYTES)
-_REFERRAL = Bytes(ID_BYTES)
-_TYPES = ArrayOf(Text(MAX_FHIR_TYPE_CHARS, FHIR_TYPE_PATTERN), MAX_GRANT_TYPES)
-_CODES = ArrayOf(Text(MAX_CODE_CHARS, CODE_PATTERN), MAX_GRANT_CODES)
-_TASK = Bytes(64)
-GRANT_PAYLOAD_CODEC: Final = StructCodec(
-    GrantPayload,
-    [
-        ("grantee", _ID),
-        ("resource_types", _TYPES),
-        ("codes", _CODES),
-        ("data_from_ms", UInt()),
-        ("data_to_ms", UInt()),
-        ("purpose", EnumOf(Purpose)),
-        ("referral", _REFERRAL),
-        ("expires_ms", UInt()),
-    ],
-    4096,
-)
-REVOKE_PAYLOAD_CODEC: Final = StructCodec(RevokePayload, [("patient", _ID), ("grant", _ID)], 128)
-BREAK_GLASS_PAYLOAD_CODEC: Final = StructCodec(
-    BreakGlassPayload,
-    [("patient", _ID), ("reason_code", Text(MAX_CODE_CHARS, CODE_PATTERN))],
-    256,
-)
-GRANT_CODEC: Final = StructCodec(
-    Grant,
-    [
-        ("id", _ID),
-        ("patient", _ID),
-        ("grantee", _ID),
-        ("resource_types", _TYPES),
-        ("codes", _CODES),
-        ("data_from_ms", UInt()),
-        ("data_to_ms", UInt()),
-        ("purpose", EnumOf(Purpose)),
-        ("referral", _REFERRAL),
-        ("issued_ms", UInt()),
-        ("expires_ms", UInt()),
-        ("status", EnumOf(GrantStatus)),
-        ("ended_ms", UInt()),
-        ("expiry_task", _TASK),
-    ],
-    4096,
-)
-EMERGENCY_CODEC: Final = StructCodec(
-    EmergencyAccess,
-    [
-        ("id", _ID),
-        ("patient", _ID),
-        ("practitioner", _ID),
-        ("institution", _ID),
-        ("reason_code", Text(MAX_CODE_CHARS, CODE_PATTERN)),
-        ("opened_ms", UInt()),
-        ("expires_ms", UInt()),
-        ("open", Bool()),
-        ("closed_ms", UInt()),
-    ],
-    512,
-)
-
-
-# -- keys and reads ------------------------------------------------------------------------
-
-
-def grant_key(patient: bytes, grant_id: bytes) -> bytes:
-    """The state key of a grant."""
-    return GRANT_PREFIX + patient + grant_id
-
-
-def grantee_index_key(grantee: bytes, patient: bytes, grant_id: bytes) -> bytes:
-    """The grantee-index entry of an active grant."""
-    return GRANTEE_INDEX_PREFIX + grantee + patient + grant_id
-
-
-def grant_count_key(patient: bytes) -> bytes:
-    """The state key of the number of a patient's active grants."""
-    return GRANT_COUNT_PREFIX + patient
-
-
-def emergency_key(patient: bytes, access_id: bytes) -> bytes:
-    """The state key of an emergency access."""
-    return EMERGENCY_PREFIX + patient + access_id
-
-
-def emergency_index_key(practitioner: bytes, patient: bytes, access_id: bytes) -> bytes:
-    """The index entry of an open emergency access."""
-    return EMERGENCY_INDEX_PREFIX + practitioner + patient + access_id
-
-
-def get_grant(reader: KeyReader, patient: bytes, grant_id: bytes) -> Grant | None:
-    """The grant ``grant_id`` of ``patient`` (whatever its status), or None."""
-    return read_struct(reader, grant_key(patient, grant_id), GRANT_CODEC)
-
-
-def get_emergency_access(
-    reader: KeyReader, patient: bytes, access_id: bytes
-) -> EmergencyAccess | None:
-    """The emergency access ``access_id`` to ``patient`` (open or closed), or None."""
-    return read_struct(reader, emergency_key(patient, access_id), EMERGENCY_CODEC)
-
-
-def active_grant_count(reader: KeyReader, patient: bytes) -> int:
-    """How many grants of ``patient`` are active."""
-    stored = reader.get(grant_count_key(patient))
-    return 0 if stored is None else int.from_bytes(stored, "big")
-
-
-def list_grants(reader: ScanReader, patient: bytes, limit: int = MAX_LIST_ITEMS) -> list[Grant]:
-    """Up to ``limit`` (1..1000) grants of ``patient``, every status, in grant-id order."""
-    items = reader.iterate(GRANT_PREFIX + patient, limit)
-    return [_decode(GRANT_CODEC, key, value) for key, value in items]
-
-
-def list_emergency_accesses(
-    reader: ScanReader, patient: bytes, limit: int = MAX_LIST_ITEMS
-) -> list[EmergencyAccess]:
-    """Up to ``limit`` (1..1000) emergency accesses to ``patient``, open or closed."""
-    items = reader.iterate(EMERGENCY_PREFIX + patient, limit)
-    return [_decode(EMERGENCY_CODEC, key, value) for key, value in items]
-
-
-def active_grants_to(
-    reader: ScanReader, grantee: bytes, patient: bytes, now_ms: int
-) -> list[Grant]:
-    """The grants of ``patient`` to ``grantee`` in force at ``now_ms`` (at most
-    ``MAX_ACTIVE_GRANTS_PER_PAIR``, in grant-id order)."""
-    prefix = GRANTEE_INDEX_PREFIX + grantee + patient
-    grants: list[Grant] = []
-    for key, _ in reader.iterate(prefix, MAX_ACTIVE_GRANTS_PER_PAIR):
-        grant = get_grant(reader, patient, key[len(prefix) :])
-        if grant is not None and grant_in_force(grant, now_ms):
-            grants.append(grant)
-    return grants
-
-
-def _decode(codec: StructCodec[T], key: bytes, value: bytes) -> T:
-    try:
-        return codec.decode(value)
-    except DecodeError as exc:  # our own writes are canonical: corruption is a bug
-        raise AssertionError(f"corrupt record under {key!r}: {exc}") from exc
-
-
-# -- the access decision -------------------------------------------------------------------
-
-
-def grant_in_force(grant: Grant, now_ms: int) -> bool:
-    """True while ``grant`` is active and not past its expiry (the expiry task may not
-    have run yet in the block that reaches it, or at all when ``now_ms`` is a client's)."""
-    return grant.status is GrantStatus.ACTIVE and now_ms < grant.expires_ms
-
-
-def grant_covers(
-    grant: Grant,
-    *,
-    resource_type: str,
-    code: str,
-    data_time_ms: int,
-    now_ms: int,
-    purposes: Collection[Purpose],
-) -> bool:
-    """True if ``grant`` is in force at ``now_ms`` and its scope covers data of
-    ``resource_type`` and ``code`` whose own time is ``data_time_ms``, for one of
-    ``purposes``. Empty type or code lists cover every type or code; a window bound of 0 is
-    open; the window is inclusive."""
-    if not grant_in_force(grant, now_ms) or grant.purpose not in purposes:
-        return False
-    if grant.resource_types and resource_type not in grant.resource_types:
-        return False
-    if grant.codes and code not in grant.codes:
-        return False
-    if grant.data_from_ms != OPEN_WINDOW and data_time_ms < grant.data_from_ms:
-        return False
-    return grant.data_to_ms == OPEN_WINDOW or data_time_ms <= grant.data_to_ms
-
-
-def emergency_open(access: EmergencyAccess, now_ms: int) -> bool:
-    """True while ``access`` is open and not past its end."""
-    return access.open and now_ms < access.expires_ms
-
-
-def find_access(
-    reader: ScanReader,
-    *,
-    patient: bytes,
-    requester: bytes,
-    resource_type: str,
-    code: str,
-    data_time_ms: int,
-    now_ms: int,
-    purposes: Collection[Purpose],
-) -> Access | None:
-    """May ``requester`` (an identity id) read ``patient``'s data of ``resource_type`` and
-    ``code`` taken at ``data_time_ms``, at ``now_ms``, for one of ``purposes``?
-
-    - OWNER (empty basis id) when the requester is the patient;
-    - GRANT (the grant id) when an active, unexpired grant of the patient to the requester,
-      or to the institution of which the requester is an acting practitioner, covers the
-      type, code, data time and a purpose (direct grants first, then in grant-id order);
-    - EMERGENCY (the access id) when the requester, an acting practitioner, holds an open
-      emergency access to the patient and TREATMENT is among ``purposes``;
-    - else None.
-
-    A requester that is not an acting identity (deactivated, or a practitioner of a
-    suspended institution) gets None. Bounded: at most two index scans of
-    ``MAX_ACTIVE_GRANTS_PER_PAIR`` entries and one of one entry.
-    """
-    if requester == patient:
-        return Access(AccessBasis.OWNER, b"")
-    identity = get_identity(reader, requester)
-    if identity is None or not is_acting(reader, identity):
-        return None
-    grantees = [requester]
-    if identity.role is HealthRole.PRACTITIONER:
-        grantees.append(identity.parent)
-    for grantee in grantees:
-        for grant in active_grants_to(reader, grantee, patient, now_ms):
-            if grant_covers(
-                grant,
-                resource_type=resource_type,
-                code=code,
-                data_time_ms=data_time_ms,
-                now_ms=now_ms,
-                purposes=purposes,
-            ):
-                return Access(AccessBasis.GRANT, grant.id)
-    if identity.role is HealthRole.PRACTITIONER and Purpose.TREATMENT in purposes:
-        access = open_emergency_access(reader, requester, patient, now_ms)
-        if access is not None:
-            return Access(AccessBasis.EMERGENCY, access.id)
-    return None
-
-
-def open_emergency_access(
-    reader: ScanReader, practitioner: bytes, patient: bytes, now_ms: int
-) -> EmergencyAccess | None:
-    """The emergency access of ``practitioner`` to ``patient`` open at ``now_ms``, or None
-    (a practitioner holds at most one open access per patient)."""
-    prefix = EMERGENCY_INDEX_PREFIX + practitioner + patient
-    for key, _ in reader.iterate(prefix, 1):
-        access = get_emergency_access(reader, patient, key[len(prefix) :])
-        if access is not None and emergency_open(access, now_ms):
-            return access
-    return None
-
-
-# -- client helpers ------------------------------------------------------------------------
-
-
-def grant_payload(
-    grantee: bytes,
-    *,
-    expires_ms: int,
-    purpose: Purpose = Purpose.TREATMENT,
-    resource_types: Sequence[str] = (),
-    codes: Sequence[str] = (),
-    data_from_ms: int = OPEN_WINDOW,
-    data_to_ms: int = OPEN_WINDOW,
-    referral: bytes = b"",
-) -> bytes:
-    """The payload of a ``consent.grant`` transaction (client helper)."""
-    payload = GrantPayload(
-        grantee=grantee,
-        resource_types=tuple(resource_types),
-        codes=tuple(codes),
-        data_from_ms=data_from_ms,
-        data_to_ms=data_to_ms,
-        purpose=purpose,
-        referral=referral,
-        expires_ms=expires_ms,
-    )
-    return GRANT_PAYLOAD_CODEC.encode(payload)
-
-
-def revoke_payload(patient: bytes, grant_id: bytes) -> bytes:
-    """The payload of a ``consent.revoke`` transaction (client helper)."""
-    return REVOKE_PAYLOAD_CODEC.encode(RevokePayload(patient, grant_id))
-
-
-def break_glass_payload(patient: bytes, reason_code: str) -> bytes:
-    """The payload of a ``consent.break_glass`` transaction (client helper)."""
-    return BREAK_GLASS_PAYLOAD_CODEC.encode(BreakGlassPayload(patient, reason_code))
-
-
-# -- query paths ---------------------------------------------------------------------------
-
-TIME_SEGMENT: Final = 0
-"""In a path layout: a segment that is a decimal time in ms, stored as u64 big-endian."""
-_HEX_PATTERN: Final = re.compile(r"(?:[0-9a-fA-F]{2})+", re.ASCII)
-_DECIMAL_PATTERN: Final = re.compile(r"[0-9]{1,20}", re.ASCII)
-
-
-def key_from_path(namespace: bytes, path: str, layouts: Mapping[str, Sequence[int]]) -> bytes:
-    """The state key a readable query path names: ``<letter>[/<segment>...]``, where
-    ``layouts[letter]`` gives the byte length of each segment (a hex id) or
-    ``TIME_SEGMENT`` (decimal ms). Fewer segments than the layout name a key prefix
-    (``g/<hex patient>``). ``ValueError`` for anything else."""
-    letter, *segments = path.strip("/").split("/")
-    layout = layouts.get(letter)
-    if layout is None:
-        names = ", ".join(sorted(layouts))
-        raise ValueError(f"unknown path {path!r}: it starts with one of {names}")
-    if len(segments) > len(layout):
-        raise ValueError(f"path {path!r} has more than {len(layout)} segments")
-    key = namespace + letter.encode() + b"/"
-    for text, size in zip(segments, layout, strict=False):
-        key += _segment_bytes(text, size, path)
-    return key
-
-
-def _segment_bytes(text: str, size: int, path: str) -> bytes:
-    if size == TIME_SEGMENT:
-        if _DECIMAL_PATTERN.fullmatch(text) is None or int(text) >= 1 << 64:
-            raise ValueError(f"path {path!r}: {text!r} is not a time in ms")
-        return u64(int(text))
-    if _HEX_PATTERN.fullmatch(text) is None or len(text) != 2 * size:
-        raise ValueError(f"path {path!r}: {text!r} is not the hex of {size} bytes")
-    return bytes.fromhex(text)
-
+__all__ = [
+    "BREAK_GLASS_PAYLOAD_CODEC",
+    "CONSENT",
+    "EMERGENCY_CODEC",
+    "EMERGENCY_ID_DOMAIN",
+    "EMERGENCY_INDEX_PREFIX",
+    "EMERGENCY_PREFIX",
+    "GRANTEE_INDEX_PREFIX",
+    "GRANT_CODEC",
+    "GRANT_COUNT_PREFIX",
+    "GRANT_ID_DOMAIN",
+    "GRANT_PAYLOAD_CODEC",
+    "GRANT_PREFIX",
+    "MAX_ACTIVE_GRANTS_PER_PAIR",
+    "MAX_ACTIVE_GRANTS_PER_PATIENT",
+    "MAX_GRANT_CODES",
+    "MAX_GRANT_TYPES",
+    "MAX_LIST_ITEMS",
+    "OPEN_WINDOW",
+    "REVOKE_PAYLOAD_CODEC",
+    "TIME_SEGMENT",
+    "BreakGlassPayload",
+    "ConsentModule",
+    "EmergencyAccess",
+    "Grant",
+    "GrantPayload",
+    "GrantStatus",
+    "RevokePayload",
+    "ScanReader",
+    "active_grant_count",
+    "active_grants_to",
+    "break_glass_payload",
+    "check_grant_shape",
+    "emergency_index_key",
+    "emergency_key",
+    "emergency_open",
+    "find_access",
+    "get_emergency_access",
+    "get_grant",
+    "grant_count_key",
+    "grant_covers",
+    "grant_in_force",
+    "grant_key",
+    "grant_payload",
+    "grantee_index_key",
+    "key_from_path",
+    "list_emergency_accesses",
+    "list_grants",
+    "open_emergency_access",
+    "render_consent",
+    "render_emergency",
+    "revoke_payload",
+]
 
 # -- the module ----------------------------------------------------------------------------
 
@@ -685,9 +347,9 @@ class ConsentModule(Module):
 
     def render(self, key: bytes, value: bytes) -> JsonValue:
         if key.startswith(GRANT_PREFIX):
-            return render_consent(_decode(GRANT_CODEC, key, value))
+            return render_consent(decode_stored(GRANT_CODEC, key, value))
         if key.startswith(EMERGENCY_PREFIX):
-            return render_emergency(_decode(EMERGENCY_CODEC, key, value))
+            return render_emergency(decode_stored(EMERGENCY_CODEC, key, value))
         if key.startswith(GRANTEE_INDEX_PREFIX):
             ids = _split_ids(key[len(GRANTEE_INDEX_PREFIX) :], 3)
             names = ("grantee", "patient", "grant")
