@@ -181,9 +181,16 @@ class LevelDBStorage:
     def compact_range(self, start: bytes, stop: bytes) -> None:
         """Compact the stored keys in ``[start, stop)``: LevelDB keeps deleted values in its
         older files until a compaction rewrites them, so a store that must forget (erased
-        records) compacts what it deleted."""
+        records) compacts what it deleted. For ranges the caller has emptied: the key
+        ``start`` itself is deleted on the way."""
+        begin, end = DATA_PREFIX + start, DATA_PREFIX + stop
         with _mapped_errors(self):
-            self._db.compact_range(start=DATA_PREFIX + start, stop=DATA_PREFIX + stop)
+            self._db.compact_range(start=begin, stop=end)
+            # CompactRange never rewrites the deepest level's files it touches: a young store
+            # flushes a value and its deletion into one such file, which keeps both. One more
+            # deletion in the range, compacted, makes that file an input of a compaction.
+            self._db.delete(begin, sync=True)
+            self._db.compact_range(start=begin, stop=end)
 
     def _entries(self, iterator: Any) -> Iterator[tuple[bytes, bytes]]:
         try:

@@ -587,14 +587,8 @@ def test_records_across_node_processes_from_upload_to_erasure(
     assert_at_rest(net, [kept, reading], held=held.ciphertext, gone=gone)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LevelDBStorage.compact_range (LevelDB's CompactRange) never rewrites the files of "
-    "the deepest level holding the range: the memtable holding a blob and its deletion is "
-    "flushed into one level-2 table that keeps both, so the erased bytes stay on disk",
-)
 def test_an_erased_blob_leaves_no_bytes_in_the_vault_files(tmp_path: Path) -> None:
-    """Erasure compacts, but a young vault's table keeps the erased blob's bytes."""
+    """Erasure compacts until no file of even a young vault keeps the erased blob's bytes."""
     storage = LevelDBStorage(tmp_path / "vault", CHAIN_ID)
     vault = Vault(storage, compact_range=storage.compact_range)
     blobs = [_random_blob() for _ in range(2)]
