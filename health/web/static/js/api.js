@@ -71,6 +71,19 @@ export async function request(method, path, body = undefined) {
 }
 
 export const get = (path) => request("GET", path);
+
+let decrypting = Promise.resolve();
+
+/**
+ * GET a route that decrypts on the node (readings, glucose statistics), one at a time: the
+ * node serialises one keystore's work anyway, and parallel requests would only wait there
+ * and time out.
+ */
+export function getDecrypted(path) {
+  const result = decrypting.then(() => get(path));
+  decrypting = result.catch(() => undefined);
+  return result;
+}
 export const post = (path, body = {}) => request("POST", path, body);
 
 /** Unlock `keystore` on the node; the session document. */
@@ -129,7 +142,7 @@ export function nameOf(document, id = "") {
   if (!document) return `${id.slice(0, 8)}…`;
   const identity = document.identity || document;
   if (identity.label) return identity.label;
-  const role = identity.role || "identity";
+  const role = identity.role ? identity.role[0].toUpperCase() + identity.role.slice(1) : "Identity";
   const kind = identity.kind ? ` (${identity.kind})` : "";
   return `${role}${kind} ${String(identity.id || id).slice(0, 8)}…`;
 }

@@ -68,15 +68,26 @@ async function onLogOut() {
     toast(`Log-out: ${error.message}`, "error");
   }
   state.me = null;
-  location.hash = "#/login";
-  await route();
+  await go("login");
+}
+
+/** Show view `name`: through the hash (its change routes) or, when it is already there,
+ * by routing again. */
+async function go(name) {
+  if (location.hash === `#/${name}`) await route();
+  else location.hash = `#/${name}`;
+}
+
+/** The session document with `id` (the identity's id) and `role`. */
+function personOf(document) {
+  if (!document) return null;
+  return { ...document, id: document.id || document.identity_id, label: document.identity && document.identity.label };
 }
 
 /** Called by the log-in view once a session is open. */
 export async function loggedIn() {
-  state.me = await api.me();
-  location.hash = `#/${homeOf(state.me)}`;
-  await route();
+  state.me = personOf(await api.me());
+  await go(homeOf(state.me));
 }
 
 async function route() {
@@ -91,18 +102,26 @@ async function route() {
   if (location.hash !== `#/${name}`) history.replaceState(null, "", `#/${name}`);
   renderHeader();
   const main = document.getElementById("main");
-  main.dataset.view = name;
   replace(main, h("p", { class: "loading" }, "Loading…"));
+  // Each rendering fills its own container, shown only while it is the current one: a
+  // slower, superseded rendering never replaces the page (its refresh loops are stopped).
+  const container = h("div", { class: "view" });
   const context = { me: state.me, toast, loggedIn, isCurrent: () => ticket === state.rendering };
   try {
-    const stop = await VIEWS[name].render(main, context);
-    if (ticket === state.rendering) state.stop = stop || null;
-    else if (stop) stop();
+    const stop = await VIEWS[name].render(container, context);
+    if (ticket !== state.rendering) {
+      if (stop) stop();
+      return;
+    }
+    state.stop = stop || null;
+    main.dataset.view = name;
+    replace(main, container);
   } catch (error) {
+    if (ticket !== state.rendering) return;
     if (error instanceof api.ApiError && error.status === 401) {
       state.me = null;
-      location.hash = "#/login";
-      return route();
+      await go("login");
+      return;
     }
     replace(main, h("p", { class: "error" }, `This view could not be shown: ${error.message}`));
   }
@@ -110,7 +129,7 @@ async function route() {
 
 async function start() {
   try {
-    state.me = await api.me();
+    state.me = personOf(await api.me());
   } catch (error) {
     state.me = null;
     toast(`The node does not answer: ${error.message}`, "error");

@@ -2,7 +2,15 @@
 // time-in-range bar in the colours of the 2019 international consensus AGP report.
 
 import uPlot from "../vendor/uplot-1.6.32/uPlot.esm.js";
-import { h, num } from "./dom.js";
+import { h, num, timeOf } from "./dom.js";
+
+const DAY_LABEL = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
+
+/** Tick labels of times in seconds: HH:MM within a day and a half, else the date. */
+function timeTicks(ticks) {
+  const span = ticks.length > 1 ? ticks[ticks.length - 1] - ticks[0] : 0;
+  return ticks.map((tick) => (span > 36 * 3600 ? DAY_LABEL.format(new Date(tick * 1000)) : timeOf(tick * 1000)));
+}
 
 export const TARGET_LOW = 70;
 export const TARGET_HIGH = 180;
@@ -59,7 +67,7 @@ function pointColour(value) {
  * A glucose chart of `readings` ([time_ms, mg_dl] pairs) in a new element; the target band
  * is shaded. The chart follows its container's width.
  */
-export function glucoseChart(readings, { height = 260, title = "Glucose (mg/dL)" } = {}) {
+export function glucoseChart(readings, { height = 260, fromMs = null, toMs = null } = {}) {
   const box = h("div", { class: "chart", "data-readings": readings.length });
   if (!readings.length) {
     box.appendChild(h("p", { class: "empty" }, "No readings in this window."));
@@ -72,26 +80,24 @@ export function glucoseChart(readings, { height = 260, title = "Glucose (mg/dL)"
   const options = {
     width: 600,
     height,
-    title,
     legend: { show: false },
     cursor: { drag: { x: false, y: false } },
-    scales: { x: { time: true }, y: { range: [40, top] } },
+    scales: {
+      x: { time: true, range: fromMs && toMs ? [fromMs / 1000, toMs / 1000] : undefined },
+      y: { range: [40, top] },
+    },
     series: [
       {},
       {
         label: "Glucose",
         stroke: "#1f5fbf",
         width: sparse ? 1 : 1.6,
-        points: {
-          show: sparse,
-          size: 7,
-          fill: (u, seriesIdx) => "#1f5fbf",
-        },
+        points: { show: false },
       },
     ],
     axes: [
-      { stroke: "#4b5563", grid: { stroke: "#eef0f3" } },
-      { stroke: "#4b5563", grid: { stroke: "#eef0f3" }, values: (u, ticks) => ticks.map(String) },
+      { stroke: "#4b5563", grid: { stroke: "#eef0f3" }, values: (u, ticks) => timeTicks(ticks) },
+      { stroke: "#4b5563", grid: { stroke: "#eef0f3" }, label: "mg/dL", size: 56, values: (u, ticks) => ticks.map(String) },
     ],
     hooks: {
       drawClear: [drawBand],
@@ -143,7 +149,6 @@ export function timeInRangeBar(stats) {
       h("div", {
         class: "tir-segment",
         "data-range": range.key,
-        style: undefined,
         title: `${range.label}: ${num(share, 1)}%`,
       }),
     );
@@ -167,4 +172,42 @@ export function timeInRangeBar(stats) {
     swatch.style.background = RANGES[index].colour;
   });
   return h("div", { class: "tir" }, bar, legend);
+}
+
+/**
+ * Bars of the time each of `blocks` ({height, time_ms, num_txs}, ascending heights) took
+ * after the previous one, in ms; the number of transactions as a line on its own axis.
+ */
+export function blockChart(blocks, { height = 200 } = {}) {
+  const box = h("div", { class: "chart", "data-blocks": blocks.length });
+  if (blocks.length < 2) {
+    box.appendChild(h("p", { class: "empty" }, "Waiting for blocks…"));
+    return box;
+  }
+  const rows = blocks.slice(1).map((block, index) => [block.height, block.time_ms - blocks[index].time_ms, block.num_txs]);
+  const options = {
+    width: 600,
+    height,
+    legend: { show: false },
+    cursor: { drag: { x: false, y: false } },
+    scales: { x: { time: false, range: (u, min, max) => [min - 0.6, max + 0.6] }, ms: { range: (u, min, max) => [0, Math.max(500, max * 1.15)] }, txs: { range: (u, min, max) => [0, Math.max(4, max * 1.2)] } },
+    series: [
+      {},
+      { label: "interval", scale: "ms", fill: "rgba(31, 95, 191, 0.55)", stroke: "#1f5fbf", width: 1, paths: uPlot.paths.bars({ size: [0.7, 40] }), points: { show: false } },
+      { label: "transactions", scale: "txs", stroke: "#2e9d48", width: 2, points: { show: true, size: 5, fill: "#2e9d48" } },
+    ],
+    axes: [
+      { stroke: "#4b5563", grid: { show: false }, label: "height", size: 40 },
+      { scale: "ms", stroke: "#4b5563", grid: { stroke: "#eef0f3" }, label: "ms", size: 60 },
+      { scale: "txs", side: 1, stroke: "#2e9d48", grid: { show: false }, label: "transactions", size: 50 },
+    ],
+  };
+  const plot = new uPlot(options, [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2])], box);
+  const fit = () => {
+    const width = Math.max(280, box.clientWidth || box.parentElement?.clientWidth || 600);
+    if (Math.abs(plot.width - width) > 2) plot.setSize({ width, height });
+  };
+  new ResizeObserver(fit).observe(box);
+  requestAnimationFrame(fit);
+  return box;
 }

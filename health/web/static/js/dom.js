@@ -58,12 +58,13 @@ export function shortId(hex) {
   return h("code", { class: "id", title: hex }, `${hex.slice(0, 8)}…`);
 }
 
-const TIME = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const TIME = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
 const DATE_TIME = new Intl.DateTimeFormat(undefined, {
   month: "short",
   day: "numeric",
   hour: "2-digit",
   minute: "2-digit",
+  hourCycle: "h23",
 });
 
 /** A time of day (HH:MM) of a time in ms. */

@@ -6,6 +6,14 @@ import { actionButton, h, replace } from "../dom.js";
 
 export const HOUR_MS = 3600 * 1000;
 export const DAY_MS = 24 * HOUR_MS;
+/** How often the decrypted readings are asked for again (each costs the node fetches). */
+export const READINGS_REFRESH_MS = 20000;
+/** The newest readings of a window drawn at most (a CGM's day is 288). */
+export const READINGS_LIMIT = 1000;
+const FOLLOW_UP_MS = 1000;
+const RECEIPT_WAIT_MS = 60000;
+const RECEIPT_POLL_MS = 1000;
+const MAX_FOLLOW_UPS = 60;
 export const WINDOWS = [
   { label: "24 h", ms: DAY_MS },
   { label: "7 days", ms: 7 * DAY_MS },
@@ -20,14 +28,39 @@ export function receiptText(what, receipt) {
 
 /** Run a contract action and tell the user how it went; true when it was committed. */
 export async function perform(context, what, action, fields) {
+  let receipt;
   try {
-    const receipt = await api.act(action, fields);
-    context.toast(receiptText(what, receipt));
-    return true;
+    receipt = await api.act(action, fields);
   } catch (error) {
-    context.toast(`${what}: ${error.message}`, "error");
+    // The node answers "busy" when the receipt did not come in time: the transaction may
+    // still commit, so its receipt is awaited here (through the node's GET /tx/<hash>).
+    const pending = error.reason === "busy" && /transaction ([0-9a-f]{64})/.exec(error.message);
+    receipt = pending ? await committed(pending[1]) : null;
+    if (!receipt) {
+      context.toast(`${what}: ${error.message}`, "error");
+      return false;
+    }
+  }
+  if (receipt.ok === false) {
+    context.toast(`${what}: refused by the chain (${receipt.code}: ${receipt.log})`, "error");
     return false;
   }
+  context.toast(receiptText(what, receipt));
+  return true;
+}
+
+/** The receipt of transaction `hash` once committed (polled), or null after a minute. */
+async function committed(hash) {
+  const deadline = Date.now() + RECEIPT_WAIT_MS;
+  while (Date.now() < deadline) {
+    try {
+      return await api.get(`/tx/${hash}`);
+    } catch (error) {
+      if (error.status !== 404) return null;
+    }
+    await new Promise((resolve) => setTimeout(resolve, RECEIPT_POLL_MS));
+  }
+  return null;
 }
 
 /**
@@ -47,30 +80,67 @@ export function glucosePanel(patientId, { window: initial = DAY_MS, height = 260
     button.addEventListener("click", () => {
       windowMs = choice.ms;
       buttons.forEach((other) => other.classList.toggle("active", other === button));
-      refresh();
+      followUps = 0;
+      refresh(true);
     });
     return button;
   });
   let lastKey = "";
-  async function refresh() {
+  let fetchedAt = 0;
+  let followUps = 0;
+  async function refresh(force = false) {
+    if (!force && Date.now() - fetchedAt < READINGS_REFRESH_MS) return;
+    fetchedAt = Date.now();
     const to = Date.now();
     const from = to - windowMs;
     try {
-      const document = await api.get(
-        `/health/patients/${patientId}/readings?from_ms=${from}&to_ms=${to}`,
+      const document = await api.getDecrypted(
+        `/health/patients/${patientId}/readings?from_ms=${from}&to_ms=${to}&limit=${READINGS_LIMIT}`,
       );
       const readings = readingsOf(document);
-      const key = `${windowMs}:${readings.length}:${readings.length ? readings[readings.length - 1][0] : 0}`;
+      const partial = Boolean(document && document.truncated);
+      if (partial && followUps < MAX_FOLLOW_UPS) {
+        // The node decrypts the newest first within a time budget and keeps what it read:
+        // asking again soon brings the rest of the window.
+        followUps += 1;
+        setTimeout(() => element.isConnected && refresh(true), FOLLOW_UP_MS);
+      } else if (!partial) {
+        followUps = 0;
+      }
+      const key = `${windowMs}:${readings.length}:${readings.length ? readings[readings.length - 1][0] : 0}:${partial}`;
       if (key === lastKey) return;
       lastKey = key;
-      replace(body, glucoseChart(readings, { height }));
+      if (!readings.length && partial) {
+        replace(body, h("p", { class: "loading" }, "Decrypting readings…"));
+        return;
+      }
+      replace(
+        body,
+        glucoseChart(readings, { height, fromMs: from, toMs: to }),
+        partial ? h("p", { class: "hint" }, "Decrypting older readings…") : "",
+      );
     } catch (error) {
       lastKey = "";
+      fetchedAt = 0;
       replace(body, h("p", { class: "error" }, `Readings: ${error.message}`));
     }
   }
   const element = h("div", { class: "glucose" }, h("div", { class: "toolbar" }, buttons), body);
   return { element, refresh };
+}
+
+/**
+ * `refresh` (which fills `box`), with a failure shown in `box` rather than lost: the
+ * message replaces what was there, and the next successful refresh replaces it.
+ */
+export function shown(box, what, refresh) {
+  return async () => {
+    try {
+      await refresh();
+    } catch (error) {
+      replace(box, h("p", { class: "error" }, `${what}: ${error.message}`));
+    }
+  };
 }
 
 /** Start of the local day of `ms`. */
@@ -81,29 +151,28 @@ export function startOfDay(ms) {
 }
 
 /**
- * The due times left today of a plan's items (the plan's time zone offset applied), as
- * {item, kind, due_ms}: what is coming before the chain opens the reminders.
+ * The due times of a plan's items in the next `aheadMs` (the plan's time zone offset
+ * applied), as {item, kind, due_ms}: what is coming before the chain opens the reminders.
  */
-export function upcomingToday(plan, nowMs) {
+export function upcoming(plan, nowMs, aheadMs = 12 * HOUR_MS) {
   if (!plan || !Array.isArray(plan.items)) return [];
   const offsetMs = (Number(plan.tz_offset_minutes) || 0) * 60000;
-  const localNow = nowMs + offsetMs;
-  const dayStartUtc = Math.floor(localNow / DAY_MS) * DAY_MS - offsetMs;
-  const upcoming = [];
+  const dayStartUtc = Math.floor((nowMs + offsetMs) / DAY_MS) * DAY_MS - offsetMs;
+  const found = [];
   for (const item of plan.items) {
     for (const minutes of item.times_of_day_minutes || []) {
-      const due = dayStartUtc + minutes * 60000;
-      if (due > nowMs && due < dayStartUtc + DAY_MS) {
-        upcoming.push({ item: item.item, kind: item.kind, due_ms: due });
+      for (const day of [0, DAY_MS]) {
+        const due = dayStartUtc + day + minutes * 60000;
+        if (due > nowMs && due <= nowMs + aheadMs) found.push({ item: item.item, kind: item.kind, due_ms: due });
       }
     }
   }
-  return upcoming.sort((a, b) => a.due_ms - b.due_ms);
+  return found.sort((a, b) => a.due_ms - b.due_ms);
 }
 
-/** A "kind of item" text: "Dose (item 1)", "Glucose measurement". */
+/** What a plan item is, in words: "Dose, medication 1", "Glucose check". */
 export function itemText(kind, item) {
-  return kind === "measurement" ? `Glucose measurement (item ${item})` : `Dose of medication ${item}`;
+  return kind === "measurement" ? "Glucose check" : `Dose, medication ${item}`;
 }
 
 export { actionButton };

@@ -6,6 +6,7 @@ import { actionButton, badge, card, dateTimeOf, every, h, listOf, replace, short
 import { perform } from "./common.js";
 
 const REFRESH_MS = 4000;
+const DECIDED_SHOWN = 5;
 const CHOICES = ["yes", "no", "abstain"];
 
 export async function render(main, context) {
@@ -17,7 +18,7 @@ export async function render(main, context) {
 
   async function refreshDao() {
     const document = await api.get("/health/dao");
-    const memberList = listOf(document, "members");
+    const memberList = [...listOf(document, "members")].sort((a, b) => String(a.label).localeCompare(String(b.label)));
     const mine = memberList.find((member) => (member.institution || member.id) === (me && me.id));
     replace(members, table(["Institution", "Status", "Weight", "Power", "Validator key"],
       memberList.map((member) => [
@@ -27,7 +28,7 @@ export async function render(main, context) {
         String(member.power ?? "—"),
         shortId(member.validator_key),
       ]), "No members."));
-    const validatorList = listOf(document, "validators");
+    const validatorList = [...listOf(document, "validators")].sort((a, b) => String(a.label).localeCompare(String(b.label)));
     const total = validatorList.reduce((sum, validator) => sum + Number(validator.power ?? validator.voting_power ?? 0), 0);
     replace(validators, table(["Validator", "Institution", "Power", "Share"],
       validatorList.map((validator) => {
@@ -40,9 +41,10 @@ export async function render(main, context) {
         ];
       }), "No validators."));
     const paramDocument = (document && document.params) || {};
-    const paramRows = Array.isArray(paramDocument)
-      ? paramDocument.map((entry) => [entry.name, String(entry.value)])
-      : Object.entries(paramDocument).map(([name, value]) => [name, String(value)]);
+    const paramRows = (Array.isArray(paramDocument)
+      ? paramDocument.map((entry) => [entry.name, entry.value])
+      : Object.entries(paramDocument)
+    ).map(([name, value]) => [h("code", {}, name), paramText(name, Number(value))]);
     replace(params, table(["Parameter", "Value"], paramRows, "Defaults."));
     return mine;
   }
@@ -51,23 +53,34 @@ export async function render(main, context) {
     const document = await api.get("/health/dao/proposals?status=open");
     const open = listOf(document, "proposals");
     const canVote = mine && (mine.status || "active") === "active";
-    const rows = open.map((proposal) => [
+    const rows = open.map((proposal) => {
+      const ballot = me && (proposal.ballots || []).find((entry) => entry.member === me.id);
+      return [
       `#${proposal.id}`,
       proposal.kind,
       proposal.reason || "—",
       api.nameTag(proposal.proposer),
       dateTimeOf(proposal.deadline_ms),
       tally(proposal),
-      canVote
+      ballot ? h("span", { class: "voted", "data-voted": `${proposal.id}:${ballot.choice}` }, "you voted ", badge(ballot.choice, `vote-${ballot.choice}`))
+      : canVote
         ? h("div", { class: "votes" }, CHOICES.map((choice) =>
             actionButton(choice, async () => {
               const done = await perform(context, `Voted ${choice} on #${proposal.id}`, "vote", { proposal: proposal.id, choice });
               if (done) await refreshAll();
             }, { class: `small vote-${choice}`, "data-vote": `${proposal.id}:${choice}` })))
         : h("small", {}, me ? "members vote" : "log in to vote"),
-    ]);
-    replace(proposals, table(["", "Kind", "Reason", "Proposer", "Deadline", "Yes / No / Abstain", "Vote"],
-      rows, "No open proposal."));
+      ];
+    });
+    const all = await api.get(`/health/dao/proposals?status=all&limit=${DECIDED_SHOWN + open.length}`).catch(() => null);
+    const decided = listOf(all, "proposals").filter((proposal) => proposal.status !== "open").slice(0, DECIDED_SHOWN);
+    replace(proposals,
+      table(["", "Kind", "Reason", "Proposer", "Deadline", "Yes / No / Abstain", "Vote"], rows, "No open proposal."),
+      decided.length ? h("h3", {}, "Recently decided") : "",
+      decided.length ? table(["", "Kind", "Reason", "Outcome", "Yes / No / Abstain"], decided.map((proposal) => [
+        `#${proposal.id}`, proposal.kind, proposal.reason || "—",
+        h("span", {}, badge(proposal.status), proposal.outcome ? ` ${proposal.outcome}` : ""), tally(proposal),
+      ]), "", { id: "decided" }) : "");
   }
 
   async function refreshAll() {
@@ -99,4 +112,29 @@ function powerBar(share) {
   const fill = h("span", { class: "power-fill" });
   fill.style.width = `${(100 * share).toFixed(1)}%`;
   return h("span", { class: "power" }, h("span", { class: "power-track" }, fill), `${(100 * share).toFixed(0)} %`);
+}
+
+const UNITS = [
+  [24 * 3600 * 1000, "day"],
+  [3600 * 1000, "hour"],
+  [60 * 1000, "minute"],
+  [1000, "second"],
+];
+
+/** A parameter's value in words: durations (…_ms), percentages (…_pct), sizes (…_bytes). */
+export function paramText(name, value) {
+  if (name.endsWith("_ms")) {
+    for (const [size, unit] of UNITS) {
+      if (value >= size && value % size === 0) {
+        const count = value / size;
+        return `${count} ${unit}${count === 1 ? "" : "s"}`;
+      }
+    }
+    return `${value} ms`;
+  }
+  if (name.endsWith("_pct")) return `${value} %`;
+  if (name.endsWith("_bytes")) {
+    return value >= 1048576 && value % 1048576 === 0 ? `${value / 1048576} MiB` : `${value} bytes`;
+  }
+  return String(value);
 }

@@ -52,5 +52,5 @@ export async function render(main, context) {
     }
   });
   replace(main, h("div", { class: "login-page" }, form));
-  keystore.focus();
+  requestAnimationFrame(() => keystore.focus());
 }

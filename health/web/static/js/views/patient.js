@@ -3,9 +3,11 @@
 
 import * as api from "../api.js";
 import { actionButton, badge, card, dateTimeOf, every, h, listOf, replace, table, timeOf } from "../dom.js";
-import { DAY_MS, glucosePanel, itemText, perform, startOfDay, upcomingToday } from "./common.js";
+import { DAY_MS, glucosePanel, itemText, perform, shown, startOfDay, upcoming } from "./common.js";
 
 const REFRESH_MS = 3000;
+const MAX_AUDIT_ROWS = 50;
+const AUDIT_LIMIT = 500;
 
 export async function render(main, context) {
   const me = context.me;
@@ -22,12 +24,10 @@ export async function render(main, context) {
       api.get(`${base}/reminders?from_ms=${dayStart}`),
       api.get(`${base}/plan`).catch(() => null),
     ]);
-    const opened = listOf(document, "reminders", "items").filter(
-      (reminder) => reminder.due_ms < dayStart + DAY_MS,
-    );
+    const opened = listOf(document, "reminders", "items");
     const seen = new Set(opened.map((reminder) => `${reminder.item}:${reminder.due_ms}`));
-    const planDocument = plan && (plan.plan || plan);
-    const coming = upcomingToday(planDocument, Date.now()).filter(
+    const planDocument = plan && plan.plan;
+    const coming = upcoming(planDocument, Date.now()).filter(
       (next) => !seen.has(`${next.item}:${next.due_ms}`),
     );
     const rows = [
@@ -41,15 +41,20 @@ export async function render(main, context) {
                 await refreshReminders();
               }
             }, { class: "small", "data-ack": `${reminder.item}:${reminder.due_ms}` })
-          : "",
+          : h("span", { "data-reminder": `${reminder.item}:${reminder.due_ms}`, "data-status": reminder.status }),
       ]),
-      ...coming.map((next) => [timeOf(next.due_ms), itemText(next.kind, next.item), badge("upcoming"), ""]),
+      ...coming.map((next) => [
+        next.due_ms >= dayStart + DAY_MS ? `tomorrow ${timeOf(next.due_ms)}` : timeOf(next.due_ms),
+        itemText(next.kind, next.item),
+        badge("upcoming"),
+        h("span", { "data-upcoming": `${next.item}:${next.due_ms}` }),
+      ]),
     ];
     const version = planDocument && planDocument.version;
     replace(
       reminders,
       version ? h("p", { class: "hint" }, `Care plan version ${version}, updated ${dateTimeOf(planDocument.updated_ms)}`) : "",
-      table(["Due", "What", "Status", ""], rows, "No reminders today.", { class: "reminders" }),
+      table(["Due", "What", "Status", ""], rows, "No reminders today and none in the next 12 hours.", { class: "reminders" }),
     );
   }
 
@@ -79,16 +84,26 @@ export async function render(main, context) {
   }
 
   async function refreshAudit() {
-    const document = await api.get(`${base}/audit`);
-    const entries = listOf(document, "entries", "audit").slice(-50).reverse();
-    const rows = entries.map((entry) => [
-      dateTimeOf(entry.accessed_ms),
-      api.nameTag(entry.reader),
-      h("code", { title: entry.record }, `${String(entry.record).slice(0, 8)}…`),
-      entry.basis,
-      entry.served ? badge("served", "done") : badge("refused", "missed"),
+    const document = await api.get(`${base}/audit?limit=${AUDIT_LIMIT}`);
+    const all = listOf(document, "entries", "audit");
+    const own = all.filter((entry) => entry.reader === me.id);
+    const groups = groupReads(all.filter((entry) => entry.reader !== me.id)).slice(-MAX_AUDIT_ROWS).reverse();
+    const rows = groups.map((group) => [
+      dateTimeOf(group.first.accessed_ms),
+      api.nameTag(group.first.reader),
+      h("span", { title: group.records.slice(0, 12).join("\n") },
+        group.records.length === 1 ? h("code", {}, `${group.records[0].slice(0, 8)}…`) : `${group.records.length} records`),
+      group.first.basis,
+      group.first.served ? badge("served", "done") : badge("refused", "missed"),
     ]);
-    replace(audit, table(["When", "Who", "Record", "Basis", ""], rows, "Nobody has read your records yet."));
+    replace(
+      audit,
+      table(["When", "Who", "Record", "Basis", ""], rows, "Nobody else has read your records."),
+      own.length
+        ? h("p", { class: "hint" }, `And ${own.length} reads by you, the latest ${dateTimeOf(own[own.length - 1].accessed_ms)}.`)
+        : "",
+      document && document.truncated ? h("p", { class: "hint" }, "Older entries are not shown.") : "",
+    );
   }
 
   await renderGrantForm(grantForm, context, refreshGrants);
@@ -102,11 +117,17 @@ export async function render(main, context) {
       card("Who holds my consent", { id: "consent-card" }, grants, grantForm),
       card("Who read what", { id: "audit-card", class: "card wide" }, audit)),
   );
-  const refreshAll = async () => {
-    await Promise.allSettled([glucose.refresh(), refreshReminders(), refreshGrants(), refreshAudit()]);
-  };
-  await refreshAll();
-  return every(REFRESH_MS, refreshAll);
+  // What the chain says refreshes on its own loop: a slow decryption never holds it up.
+  const refreshChain = () =>
+    Promise.allSettled([
+      shown(reminders, "Reminders", refreshReminders)(),
+      shown(grants, "Consents", refreshGrants)(),
+      shown(audit, "Audit log", refreshAudit)(),
+    ]);
+  glucose.refresh();
+  await refreshChain();
+  const stops = [every(REFRESH_MS, refreshChain), every(REFRESH_MS, () => glucose.refresh())];
+  return () => stops.forEach((stop) => stop());
 }
 
 /** The grant form: whom (an institution or one of its practitioners), why, how long. */
@@ -151,4 +172,19 @@ async function renderGrantForm(box, context, onGranted) {
     submit.textContent = "Grant";
   });
   replace(box, form);
+}
+
+/**
+ * Audit entries (oldest first) grouped into runs of one reader, basis and outcome within
+ * a minute: one row for a doctor's look at a day of readings, not one per record.
+ */
+function groupReads(entries) {
+  const groups = [];
+  for (const entry of entries) {
+    const last = groups[groups.length - 1];
+    const key = `${entry.reader}|${entry.basis}|${entry.served}|${Math.floor(entry.accessed_ms / 60000)}`;
+    if (last && last.key === key) last.records.push(entry.record);
+    else groups.push({ key, first: entry, records: [entry.record] });
+  }
+  return groups;
 }

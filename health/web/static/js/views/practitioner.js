@@ -7,9 +7,13 @@ import { timeInRangeBar } from "../charts.js";
 import {
   actionButton, badge, card, clockOf, dateTimeOf, every, h, listOf, minutesOf, num, replace, table,
 } from "../dom.js";
-import { glucosePanel, itemText, perform } from "./common.js";
+import { DAY_MS, glucosePanel, itemText, perform, shown } from "./common.js";
 
 const REFRESH_MS = 5000;
+const READINGS_REFRESH_MS = 20000;
+const STATS_WINDOW_MS = 14 * 24 * 3600 * 1000;
+const FOLLOW_UP_MS = 1500;
+const MAX_FOLLOW_UPS = 40;
 const MAX_ITEMS = 16;
 const MAX_TIMES = 12;
 const ALERT_TEXT = {
@@ -88,7 +92,11 @@ export async function render(main, context) {
         card("Referrals", { id: "referrals-card" }, referralsBox)),
       detail),
   );
-  const refreshAll = () => Promise.allSettled([refreshPatients(), refreshReferrals()]);
+  const refreshAll = () =>
+    Promise.allSettled([
+      shown(patientsBox, "Patients", refreshPatients)(),
+      shown(referralsBox, "Referrals", refreshReferrals)(),
+    ]);
   await refreshAll();
   if (!selected) replace(detail, card("Patient", {}, h("p", { class: "empty" }, "Choose a patient.")));
   const stop = every(REFRESH_MS * 2, refreshAll);
@@ -105,7 +113,7 @@ function patientIdOf(entry) {
 /** The chosen patient's panels; the stop function of their refresh. */
 function renderPatient(box, context, patientId) {
   const base = `/health/patients/${patientId}`;
-  const glucose = glucosePanel(patientId, { window: 14 * 24 * 3600 * 1000 });
+  const glucose = glucosePanel(patientId, { window: DAY_MS });
   const tir = h("div", { id: "tir" });
   const stats = h("div", { id: "stats" });
   const alerts = h("div", { id: "alerts" });
@@ -113,16 +121,27 @@ function renderPatient(box, context, patientId) {
   const plan = h("div", { id: "plan" });
   let planVersion = null;
 
+  let statsAt = 0;
+  let statsFollowUps = 0;
   async function refreshStats() {
+    if (Date.now() - statsAt < READINGS_REFRESH_MS) return;
+    statsAt = Date.now();
     try {
-      const document = await api.get(`${base}/glucose-stats`);
-      const figures = document && (document.stats || document.statistics || document);
+      const to = Date.now();
+      const document = await api.getDecrypted(`${base}/glucose-stats?from_ms=${to - STATS_WINDOW_MS}&to_ms=${to}`);
+      const figures = document.stats ? { ...document.stats, readings: document.readings } : null;
+      if (document.truncated && statsFollowUps < MAX_FOLLOW_UPS) {
+        statsFollowUps += 1;
+        statsAt = 0;
+        setTimeout(() => box.isConnected && refreshStats(), FOLLOW_UP_MS);
+      }
       replace(tir, timeInRangeBar(figures));
-      replace(stats, figures && figures.readings ? h("dl", { class: "figures" },
+      replace(stats, figures ? h("dl", { class: "figures" },
         h("dt", {}, "Readings"), h("dd", {}, String(figures.readings)),
         h("dt", {}, "Mean"), h("dd", {}, `${num(figures.mean_mg_dl)} mg/dL`),
         h("dt", {}, "GMI"), h("dd", {}, `${num(figures.gmi_pct, 1)} %`),
-        h("dt", {}, "CV"), h("dd", {}, `${num(figures.cv_pct, 1)} %`)) : "");
+        h("dt", {}, "CV"), h("dd", {}, `${num(figures.cv_pct, 1)} %`)) : "",
+        document.truncated ? h("p", { class: "hint" }, "Partial: the node is still decrypting older readings.") : "");
       const list = listOf(document, "alerts").slice(-20).reverse();
       replace(alerts, table(["When", "Level", "mg/dL"], list.map((alert) => [
         dateTimeOf(alert.time_ms ?? alert.data_time_ms),
@@ -130,15 +149,16 @@ function renderPatient(box, context, patientId) {
         num(alert.mg_dl ?? alert.value),
       ]), "No alerts."));
     } catch (error) {
+      statsAt = 0;
       replace(tir, h("p", { class: "error" }, `Statistics: ${error.message}`));
     }
   }
 
   async function refreshAdherence() {
     const document = await api.get(`${base}/adherence`);
-    const rows = listOf(document, "adherence", "items").map((entry) => {
+    const rows = listOf(document, "items", "adherence").map((entry) => {
       const rate = entry.due ? (100 * entry.done) / entry.due : null;
-      return [`item ${entry.item}`, String(entry.due), String(entry.done), String(entry.missed),
+      return [itemText(entry.kind, entry.item), String(entry.due), String(entry.done), String(entry.missed),
         rate === null ? "—" : `${num(rate)} %`];
     });
     replace(adherence, table(["Item", "Due", "Taken", "Missed", "Adherence"], rows, "No reminder has come due."));
@@ -151,7 +171,7 @@ function renderPatient(box, context, patientId) {
     } catch (error) {
       if (error.status !== 404) throw error;
     }
-    const current = document && (document.plan || document);
+    const current = document && document.plan;
     const version = current && current.version ? current.version : 0;
     if (!force && version === planVersion) return;
     planVersion = version;
@@ -160,17 +180,28 @@ function renderPatient(box, context, patientId) {
 
   replace(
     box,
-    h("div", { class: "patient-head" }, h("h2", {}, "Patient ", api.nameTag(patientId))),
+    h("div", { class: "patient-head" }, h("h2", {}, api.nameTag(patientId))),
     h("div", { class: "grid two" },
       card("Glucose", { id: "practitioner-glucose", class: "card wide" }, glucose.element),
-      card("Time in range", { id: "tir-card" }, tir, stats),
+      card("Time in range, last 14 days", { id: "tir-card" }, tir, stats),
       card("Alerts", { id: "alerts-card" }, alerts),
       card("Adherence", { id: "adherence-card" }, adherence),
       card("Care plan", { id: "plan-card" }, plan)),
   );
-  const refreshAll = () => Promise.allSettled([glucose.refresh(), refreshStats(), refreshAdherence(), refreshPlan()]);
-  refreshAll();
-  return every(REFRESH_MS, refreshAll);
+  // The chain's state and the decrypted readings refresh on separate loops: a slow
+  // decryption never holds up the plan or adherence.
+  const refreshChain = () =>
+    Promise.allSettled([
+      shown(adherence, "Adherence", refreshAdherence)(),
+      refreshPlan().catch((error) => {
+        if (planVersion === null) replace(plan, h("p", { class: "error" }, `Care plan: ${error.message}`));
+      }),
+    ]);
+  const refreshDecrypted = () => Promise.allSettled([glucose.refresh(), refreshStats()]);
+  refreshChain();
+  refreshDecrypted();
+  const stops = [every(REFRESH_MS, refreshChain), every(REFRESH_MS, refreshDecrypted)];
+  return () => stops.forEach((stop) => stop());
 }
 
 /** The plan's schedule as an editable form; saving sets the next version. */
@@ -228,5 +259,3 @@ function planEditor(context, patientId, plan, onSaved) {
     h("p", { class: "hint" }, "Times are in the patient's time zone. Doses and medication names stay in the encrypted plan record."),
   );
 }
-
-export { itemText };
