@@ -2,8 +2,8 @@
 
 - ``events`` / ``actions``: what a shell feeds ``NodeCore.handle`` and what it gets back;
 - ``config``: ``NodeConfig``, every local limit with its unit;
-- ``genesis``: ``Genesis`` and ``ConsensusParams`` (canonical encoding and hash) and the
-  ``GenesisModule`` that anchors the genesis hash in the genesis state;
+- ``genesis``: ``Genesis`` and ``ConsensusParams`` (canonical encoding and hash; the
+  ``GenesisModule`` that anchors the hash in the state is ``node.app.genesis_anchor``'s);
 - ``application``: ``AppFactory``, the ``ModuleRegistry`` and the default module set;
   ``app_state``: the canonical encoding of modules' genesis states;
 - ``messages``: gossip topics and checked decoding;
@@ -20,7 +20,12 @@
   height's results and the tx index), validator sets;
 - ``queries``, ``event_feed``: clients' read-only queries (modules' state with proofs,
   receipts) and the event feed's pages;
-- ``status``: ``NodeStatus`` and ``NodeStats``.
+- ``status``: ``NodeStatus`` and ``NodeStats``;
+- NodeCore's parts, around the per-height ``HeightState`` and ``Outbox`` (``height``) and
+  wired by ``assembly``: ``inbound`` (peers' messages), ``admission`` (transactions and
+  their gossip), ``syncing`` (block sync), ``catch_up_sender``, ``feed`` (consensus inputs,
+  logged), ``judge`` (blocks and evidence against the tip), ``effects`` (persist before sign,
+  signing, proposing, timers), ``commit`` (one synced batch per height), ``progress``.
 """
 
 from node.chain.actions import (
