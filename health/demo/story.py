@@ -274,6 +274,7 @@ class Story:
             weight=1,
             reason="a clinic serving the valley",
         )
+        self._settle()  # every member's node knows the proposal before it votes
         passed = ""
         for voter in hospitals[:3]:
             receipt = voter.vote(number, Choice.YES)
@@ -321,6 +322,7 @@ class Story:
         clinic, cgm = self._client("clinic-0"), self.cast.person(CGM)
         for party in ("patient-0", "patient-1"):
             clinic.register(*self._client(party).keystore.admission_keys(), role=HealthRole.PATIENT)
+        self._settle()  # the patient's own node knows her before she signs
         self._patient.register(*cgm.keystore.admission_keys(), role=CGM.role, kind=CGM.kind)
         for party in ("patient-0", "patient-1"):
             self._wait_announced(party)
