@@ -62,16 +62,21 @@ def add_demo(sub: Subparsers) -> None:
     )
     parser.add_argument("--exit", action="store_true", help="stop the network after the story")
     parser.add_argument(
-        "--output", type=Path, help="make the network in DIR (absent or empty) and keep it"
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help="make the network in DIR (absent or empty) and keep it",
     )
     parser.add_argument(
         "--passphrase",
+        metavar="TEXT",
         default=DEFAULT_TESTNET_PASSPHRASE,
         help=f"of every keystore (default {DEFAULT_TESTNET_PASSPHRASE!r}: a local demo only)",
     )
     parser.add_argument(
         "--speed",
         type=float,
+        metavar="X",
         default=DEFAULT_SPEED,
         help="the streamed CGM readings play this many times faster than real time "
         f"(default {DEFAULT_SPEED:g})",
@@ -79,6 +84,7 @@ def add_demo(sub: Subparsers) -> None:
     parser.add_argument(
         "--readings",
         type=int,
+        metavar="N",
         default=DEFAULT_READINGS,
         help=f"CGM readings streamed, 5 minutes apart (default {DEFAULT_READINGS})",
     )
