@@ -5,8 +5,9 @@ The story, through the dashboards of the nodes each party uses: the patient logs
 own node, sees her glucose chart and consents to the endocrinologist; the endocrinologist
 logs in on Hospital 0's node, sees her chart and time in range, and adds a dose to her care
 plan; Hospital 1 votes a proposal through on its node and looks at the network; the
-patient sees the new reminder, waits for it to come due, and marks it taken. A screenshot
-of each view goes to ``out/dashboard-<view>.png``.
+patient sees the new reminder, waits for it to come due, and marks it taken. An uncaught
+error in the page or a Content-Security-Policy violation fails the test. A screenshot of
+each view goes to ``out/dashboard-<view>.png`` (``out/dashboard-failure.png`` on a failure).
 
 It needs ``/usr/bin/chromium`` (``.ci/run`` installs Debian's package) and is skipped with
 the reason otherwise; ``-m "not browser"`` leaves it out.
@@ -138,6 +139,12 @@ def test_the_story_through_every_view(
     errors: list[str] = []
     page = browser.new_page()
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     try:
         story(page, net, cast)
     except Exception:
