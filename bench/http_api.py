@@ -41,7 +41,8 @@ async def handler(request):
     return Response(200, %(body)r)
 async def main():
     async with trio.open_nursery() as nursery:
-        host, port = await nursery.start(serve_http, "127.0.0.1", 0, handler, HttpLimits())
+        limits = HttpLimits(max_connections=256, max_connections_per_client=256)
+        host, port = await nursery.start(serve_http, "127.0.0.1", 0, handler, limits)
         print(port, flush=True)
 trio.run(main)
 """

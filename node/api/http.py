@@ -3,7 +3,8 @@
 h11 does the protocol (parsing, framing, keep-alive rules); this module does the I/O and
 the limits:
 
-- connections: at most ``max_connections`` served at once; one more is answered ``503``
+- connections: at most ``max_connections`` served at once, and at most
+  ``max_connections_per_client`` from one client address; one more is answered ``503``
   and closed at once (a crowd cannot make the node open unbounded tasks);
 - request size: headers within ``max_header_bytes`` (h11's incomplete-event limit, else
   ``431``), a body within ``max_body_bytes`` (``413``, checked against Content-Length before
@@ -64,6 +65,9 @@ class HttpLimits:
     """Bounds of the server (see the module docstring)."""
 
     max_connections: int = 64
+    max_connections_per_client: int = 16
+    """Connections one client address may hold at once: a client keeping many idle or
+    half-open connections cannot take every slot from the others."""
     max_header_bytes: int = 16 * 1024
     max_body_bytes: int = 256 * 1024
     request_timeout_s: float = 10.0
@@ -71,7 +75,12 @@ class HttpLimits:
     max_requests_per_connection: int = 1_000
 
     def __post_init__(self) -> None:
-        for name in ("max_connections", "max_header_bytes", "max_body_bytes"):
+        for name in (
+            "max_connections",
+            "max_connections_per_client",
+            "max_header_bytes",
+            "max_body_bytes",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"HttpLimits.{name} must be >= 1")
         if min(self.request_timeout_s, self.handler_timeout_s) <= 0:
@@ -141,19 +150,35 @@ class HttpServer:
         self.handler = handler
         self.limits = limits
         self.active_connections = 0
+        self.connections_by_client: dict[str, int] = {}
+        """Open connections per client address (socket streams only; at most
+        ``max_connections`` entries)."""
 
     async def serve_connection(self, stream: trio.abc.HalfCloseableStream) -> None:
         """Serve one connection until it closes, times out or breaks."""
-        if self.active_connections >= self.limits.max_connections:
+        client = _peer_host(stream)
+        held = self.connections_by_client.get(client, 0) if client else 0
+        if (
+            self.active_connections >= self.limits.max_connections
+            or held >= self.limits.max_connections_per_client
+        ):
             await _reject_crowded(stream)
             return
         self.active_connections += 1
+        if client:
+            self.connections_by_client[client] = held + 1
         try:
             await self._serve(stream)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away
         finally:
             self.active_connections -= 1
+            if client:
+                remaining = self.connections_by_client[client] - 1
+                if remaining:
+                    self.connections_by_client[client] = remaining
+                else:
+                    del self.connections_by_client[client]
             with trio.move_on_after(CLOSE_TIMEOUT_S):
                 await stream.aclose()
 

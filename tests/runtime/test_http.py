@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 
 import h11
 import pytest
@@ -223,3 +224,29 @@ async def test_a_request_over_tcp_names_the_client_address() -> None:
         await client.response()
         nursery.cancel_scope.cancel()
     assert seen == ["127.0.0.1", ""]
+
+
+async def test_one_client_cannot_hold_every_connection() -> None:
+    limits = HttpLimits(max_connections=10, max_connections_per_client=2, request_timeout_s=5.0)
+    async with trio.open_nursery() as nursery:
+        server = HttpServer(echo, limits)
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+        nursery.start_soon(trio.serve_listeners, server.serve_connection, listeners)
+        held = [await trio.open_tcp_stream("127.0.0.1", port) for _ in range(2)]
+        await _until(lambda: server.connections_by_client == {"127.0.0.1": 2})
+        extra = await trio.open_tcp_stream("127.0.0.1", port)
+        answer = await extra.receive_some(4096)
+        assert answer.startswith(b"HTTP/1.1 503")  # the third idle connection is turned away
+        await held[0].aclose()
+        await _until(lambda: server.connections_by_client == {"127.0.0.1": 1})
+        for stream in (held[1], extra):
+            await stream.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Wait (real sockets: the kernel decides when the server accepts) until ``condition``."""
+    with trio.fail_after(10):
+        while not condition():
+            await trio.sleep(0.005)
