@@ -8,7 +8,8 @@ signatures, the durable log on ``MemoryStorage``, block validation, execution an
 commits — with no waiting. A real deployment runs one node per process, so a single node
 does about a quarter of this work per block.
 
-Cases (best of ``--repeat`` runs each):
+Cases (``--repeat`` runs each; the table's ``best`` is the fastest run, as before, beside the
+least, median and greatest figure of the runs):
 - ``empty_blocks``: blocks without transactions, the consensus path alone (blocks/s);
 - ``loaded_blocks`` / ``loaded_txs``: a workload of signed ``kv.set`` transactions
   submitted to the validators, gossiped, proposed, validated and executed by all four
@@ -20,9 +21,6 @@ Cases (best of ``--repeat`` runs each):
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
@@ -31,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import crypto_core
+from bench.common import Column, Stats, machine_facts, machine_line, render_table, write_json
 from node.chain import NodeConfig
 from node.mempool import MempoolLimits
 from node.testing.cluster import Cluster
@@ -55,12 +54,13 @@ SMOKE = Sizes(empty_blocks=5, loaded_blocks=3, txs_per_second=50, clients=4)
 
 @dataclass
 class Row:
-    """One case: its result and unit."""
+    """One case: its result (of the fastest run) and unit, and the spread of all runs."""
 
     case: str
     what: str
     value: float
     unit: str
+    spread: Stats
 
 
 @dataclass(frozen=True)
@@ -90,90 +90,101 @@ def run_cluster(blocks: int, sizes: Sizes, *, loaded: bool) -> Run:
     return Run(seconds, blocks, txs)
 
 
-def best(repeat: int, blocks: int, sizes: Sizes, *, loaded: bool) -> Run:
-    """The fastest of ``repeat`` runs (the least disturbed by other load)."""
-    return min(
-        (run_cluster(blocks, sizes, loaded=loaded) for _ in range(repeat)), key=lambda r: r.seconds
-    )
+def runs(repeat: int, blocks: int, sizes: Sizes, *, loaded: bool) -> list[Run]:
+    """``repeat`` runs (at least one), the fastest first (the least disturbed by other load)."""
+    done = [run_cluster(blocks, sizes, loaded=loaded) for _ in range(max(1, repeat))]
+    return sorted(done, key=lambda r: r.seconds)
 
 
 def rows_for(sizes: Sizes, repeat: int) -> list[Row]:
-    """Every case at ``sizes``, best of ``repeat`` runs."""
-    empty = best(repeat, sizes.empty_blocks, sizes, loaded=False)
-    loaded = best(repeat, sizes.loaded_blocks, sizes, loaded=True)
-    per_block = loaded.txs / loaded.blocks
+    """Every case at ``sizes``: the fastest of ``repeat`` runs, and the spread of them all."""
+    empty = runs(repeat, sizes.empty_blocks, sizes, loaded=False)
+    loaded = runs(repeat, sizes.loaded_blocks, sizes, loaded=True)
+    fastest, best = empty[0], loaded[0]
+    per_block = best.txs / best.blocks
     return [
         Row(
             "empty_blocks",
-            f"{empty.blocks} empty blocks, {VALIDATORS} nodes",
-            empty.blocks / empty.seconds,
+            f"{fastest.blocks} empty blocks, {VALIDATORS} nodes",
+            fastest.blocks / fastest.seconds,
             "blocks/s",
+            Stats.of(r.blocks / r.seconds for r in empty),
         ),
         Row(
             "loaded_blocks",
-            f"{loaded.blocks} blocks of ~{per_block:.0f} kv.set txs",
-            loaded.blocks / loaded.seconds,
+            f"{best.blocks} blocks of ~{per_block:.0f} kv.set txs",
+            best.blocks / best.seconds,
             "blocks/s",
+            Stats.of(r.blocks / r.seconds for r in loaded),
         ),
         Row(
             "loaded_txs",
-            f"{loaded.txs} txs committed by all {VALIDATORS} nodes",
-            loaded.txs / loaded.seconds,
+            f"{best.txs} txs committed by all {VALIDATORS} nodes",
+            best.txs / best.seconds,
             "tx/s",
+            Stats.of(r.txs / r.seconds for r in loaded),
         ),
     ]
 
 
 def machine() -> dict[str, Any]:
     """Where the figures were measured."""
-    model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-                break
-    return {
-        "cpu": model or platform.processor(),
-        "cores": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "merkle_backend": crypto_core.BACKEND,
-    }
+    return machine_facts(merkle_backend=crypto_core.BACKEND)
 
 
-def render(rows: Sequence[Row], info: dict[str, Any]) -> str:
-    """The results as a table."""
-    lines = [
-        f"machine: {info['cpu']} ({info['cores']} cores), python {info['python']}, "
-        f"merkle backend {info['merkle_backend']}",
-        f"{'case':<15} {'what':<46} {'value':>12} {'unit':<8}",
-    ]
-    lines += [f"{r.case:<15} {r.what:<46} {r.value:>12,.1f} {r.unit:<8}" for r in rows]
-    return "\n".join(lines)
+COLUMNS = (
+    Column("case", 15),
+    Column("what", 46),
+    Column("best", 12, ">", ",.1f"),
+    Column("min", 12, ">", ",.1f"),
+    Column("median", 12, ">", ",.1f"),
+    Column("max", 12, ">", ",.1f"),
+    Column("unit", 8),
+)
+
+
+def render(rows: Sequence[Row], info: dict[str, Any], repeat: int = 1) -> str:
+    """The results as a table: ``best`` is the fastest run's figure."""
+    heading = (
+        f"{machine_line(info)}, merkle backend {info['merkle_backend']}\n"
+        f"best: the fastest of {repeat} run(s); min / median / max: over all of them"
+    )
+    table = render_table(
+        COLUMNS,
+        (
+            (r.case, r.what, r.value, r.spread.min, r.spread.median, r.spread.max, r.unit)
+            for r in rows
+        ),
+    )
+    return f"{heading}\n{table}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; see the module docstring for the options."""
     parser = argparse.ArgumentParser(prog="python -m bench.core", description=__doc__)
     parser.add_argument("--json", type=Path, help="write the results to this file")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per case (best kept)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per case (fastest, min, median, max shown)"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run (for tests)")
     args = parser.parse_args(argv)
     sizes, repeat = (SMOKE, 1) if args.smoke else (FULL, max(1, args.repeat))
     rows = rows_for(sizes, repeat)
     info = machine()
-    print(render(rows, info))
+    print(render(rows, info, repeat))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        report = {
-            "mode": "smoke" if args.smoke else "full",
-            "machine": info,
-            "sizes": asdict(sizes),
-            "rows": [asdict(r) for r in rows],
-            "values": {r.case: r.value for r in rows},
-        }
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        results = [asdict(r) for r in rows]
+        write_json(
+            args.json,
+            "core",
+            info,
+            results,
+            mode="smoke" if args.smoke else "full",
+            repeat=repeat,
+            sizes=asdict(sizes),
+            rows=results,
+            values={r.case: r.value for r in rows},
+        )
     return 0
 
 
