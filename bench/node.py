@@ -2,7 +2,8 @@
 
     python -m bench.node [--json PATH] [--repeat N] [--smoke]
 
-Cases (best of ``--repeat`` runs each; throughputs are per second of wall time):
+Cases (``--repeat`` runs each; the table's ``best`` is the fastest run, as before, beside the
+least, median and greatest figure of the runs; throughputs are per second of wall time):
 - ``admit_1_thread``: transactions admitted (decode, chain id, Ed25519 signature, pool rules)
   on one thread; ``admit_2_threads``: batches of 256 split over two verifier threads
   (``verify_transactions``; PyNaCl releases the GIL), pool rules on the caller's thread —
@@ -21,12 +22,8 @@ Cases (best of ``--repeat`` runs each; throughputs are per second of wall time):
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -36,6 +33,15 @@ from typing import Any
 import msgpack
 
 import crypto_core
+from bench.common import (
+    Column,
+    Stats,
+    machine_facts,
+    machine_line,
+    render_table,
+    timed_repeats,
+    write_json,
+)
 from crypto_core.signatures import sha256
 from node.app import (
     AccountsModule,
@@ -78,22 +84,25 @@ SMOKE = Sizes(60, 6, 2, 10, 500, 20, 20)
 
 @dataclass
 class Row:
-    """One case: its result and unit."""
+    """One case: its result (of the fastest run) and unit, and the spread of all runs."""
 
     case: str
     what: str
     value: float
     unit: str
+    spread: Stats
 
 
-def best_seconds(repeat: int, run: Callable[[], object]) -> float:
-    """The least wall time of ``repeat`` runs (the least disturbed by other load)."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return best
+def rate_row(case: str, what: str, count: int, seconds: Stats, unit: str) -> Row:
+    """``count`` per second: the fastest run's rate, and the spread of them all."""
+    rates = seconds.per(count)
+    return Row(case, what, rates.max, unit, rates)
+
+
+def ms_row(case: str, what: str, seconds: Stats) -> Row:
+    """Milliseconds: the fastest run's, and the spread of them all."""
+    ms = seconds.scaled(1e3)
+    return Row(case, what, ms.min, "ms", ms)
 
 
 def signed_txs(sizes: Sizes, count: int) -> list[bytes]:
@@ -131,13 +140,13 @@ def admission_rows(sizes: Sizes, repeat: int) -> list[Row]:
                     pool.add(verified, _zero_nonce)
         assert len(pool) == len(raws)
 
-    single = best_seconds(repeat, one_thread)
+    single = timed_repeats(one_thread, repeat)
     with ThreadPoolExecutor(max_workers=2) as executor:
-        double = best_seconds(repeat, partial(two_threads, executor))
+        double = timed_repeats(partial(two_threads, executor), repeat)
     n = len(raws)
     return [
-        Row("admit_1_thread", f"{n} txs: verify + admit, one thread", n / single, "tx/s"),
-        Row("admit_2_threads", f"{n} txs: verify on 2 threads, admit", n / double, "tx/s"),
+        rate_row("admit_1_thread", f"{n} txs: verify + admit, one thread", n, single, "tx/s"),
+        rate_row("admit_2_threads", f"{n} txs: verify on 2 threads, admit", n, double, "tx/s"),
     ]
 
 
@@ -198,11 +207,11 @@ def finalize_rows(sizes: Sizes, repeat: int) -> list[Row]:
 
     n = len(txs)
     what = f"{sizes.blocks} blocks x {sizes.txs_per_block} kv.set"
-    verify_s = best_seconds(repeat, partial(run, frozenset()))
-    trusted_s = best_seconds(repeat, partial(run, hashes))
+    verify_s = timed_repeats(partial(run, frozenset()), repeat)
+    trusted_s = timed_repeats(partial(run, hashes), repeat)
     return [
-        Row("finalize_verify", f"{what}, signatures checked", n / verify_s, "tx/s"),
-        Row("finalize_preverified", f"{what}, mempool-verified", n / trusted_s, "tx/s"),
+        rate_row("finalize_verify", f"{what}, signatures checked", n, verify_s, "tx/s"),
+        rate_row("finalize_preverified", f"{what}, mempool-verified", n, trusted_s, "tx/s"),
     ]
 
 
@@ -218,20 +227,20 @@ def state_rows(sizes: Sizes, repeat: int) -> list[Row]:
         fresh = {
             sha256(b"new" + i.to_bytes(8, "big")): b"n" for i in range(sizes.changes_per_commit)
         }
-        return best_seconds(1, partial(state.commit, 1, fresh))
+        return timed_repeats(partial(state.commit, 1, fresh), 1).min
 
     def commit_updates() -> float:
         state = VersionedState.from_entries(0, base.items())
         step = max(1, len(keys) // sizes.changes_per_commit)
         changed = {keys[i]: b"changed" for i in range(0, len(keys), step)}
-        return best_seconds(1, partial(state.commit, 1, changed))
+        return timed_repeats(partial(state.commit, 1, changed), 1).min
 
-    insert_s = min(commit_inserts() for _ in range(repeat))
-    update_s = min(commit_updates() for _ in range(repeat))
+    insert_s = Stats.of(commit_inserts() for _ in range(max(1, repeat)))
+    update_s = Stats.of(commit_updates() for _ in range(max(1, repeat)))
     what = f"{sizes.changes_per_commit} keys into {sizes.state_keys}"
     return [
-        Row("state_commit_insert", f"commit: {what} (new keys)", insert_s * 1e3, "ms"),
-        Row("state_commit_update", f"commit: {what} (values only)", update_s * 1e3, "ms"),
+        ms_row("state_commit_insert", f"commit: {what} (new keys)", insert_s),
+        ms_row("state_commit_update", f"commit: {what} (values only)", update_s),
     ]
 
 
@@ -254,27 +263,17 @@ def codec_rows(sizes: Sizes, repeat: int) -> list[Row]:
     data = BLOCK_CODEC.encode(block)
     as_dicts = [asdict(TX_CODEC.decode(raw)) for raw in txs]
     dict_data = msgpack.packb(as_dicts, use_bin_type=True)
-    encode_s = best_seconds(repeat, partial(BLOCK_CODEC.encode, block))
-    decode_s = best_seconds(repeat, partial(BLOCK_CODEC.decode, data))
-    dict_encode_s = best_seconds(repeat, partial(msgpack.packb, as_dicts, use_bin_type=True))
-    dict_decode_s = best_seconds(repeat, partial(msgpack.unpackb, dict_data, raw=False))
+    encode_s = timed_repeats(partial(BLOCK_CODEC.encode, block), repeat)
+    decode_s = timed_repeats(partial(BLOCK_CODEC.decode, data), repeat)
+    dict_encode_s = timed_repeats(partial(msgpack.packb, as_dicts, use_bin_type=True), repeat)
+    dict_decode_s = timed_repeats(partial(msgpack.unpackb, dict_data, raw=False), repeat)
     n = len(txs)
     assert len(data) <= MAX_BLOCK_BYTES
     return [
-        Row("block_encode", f"block of {n} encoded txs (canonical)", encode_s * 1e3, "ms"),
-        Row("block_decode", f"block of {n} encoded txs (checked)", decode_s * 1e3, "ms"),
-        Row(
-            "block_encode_dicts",
-            f"the same {n} txs as dicts (raw msgpack)",
-            dict_encode_s * 1e3,
-            "ms",
-        ),
-        Row(
-            "block_decode_dicts",
-            f"the same {n} txs as dicts (raw msgpack)",
-            dict_decode_s * 1e3,
-            "ms",
-        ),
+        ms_row("block_encode", f"block of {n} encoded txs (canonical)", encode_s),
+        ms_row("block_decode", f"block of {n} encoded txs (checked)", decode_s),
+        ms_row("block_encode_dicts", f"the same {n} txs as dicts (raw msgpack)", dict_encode_s),
+        ms_row("block_decode_dicts", f"the same {n} txs as dicts (raw msgpack)", dict_decode_s),
     ]
 
 
@@ -283,36 +282,42 @@ def codec_rows(sizes: Sizes, repeat: int) -> list[Row]:
 
 def machine() -> dict[str, Any]:
     """Where the figures were measured."""
-    model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-                break
-    return {
-        "cpu": model or platform.processor(),
-        "cores": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "merkle_backend": crypto_core.BACKEND,
-    }
+    return machine_facts(merkle_backend=crypto_core.BACKEND)
 
 
-def render(rows: Sequence[Row], info: dict[str, Any]) -> str:
-    lines = [
-        f"machine: {info['cpu']} ({info['cores']} cores), python {info['python']}, "
-        f"merkle backend {info['merkle_backend']}",
-        f"{'case':<22} {'what':<50} {'value':>12} {'unit':<5}",
-    ]
-    lines += [f"{r.case:<22} {r.what:<50} {r.value:>12,.1f} {r.unit:<5}" for r in rows]
-    return "\n".join(lines)
+COLUMNS = (
+    Column("case", 22),
+    Column("what", 50),
+    Column("best", 12, ">", ",.1f"),
+    Column("min", 12, ">", ",.1f"),
+    Column("median", 12, ">", ",.1f"),
+    Column("max", 12, ">", ",.1f"),
+    Column("unit", 5),
+)
+
+
+def render(rows: Sequence[Row], info: dict[str, Any], repeat: int = 1) -> str:
+    """The results as a table: ``best`` is the fastest run's figure."""
+    heading = (
+        f"{machine_line(info)}, merkle backend {info['merkle_backend']}\n"
+        f"best: the fastest of {repeat} run(s); min / median / max: over all of them"
+    )
+    table = render_table(
+        COLUMNS,
+        (
+            (r.case, r.what, r.value, r.spread.min, r.spread.median, r.spread.max, r.unit)
+            for r in rows
+        ),
+    )
+    return f"{heading}\n{table}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.node", description=__doc__)
     parser.add_argument("--json", type=Path, help="write the results to this file")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per case (best kept)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per case (fastest, min, median, max shown)"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run (for tests)")
     args = parser.parse_args(argv)
     sizes, repeat = (SMOKE, 1) if args.smoke else (FULL, max(1, args.repeat))
@@ -323,17 +328,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         + codec_rows(sizes, repeat)
     )
     info = machine()
-    print(render(rows, info))
+    print(render(rows, info, repeat))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        report = {
-            "mode": "smoke" if args.smoke else "full",
-            "machine": info,
-            "sizes": asdict(sizes),
-            "rows": [asdict(r) for r in rows],
-            "values": {r.case: r.value for r in rows},
-        }
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        results = [asdict(r) for r in rows]
+        write_json(
+            args.json,
+            "node",
+            info,
+            results,
+            mode="smoke" if args.smoke else "full",
+            repeat=repeat,
+            sizes=asdict(sizes),
+            rows=results,
+            values={r.case: r.value for r in rows},
+        )
     return 0
 
 
