@@ -17,9 +17,6 @@ Cases (wall time on this machine; virtual-time figures come from the runs themse
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import random
 import sys
 import time
@@ -28,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.common import Column, machine_facts, machine_line, render_table, write_json
 from netsim.config import SimConfig
 from netsim.core_adapter import CoreBuilder
 from netsim.engine import EventLoop
@@ -131,20 +129,20 @@ def _ignore(_: object) -> None:
 
 
 def machine() -> dict[str, Any]:
-    return {
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-    }
+    return machine_facts()
+
+
+COLUMNS = (
+    Column("case", 24),
+    Column("what", 48),
+    Column("value (1 run)", 14, ">", ",.1f"),
+    Column("unit", 5),
+)
 
 
 def render(rows: Sequence[Row], info: dict[str, Any]) -> str:
-    lines = [
-        f"machine: {info['cpu']} ({info['cores']} cores), python {info['python']}",
-        f"{'case':<24} {'what':<48} {'value':>14} {'unit':<5}",
-    ]
-    lines += [f"{r.case:<24} {r.what:<48} {r.value:>14,.1f} {r.unit:<5}" for r in rows]
-    return "\n".join(lines)
+    table = render_table(COLUMNS, ((r.case, r.what, r.value, r.unit) for r in rows))
+    return f"{machine_line(info)}\n{table}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -164,15 +162,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = machine()
     print(render(rows, info))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        report = {
-            "mode": "smoke" if args.smoke else "full",
-            "machine": info,
-            "sizes": asdict(sizes),
-            "rows": [asdict(r) for r in rows],
-            "values": {r.case: r.value for r in rows},
-        }
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        results = [asdict(r) for r in rows]
+        write_json(
+            args.json,
+            "netsim",
+            info,
+            results,
+            mode="smoke" if args.smoke else "full",
+            sizes=asdict(sizes),
+            rows=results,
+            values={r.case: r.value for r in rows},
+        )
     return 0
 
 
