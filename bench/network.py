@@ -23,9 +23,7 @@ machine.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -40,6 +38,7 @@ from typing import Any, Final
 
 import trio
 
+from bench.common import Column, machine_facts, machine_line, render_table, write_json
 from node.adapters.config import Libp2pNetworkConfig
 from node.adapters.libp2p import Libp2pNetwork
 from node.testing import SeededRng
@@ -340,22 +339,22 @@ async def run_bench(sizes: Sizes, in_process: bool) -> list[Row]:
 
 
 def machine() -> dict[str, Any]:
-    return {
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-    }
+    return machine_facts()
 
 
-def render(rows: Sequence[Row], mode: str) -> str:
-    lines = [
-        f"network benchmark ({mode}), python {sys.version.split()[0]}, {os.cpu_count()} cores",
-        f"{'case':<14} {'what':<58} {'value':>10} {'unit':<6} reference",
-    ]
-    for r in rows:
-        lines.append(f"{r.case:<14} {r.what:<58} {r.value:>10.2f} {r.unit:<6} {r.reference}")
-    return "\n".join(lines)
+COLUMNS = (
+    Column("case", 14),
+    Column("what", 58),
+    Column("value", 10, ">", ".2f"),
+    Column("unit", 6),
+    Column("reference", 0),
+)
+
+
+def render(rows: Sequence[Row], mode: str, info: dict[str, Any] | None = None) -> str:
+    info = machine() if info is None else info
+    table = render_table(COLUMNS, ((r.case, r.what, r.value, r.unit, r.reference) for r in rows))
+    return f"network benchmark ({mode}); {machine_line(info)}\n{table}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -372,19 +371,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = SMOKE if args.smoke else FULL
     in_process = args.in_process or args.smoke
     mode = ("smoke, " if args.smoke else "") + ("one process" if in_process else "processes")
+    info = machine()
     rows = trio.run(run_bench, sizes, in_process)
-    print(render(rows, mode))
+    print(render(rows, mode, info))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        report = {
-            "mode": "smoke" if args.smoke else "full",
-            "in_process": in_process,
-            "machine": machine(),
-            "sizes": asdict(sizes),
-            "rows": [asdict(r) for r in rows],
-            "figures": {r.case: r.value for r in rows},
-        }
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        results = [asdict(r) for r in rows]
+        write_json(
+            args.json,
+            "network",
+            info,
+            results,
+            mode="smoke" if args.smoke else "full",
+            in_process=in_process,
+            sizes=asdict(sizes),
+            rows=results,
+            figures={r.case: r.value for r in rows},
+        )
     return 0
 
 
