@@ -43,9 +43,6 @@ runs them and reports, and re-exports their names.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -53,6 +50,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench.common import Column, machine_facts, machine_line, render_table, write_json
 from bench.records_crypto import (
     best_seconds,
     crypto_rows,
@@ -145,33 +143,23 @@ _percentile = percentile  # the name the benchmark's tests use
 
 def machine() -> dict[str, Any]:
     """Where the figures were measured."""
-    model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-                break
-    return {
-        "cpu": model or platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "load_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
-    }
+    return machine_facts()
+
+
+COLUMNS = (
+    Column("case", 20),
+    Column("what", 58),
+    Column("value", 10, ">", ",.2f"),
+    Column("unit", 5),
+)
 
 
 def render(rows: Sequence[Row], info: dict[str, Any], sizes: Sizes, mode: str) -> str:
     """The figures as a table, under the machine's facts."""
     wait = "500 (default)" if sizes.commit_wait_ms is None else str(sizes.commit_wait_ms)
-    lines = [
-        f"records benchmark ({mode}); machine: {info['cpu']} ({info['cores']} cores), "
-        f"python {info['python']}, load {info['load_1m']}; nodes' commit_wait_ms {wait}",
-        f"{'case':<20} {'what':<58} {'value':>10} {'unit':<5}",
-    ]
-    lines += [f"{r.case:<20} {r.what:<58} {r.value:>10,.2f} {r.unit:<5}" for r in rows]
-    return "\n".join(lines)
+    heading = f"records benchmark ({mode}); {machine_line(info)}; nodes' commit_wait_ms {wait}"
+    table = render_table(COLUMNS, ((r.case, r.what, r.value, r.unit) for r in rows))
+    return f"{heading}\n{table}"
 
 
 def run_bench(sizes: Sizes, repeat: int, counts: dict[str, int]) -> list[Row]:
@@ -195,16 +183,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode = "smoke" if args.smoke else "full"
     print(render(rows, info, sizes, mode))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        report = {
-            "mode": mode,
-            "machine": info,
-            "sizes": asdict(sizes),
-            "counts": counts,
-            "rows": [asdict(r) for r in rows],
-            "figures": {r.case: r.value for r in rows},
-        }
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        results = [asdict(r) for r in rows]
+        write_json(
+            args.json,
+            "records",
+            info,
+            results,
+            mode=mode,
+            sizes=asdict(sizes),
+            counts=counts,
+            rows=results,
+            figures={r.case: r.value for r in rows},
+        )
     return 0
 
 
