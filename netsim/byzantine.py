@@ -301,10 +301,16 @@ class ByzantineNode:
             self._env.send(witness, other)
 
     def _equivocate(self, dsts: tuple[int, ...], proposal: Proposal, envelope: Envelope) -> None:
-        """Send block and proposal A to side A and a twin B (one ms later) to side B."""
+        """Send block and proposal A to side A and a twin B (one ms later) to side B.
+
+        The twin is the block with only its header's time changed: its transactions and
+        evidence (and the header's evidence root) are the original's, so the twin is as
+        valid as the block and the adversary's equivocation carries everything the honest
+        block would have.
+        """
         block_dsts, block_envelope, block = self._held_blocks.pop(proposal.value_id)
         header_b = replace(block.header, time_ms=block.header.time_ms + 1)
-        twin = Block(header_b, block.txs)
+        twin = replace(block, header=header_b)
         twin_id = block_id(header_b)
         twin_proposal = replace(proposal, value_id=twin_id, signature=b"")
         twin_proposal = twin_proposal.with_signature(

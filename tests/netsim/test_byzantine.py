@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from consensus.evidence import DuplicateVoteEvidence
 from consensus.sign_bytes import proposal_sign_bytes_of, vote_sign_bytes_of
 from consensus.types import Proposal, Vote, VoteType
 from crypto_core.signatures import verify
@@ -26,7 +27,7 @@ from netsim.regions import LatencyTable
 from netsim.rng import PortRng
 from netsim.storage import SimStorage
 from netsim.topology import Topology, build_topology
-from node.codec import block_id, decode_message, encode_message
+from node.codec import block_id, decode_message, encode_message, evidence_root
 from node.errors import DecodeError
 from node.ports import Clock, Rng
 from node.testing.factories import key_pair
@@ -164,6 +165,42 @@ def test_an_equivocating_proposer_shows_each_side_its_own_block() -> None:
     assert coalition.story(1, 0) == (value, twin)
     blocks = {block_id(m.header) for _, m in decoded(env) if isinstance(m, Block)}
     assert blocks == {value, twin}  # each side can validate the value it was shown
+
+
+def test_the_twin_block_keeps_the_evidence_and_transactions_of_the_original() -> None:
+    """Regression: the twin was once rebuilt from header and transactions only, dropping the
+    evidence, so side B was shown a block whose evidence root did not match (an invalid
+    value) and the adversary was weaker than meant."""
+    key = KEYS[0]
+    evidence = DuplicateVoteEvidence.from_votes(signed_vote(3, None), signed_vote(3, b"\x05" * 32))
+    header = BlockHeader(
+        CHAIN,
+        1,
+        1_000,
+        bytes(32),
+        bytes(32),
+        bytes(32),
+        bytes(32),
+        key.public_key,
+        None,
+        evidence_root([evidence]),
+    )
+    original = Block(header, (b"tx-1", b"tx-2"), (evidence,))
+    value = block_id(header)
+    proposal = Proposal(CHAIN, 1, 0, value, -1, key.public_key, b"")
+    proposal = proposal.with_signature(key.sign(proposal_sign_bytes_of(proposal)))
+    node, env, coalition = wrap(
+        [ByzantineRole.EQUIVOCATE], [encode_message(original), encode_message(proposal)]
+    )
+    node.start()
+    blocks = {block_id(m.header): m for _, m in decoded(env) if isinstance(m, Block)}
+    story = coalition.story(1, 0)
+    assert story is not None and story[0] == value
+    twin = blocks[story[1]]
+    assert twin.evidence == (evidence,)
+    assert twin.txs == original.txs
+    assert twin.header.evidence_root == evidence_root(twin.evidence)
+    assert twin.header.time_ms == header.time_ms + 1  # the one field that must differ
 
 
 def test_a_double_voter_backs_the_story_and_shows_a_witness_both_votes() -> None:
