@@ -20,6 +20,7 @@ from node.cli.common import (
     EXIT_HALT,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_USAGE,
     Subparsers,
     add_home_argument,
     package_version,
@@ -62,11 +63,32 @@ def add_run(sub: Subparsers) -> None:
         metavar="DIR",
         help="keystores the health API's sessions unlock (default: HOME/keystores)",
     )
+    faults = "for fault campaigns: refused unless BIGHEALTH_ALLOW_FAULTS=1"
+    parser.add_argument(
+        "--fault-gate", action="store_true", help=f"obey HOME/chaos-gate.json ({faults})"
+    )
+    parser.add_argument(
+        "--clock-skew-ms",
+        type=int,
+        default=0,
+        metavar="N",
+        help=f"skew the clock by N ms ({faults})",
+    )
     parser.set_defaults(handler=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the node; 0 after a graceful stop, 1 if it cannot start, 3 if its chain halted."""
+    """Run the node; 0 after a graceful stop, 1 if it cannot start, 3 if its chain halted
+    (2 for fault-injection flags without ``BIGHEALTH_ALLOW_FAULTS=1``)."""
+    from node.runtime.fault_gate import FaultOptions, faults_allowed  # noqa: PLC0415
+
+    faults = FaultOptions(gate=args.fault_gate, clock_skew_ms=args.clock_skew_ms)
+    if faults != FaultOptions() and not faults_allowed():
+        print(
+            "bighealth run: --fault-gate and --clock-skew-ms need BIGHEALTH_ALLOW_FAULTS=1",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     loaded = load_home(args.home)
     log = loaded.config.log
     level, form = args.log_level or log.level, args.log_format or log.format
@@ -82,6 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 version=package_version(),
                 app_factory=application_for,
                 extensions=functools.partial(health_extensions, keystores=args.keystores),
+                faults=faults,
             )
         )
     except NodeStartError as exc:

@@ -56,6 +56,7 @@ from node.errors import BigHealthError, StorageError
 from node.home import LoadedHome, listen_port, parse_host_port
 from node.home.config import LISTEN_PATTERN
 from node.runtime.extension import NodeExtension, NodeServices
+from node.runtime.fault_gate import NO_FAULTS, FaultOptions, gated
 from node.runtime.logs import adopt_library_loggers, fields
 from node.runtime.metrics import NodeMetrics
 from node.runtime.node import NodeIdentity, NodeRuntime, RuntimeLimits, TipBoard
@@ -222,23 +223,29 @@ async def run_node(
     version: str,
     app_factory: AppFactory = default_application,
     extensions: ExtensionsFactory = no_extensions,
+    faults: FaultOptions = NO_FAULTS,
 ) -> None:
     """Run the node of ``loaded`` with ``app_factory``'s application and ``extensions``
     until SIGTERM/SIGINT (returns) or a fatal error (raises ``NodeStartError``,
-    ``ChainHaltError`` or a bug)."""
+    ``ChainHaltError`` or a bug); ``faults``: fault injection (``node.runtime.fault_gate``),
+    for fault campaigns only."""
     adopt_library_loggers()
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series: noise
     preflight(loaded)
     with open_storage(loaded) as storage, extensions(loaded) as plugged:
         core = open_core(storage, loaded, app_factory)
         try:
-            await _serve(core, loaded, version, plugged)
+            await _serve(core, loaded, version, plugged, faults)
         except BaseExceptionGroup as group:
             raise _single_error(group) from None
 
 
 async def _serve(
-    core: NodeCore, loaded: LoadedHome, version: str, extensions: Sequence[NodeExtension]
+    core: NodeCore,
+    loaded: LoadedHome,
+    version: str,
+    extensions: Sequence[NodeExtension],
+    faults: FaultOptions,
 ) -> None:
     tip = TipBoard(core.height, core.last_block_id)
     try:
@@ -256,8 +263,8 @@ async def _serve(
     )
     runtime = NodeRuntime(
         core,
-        network,
-        SystemClock(),
+        gated(network, loaded.home.path, faults),
+        SystemClock(faults.clock_skew_ms),
         identity=identity,
         metrics=metrics,
         max_block_bytes=loaded.genesis.params.max_block_bytes,

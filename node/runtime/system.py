@@ -7,10 +7,14 @@ import time
 
 
 class SystemClock:
-    """Wall-clock milliseconds since the Unix epoch (``node.ports.Clock``)."""
+    """Wall-clock milliseconds since the Unix epoch (``node.ports.Clock``), plus
+    ``skew_ms`` (0 but in fault campaigns: ``bighealth run --clock-skew-ms``)."""
+
+    def __init__(self, skew_ms: int = 0) -> None:
+        self.skew_ms = skew_ms
 
     def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
+        return time.time_ns() // 1_000_000 + self.skew_ms
 
 
 class SystemRng:
