@@ -474,12 +474,13 @@ class Cluster:
 
     def _carry_out(self, node: ClusterNode, action: Action) -> None:
         if isinstance(action, Broadcast):
-            if action.topic == TOPIC_CONSENSUS and node.name not in self.byzantine:
-                self._check_signature(node, action.data)
+            self._check_signature(node, action.topic, action.data, broadcast=True)
             for receiver in self.nodes:
                 if receiver != node.name:
                     self._send(node.name, receiver, action.topic, action.data)
         elif isinstance(action, SendTo):
+            # catch-up answers go to one peer: a signature there counts as much
+            self._check_signature(node, action.topic, action.data, broadcast=False)
             self._send(node.name, action.peer, action.topic, action.data)
         elif isinstance(action, SetTimer):
             self._set_timer(node, action)
@@ -588,14 +589,20 @@ class Cluster:
             )
             self._record_commit(node, committed)
 
-    def _check_signature(self, node: ClusterNode, data: bytes) -> None:
-        """Record what ``node`` signed with its own key; a second, different signature for
-        one step is a violation (the votes of others it relays are theirs, not its own)."""
+    def _check_signature(
+        self, node: ClusterNode, topic: str, data: bytes, *, broadcast: bool
+    ) -> None:
+        """Record what an honest ``node`` signed with its own key, broadcast or sent to one
+        peer; a second, different signature for one step is a violation (the votes of others
+        it relays are theirs, not its own). Only broadcast votes join ``votes``."""
+        if topic != TOPIC_CONSENSUS or node.name in self.byzantine:
+            return
         message = decode_message(data)
         if not isinstance(message, Vote | Proposal):
             return
         own_key = None if node.signer is None else node.signer.public_key
-        if self._record_votes and isinstance(message, Vote) and message.validator == own_key:
+        recorded = self._record_votes and broadcast
+        if recorded and isinstance(message, Vote) and message.validator == own_key:
             self.votes.append(message)
         double = self._ledger.record(own_key, message)
         if double is not None:
