@@ -28,7 +28,6 @@ import platform
 import sys
 from collections.abc import Callable, Sequence
 
-import crypto_core
 from node.cli import home_commands, node_commands
 from node.cli.common import EXIT_ERROR, Subparsers, explain_defaults, package_version
 from node.cli.demo import add_demo
@@ -40,6 +39,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 def cmd_info(args: argparse.Namespace) -> int:
     """Print what this installation runs: versions and the crypto backend (JSON)."""
+    import crypto_core  # noqa: PLC0415  (loaded by this command only: a fast --help)
+
     info = {
         "bighealth": package_version(),
         "python": platform.python_version(),

@@ -25,22 +25,19 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Final, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
-from health.client import KDF_INTERACTIVE, KdfParams
-from health.demo import DemoNetwork, DemoNode, Outcome, Story, StoryOptions
-from health.demo.story import DEFAULT_READINGS, DEFAULT_SPEED
-from node.chain.config import NodeConfig
 from node.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Subparsers
-from node.cli.health_net import DEFAULT_TESTNET_PASSPHRASE, HealthTestnet
-from node.cli.home_commands import node_params
-from node.cli.localnet import LocalNetwork, sigterm_as_interrupt
-from node.cli.testnet import TestnetSpec, create_testnet
+from node.cli.options import DEMO_READINGS, DEMO_SPEED, TESTNET_PASSPHRASE
 from node.errors import BigHealthError
-from node.home import format_config, write_text_atomic
-from node.home.layout import load_config
-from node.home.manifest import TestnetManifest
-from node.runtime.system import SystemClock, SystemRng
+
+if TYPE_CHECKING:
+    from health.client import KdfParams
+    from health.demo import DemoNetwork, Outcome, StoryOptions
+    from node.home.manifest import TestnetManifest
+
+# The functions import what they use when they run: building the parser (``--help``) loads
+# neither the health stack nor the node's (tests/cli/test_cli_startup.py).
 
 HOSPITALS: Final = 4
 CLINICS: Final = 1
@@ -49,7 +46,8 @@ CHAIN_ID: Final = "bighealth-demo"
 MIN_REMINDER_GRACE_MS: Final = 60_000
 """The smallest ``reminder_grace_ms`` governance allows: a missed dose escalates a minute
 after it was due."""
-DEMO_CHAIN: Final = NodeConfig(commit_wait_ms=300, tx_gossip_interval_ms=100)
+DEMO_COMMIT_WAIT_MS: Final = 300
+DEMO_TX_GOSSIP_INTERVAL_MS: Final = 100
 """A quiet local network: short pauses after commits, transactions gossiped at once."""
 START_TIMEOUT_S: Final = 120.0
 ALIVE_CHECK_S: Final = 1.0
@@ -70,23 +68,23 @@ def add_demo(sub: Subparsers) -> None:
     parser.add_argument(
         "--passphrase",
         metavar="TEXT",
-        default=DEFAULT_TESTNET_PASSPHRASE,
-        help=f"of every keystore (default {DEFAULT_TESTNET_PASSPHRASE!r}: a local demo only)",
+        default=TESTNET_PASSPHRASE,
+        help=f"of every keystore (default {TESTNET_PASSPHRASE!r}: a local demo only)",
     )
     parser.add_argument(
         "--speed",
         type=float,
         metavar="X",
-        default=DEFAULT_SPEED,
+        default=DEMO_SPEED,
         help="the streamed CGM readings play this many times faster than real time "
-        f"(default {DEFAULT_SPEED:g})",
+        f"(default {DEMO_SPEED:g})",
     )
     parser.add_argument(
         "--readings",
         type=int,
         metavar="N",
-        default=DEFAULT_READINGS,
-        help=f"CGM readings streamed, 5 minutes apart (default {DEFAULT_READINGS})",
+        default=DEMO_READINGS,
+        help=f"CGM readings streamed, 5 minutes apart (default {DEMO_READINGS})",
     )
     parser.set_defaults(handler=cmd_demo)
 
@@ -101,6 +99,9 @@ class _Run:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the demo (see the module docstring); its exit status."""
+    from health.demo import StoryOptions  # noqa: PLC0415
+    from node.cli.localnet import sigterm_as_interrupt  # noqa: PLC0415
+
     try:
         options = StoryOptions(speed=args.speed, readings=args.readings)
     except ValueError as exc:
@@ -129,6 +130,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _run(run: _Run, args: argparse.Namespace, options: StoryOptions, out: TextIO) -> None:
     """Make the network, start it, tell the story, keep it up unless ``--exit``; the nodes
     are stopped when this returns or raises."""
+    from health.demo import Story  # noqa: PLC0415
+    from node.cli.localnet import LocalNetwork  # noqa: PLC0415
+
     network = make_network(run.directory, args.passphrase)
     print(
         f"bighealth demo — a health network on 127.0.0.1: {HOSPITALS} hospitals (validators), "
@@ -158,9 +162,18 @@ def _run(run: _Run, args: argparse.Namespace, options: StoryOptions, out: TextIO
         print(f"  network     stopping {len(nodes.names)} nodes", file=out, flush=True)
 
 
-def make_network(directory: Path, passphrase: str, kdf: KdfParams = KDF_INTERACTIVE) -> DemoNetwork:
+def make_network(directory: Path, passphrase: str, kdf: KdfParams | None = None) -> DemoNetwork:
     """The demo's testnet in ``directory`` (absent or empty), as the story sees it; its
-    keystores sealed with ``kdf``."""
+    keystores sealed with ``kdf`` (default: ``health.client.KDF_INTERACTIVE``)."""
+    from health.client import KDF_INTERACTIVE  # noqa: PLC0415
+    from health.demo import DemoNetwork, DemoNode  # noqa: PLC0415
+    from node.chain.config import NodeConfig  # noqa: PLC0415
+    from node.cli.health_net import HealthTestnet  # noqa: PLC0415
+    from node.cli.home_commands import node_params  # noqa: PLC0415
+    from node.cli.testnet import TestnetSpec, create_testnet  # noqa: PLC0415
+    from node.runtime.system import SystemClock, SystemRng  # noqa: PLC0415
+
+    kdf = KDF_INTERACTIVE if kdf is None else kdf
     spec = TestnetSpec(
         validators=HOSPITALS,
         observers=CLINICS + PATIENTS,
@@ -169,7 +182,9 @@ def make_network(directory: Path, passphrase: str, kdf: KdfParams = KDF_INTERACT
         params=node_params(
             timeout_propose_ms=1_000, timeout_prevote_ms=500, timeout_precommit_ms=500
         ),
-        chain=DEMO_CHAIN,
+        chain=NodeConfig(
+            commit_wait_ms=DEMO_COMMIT_WAIT_MS, tx_gossip_interval_ms=DEMO_TX_GOSSIP_INTERVAL_MS
+        ),
     )
     app = HealthTestnet(
         SystemRng(),
@@ -197,6 +212,9 @@ def _connect_observers(directory: Path, manifest: TestnetManifest) -> None:
     """Let every observer also dial the other observers (a testnet's observers know only
     the validators): a clinic's node fetches a record straight from the patient's node that
     keeps it, and repairs its own copy from there."""
+    from node.home import format_config, write_text_atomic  # noqa: PLC0415
+    from node.home.layout import load_config  # noqa: PLC0415
+
     observers = [node for node in manifest.nodes if node.role == "observer"]
     for node in observers:
         home = directory / node.home

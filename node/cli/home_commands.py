@@ -8,41 +8,20 @@ import argparse
 import json
 import re
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from crypto_core.signatures import SEED_SIZE, Ed25519KeyPair
-from node.adapters.identity import load_node_key, load_or_create_node_key
-from node.app.accounts import GenesisAccount, Role
-from node.chain.app_state import AppStateEntries
-from node.chain.config import NodeConfig
-from node.chain.errors import InvalidConfigError, InvalidGenesisError
-from node.chain.genesis import ConsensusParams, Genesis
 from node.cli.common import EXIT_OK, Subparsers, add_home_argument, print_json
-from node.cli.health_net import DEFAULT_TESTNET_PASSPHRASE, HealthTestnet
-from node.cli.testnet import TestnetSpec, create_testnet
-from node.home import (
-    ACCOUNT_KEY,
-    ApiConfig,
-    GenesisFileError,
-    HomeConfig,
-    HomeError,
-    LogConfig,
-    P2PConfig,
-    create_home,
-    format_genesis,
-    load_home,
-    parse_genesis,
-    write_key_file,
-)
-from node.home.config import LOG_LEVELS
-from node.home.genesis_file import (
-    MAX_GENESIS_FILE_BYTES,
-    app_state_of_document,
-    public_key_of,
-)
-from node.home.layout import write_text_atomic
-from node.runtime.system import SystemClock, SystemRng
-from node.types import Validator
+from node.cli.options import API_LISTEN, LOG_LEVELS, P2P_LISTEN, TESTNET_PASSPHRASE
+
+if TYPE_CHECKING:
+    from crypto_core.signatures import Ed25519KeyPair
+    from node.app.accounts import GenesisAccount
+    from node.chain.app_state import AppStateEntries
+    from node.chain.genesis import ConsensusParams, Genesis
+    from node.types import Validator
+
+# The handlers import what they use when they run: building the parser (``--help``) loads
+# none of the node's stack (tests/cli/test_cli_startup.py).
 
 NODE_BLOCK_BYTES: Final = 512 * 1024
 """``max_block_bytes`` of the genesis files ``init`` and ``testnet`` write: well under what
@@ -59,6 +38,10 @@ MONIKER_UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]")
 
 def node_params(**timeouts: int) -> ConsensusParams:
     """Consensus parameters for a new chain: the defaults, blocks sized for the network."""
+    from node.chain.errors import InvalidGenesisError  # noqa: PLC0415
+    from node.chain.genesis import ConsensusParams  # noqa: PLC0415
+    from node.home import HomeError  # noqa: PLC0415
+
     try:
         return ConsensusParams(max_block_bytes=NODE_BLOCK_BYTES, **timeouts)
     except InvalidGenesisError as exc:
@@ -81,8 +64,8 @@ def add_init(sub: Subparsers) -> None:
         help="the chain's genesis file (default: a new chain whose only validator is this node)",
     )
     parser.add_argument("--chain-id", default=DEFAULT_CHAIN_ID, help="chain id of a new chain")
-    parser.add_argument("--listen", default=P2PConfig().listen, help="libp2p listen multiaddr")
-    parser.add_argument("--api", default=ApiConfig().listen, help="HTTP API host:port")
+    parser.add_argument("--listen", default=P2P_LISTEN, help="libp2p listen multiaddr")
+    parser.add_argument("--api", default=API_LISTEN, help="HTTP API host:port")
     parser.add_argument(
         "--bootstrap", action="append", default=[], metavar="ADDR", help="a peer to keep (repeat)"
     )
@@ -91,6 +74,12 @@ def add_init(sub: Subparsers) -> None:
 
 def cmd_init(args: argparse.Namespace) -> int:
     """Create a home; print its keys and addresses (JSON)."""
+    from crypto_core.signatures import SEED_SIZE, Ed25519KeyPair  # noqa: PLC0415
+    from node.adapters.identity import load_or_create_node_key  # noqa: PLC0415
+    from node.chain.config import NodeConfig  # noqa: PLC0415
+    from node.home import ApiConfig, HomeConfig, HomeError, P2PConfig, create_home  # noqa: PLC0415
+    from node.runtime.system import SystemRng  # noqa: PLC0415
+
     rng = SystemRng()
     seed = None if args.observer else rng.random_bytes(SEED_SIZE)
     if args.genesis is not None:
@@ -122,6 +111,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def single_validator_genesis(chain_id: str, key: Ed25519KeyPair) -> Genesis:
     """A new chain whose only validator is ``key``, starting now."""
+    from node.chain.errors import InvalidGenesisError  # noqa: PLC0415
+    from node.chain.genesis import Genesis  # noqa: PLC0415
+    from node.home import HomeError  # noqa: PLC0415
+    from node.runtime.system import SystemClock  # noqa: PLC0415
+    from node.types import Validator  # noqa: PLC0415
+
     try:
         return Genesis(
             chain_id=chain_id,
@@ -135,6 +130,9 @@ def single_validator_genesis(chain_id: str, key: Ed25519KeyPair) -> Genesis:
 
 def home_summary(path: Path) -> dict[str, Any]:
     """What others need to know of a node: keys, peer id and addresses (JSON-ready)."""
+    from node.adapters.identity import load_node_key  # noqa: PLC0415
+    from node.home import load_home  # noqa: PLC0415
+
     loaded = load_home(path)
     peer_id = _peer_id(load_node_key(loaded.home.node_key_path))
     key = loaded.validator_key
@@ -161,6 +159,8 @@ def _peer_id(node_seed: bytes) -> str:
 
 
 def _read_genesis(path: Path) -> Genesis:
+    from node.home import GenesisFileError, parse_genesis  # noqa: PLC0415
+
     try:
         return parse_genesis(path.read_bytes(), str(path))
     except OSError as exc:
@@ -197,8 +197,8 @@ def add_testnet(sub: Subparsers) -> None:
     )
     parser.add_argument(
         "--passphrase",
-        default=DEFAULT_TESTNET_PASSPHRASE,
-        help=f"with --health: the keystores' passphrase (default {DEFAULT_TESTNET_PASSPHRASE!r}: "
+        default=TESTNET_PASSPHRASE,
+        help=f"with --health: the keystores' passphrase (default {TESTNET_PASSPHRASE!r}: "
         "for local testnets only)",
     )
     parser.set_defaults(handler=cmd_testnet)
@@ -206,6 +206,13 @@ def add_testnet(sub: Subparsers) -> None:
 
 def cmd_testnet(args: argparse.Namespace) -> int:
     """Create the testnet directory; print its manifest (JSON)."""
+    from node.chain.config import NodeConfig  # noqa: PLC0415
+    from node.chain.errors import InvalidConfigError  # noqa: PLC0415
+    from node.cli.health_net import HealthTestnet  # noqa: PLC0415
+    from node.cli.testnet import TestnetSpec, create_testnet  # noqa: PLC0415
+    from node.home import HomeError, LogConfig  # noqa: PLC0415
+    from node.runtime.system import SystemClock, SystemRng  # noqa: PLC0415
+
     params = node_params(
         timeout_propose_ms=args.timeout_propose_ms,
         timeout_prevote_ms=args.timeout_prevote_ms,
@@ -259,6 +266,10 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_new(args: argparse.Namespace) -> int:
+    from crypto_core.signatures import SEED_SIZE  # noqa: PLC0415
+    from node.home import ACCOUNT_KEY, write_key_file  # noqa: PLC0415
+    from node.runtime.system import SystemRng  # noqa: PLC0415
+
     key = write_key_file(args.output, ACCOUNT_KEY, SystemRng().random_bytes(SEED_SIZE))
     print_json({"key_file": str(args.output), "public_key": key.public_key.hex()})
     return EXIT_OK
@@ -293,6 +304,12 @@ def add_genesis(sub: Subparsers) -> None:
 
 
 def cmd_genesis_create(args: argparse.Namespace) -> int:
+    from node.chain.errors import InvalidGenesisError  # noqa: PLC0415
+    from node.chain.genesis import Genesis  # noqa: PLC0415
+    from node.home import GenesisFileError, HomeError, format_genesis  # noqa: PLC0415
+    from node.home.layout import write_text_atomic  # noqa: PLC0415
+    from node.runtime.system import SystemClock  # noqa: PLC0415
+
     validators = tuple(_validator(text) for text in args.validator)
     accounts = tuple(_account(text) for text in args.account)
     time_ms = args.genesis_time_ms if args.genesis_time_ms is not None else SystemClock().now_ms()
@@ -331,6 +348,9 @@ def genesis_summary(genesis: Genesis, path: Path) -> dict[str, Any]:
 def read_app_state(path: Path) -> AppStateEntries:
     """The module states in the JSON file ``path`` (``{"<module>": <value>, ...}``) as
     ``Genesis.app_state``; ``GenesisFileError`` if the file is unreadable or not such."""
+    from node.home import GenesisFileError  # noqa: PLC0415
+    from node.home.genesis_file import MAX_GENESIS_FILE_BYTES, app_state_of_document  # noqa: PLC0415
+
     try:
         if path.stat().st_size > MAX_GENESIS_FILE_BYTES:
             raise GenesisFileError(f"{path}: larger than {MAX_GENESIS_FILE_BYTES} bytes")
@@ -345,6 +365,10 @@ def read_app_state(path: Path) -> AppStateEntries:
 
 
 def _validator(text: str) -> Validator:
+    from node.home import GenesisFileError  # noqa: PLC0415
+    from node.home.genesis_file import public_key_of  # noqa: PLC0415
+    from node.types import Validator  # noqa: PLC0415
+
     key_hex, _, power = text.partition(":")
     try:
         voting_power = int(power) if power else DEFAULT_VOTING_POWER
@@ -354,6 +378,10 @@ def _validator(text: str) -> Validator:
 
 
 def _account(text: str) -> GenesisAccount:
+    from node.app.accounts import GenesisAccount, Role  # noqa: PLC0415
+    from node.home import GenesisFileError  # noqa: PLC0415
+    from node.home.genesis_file import public_key_of  # noqa: PLC0415
+
     key_hex, _, role = text.partition(":")
     roles = {r.name.lower(): r for r in Role}
     if role and role not in roles:

@@ -30,25 +30,24 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
-from health.client import HealthClient, Keystore, NodeClient
-from health.contracts.common import ID_BYTES, Identity
-from health.fhir import iso_datetime
-from health.meter import GlucoseTrace, TraceError, TraceKind, backfill_start
-from health.meter.runner import (
-    DEFAULT_RETRIES,
-    DEFAULT_RETRY_DELAY_S,
-    MeterError,
-    MeterSummary,
-    MeterTarget,
-    Pacing,
-    RecordUploader,
-    check_target,
-    run_meter,
-)
-from health.meter.trace import DEVICE_KINDS
 from node.cli.common import EXIT_OK, Subparsers
+from node.cli.options import (
+    IDENTITY_ID_BYTES,
+    METER_RETRIES,
+    METER_RETRY_DELAY_S,
+    TRACE_KINDS,
+)
+
+if TYPE_CHECKING:
+    from health.client import HealthClient
+    from health.contracts.common import Identity
+    from health.meter import GlucoseTrace, TraceKind
+    from health.meter.runner import MeterSummary, MeterTarget, Pacing, RecordUploader
+
+# The functions import what they use when they run: building the parser (``--help``) loads
+# neither the health stack nor the node's (tests/cli/test_cli_startup.py).
 
 PASSPHRASE_ENV: Final = "BIGHEALTH_PASSPHRASE"
 """Where the keystore's passphrase is read when ``--passphrase`` is not given (an argument
@@ -103,7 +102,7 @@ def add_meter(sub: Subparsers) -> None:
 def _add_trace_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kind",
-        choices=[kind.value for kind in TraceKind],
+        choices=TRACE_KINDS,
         help="a CGM every 5 minutes or a meter 4 times a day (default: the device's kind)",
     )
     parser.add_argument(
@@ -138,7 +137,7 @@ def _add_trace_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--retries",
         type=int,
-        default=DEFAULT_RETRIES,
+        default=METER_RETRIES,
         metavar="N",
         help="attempts after a failed upload, if the failure may pass",
     )
@@ -146,7 +145,7 @@ def _add_trace_options(parser: argparse.ArgumentParser) -> None:
         "--retry-delay-s",
         type=float,
         metavar="S",
-        default=DEFAULT_RETRY_DELAY_S,
+        default=METER_RETRY_DELAY_S,
         help="the first retry's wait, doubled at each retry",
     )
 
@@ -179,8 +178,8 @@ def identity_hex(text: str) -> bytes:
         value = bytes.fromhex(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not hexadecimal: {text!r}") from None
-    if len(value) != ID_BYTES:
-        raise argparse.ArgumentTypeError(f"an identity id is {ID_BYTES} bytes in hex")
+    if len(value) != IDENTITY_ID_BYTES:
+        raise argparse.ArgumentTypeError(f"an identity id is {IDENTITY_ID_BYTES} bytes in hex")
     return value
 
 
@@ -192,13 +191,15 @@ def custodian_entry(text: str) -> tuple[bytes, str]:
     return identity_hex(identity), url
 
 
-class MeterClient(RecordUploader, Protocol):
-    """What the command needs of a ``HealthClient``: uploads, identities, our identity."""
+if TYPE_CHECKING:
 
-    @property
-    def identity_id(self) -> bytes: ...
+    class MeterClient(RecordUploader, Protocol):
+        """What the command needs of a ``HealthClient``: uploads, identities, our identity."""
 
-    def identity(self, identity_id: bytes) -> Identity | None: ...
+        @property
+        def identity_id(self) -> bytes: ...
+
+        def identity(self, identity_id: bytes) -> Identity | None: ...
 
 
 def _wall_clock_ms() -> int:
@@ -229,6 +230,9 @@ def cmd_meter_simulate(args: argparse.Namespace) -> int:
 
 def open_client(args: argparse.Namespace) -> HealthClient:
     """The device's ``HealthClient`` on ``--node``'s chain, custodians known."""
+    from health.client import HealthClient, Keystore, NodeClient  # noqa: PLC0415
+    from health.meter.runner import MeterError  # noqa: PLC0415
+
     passphrase = args.passphrase if args.passphrase is not None else os.environ.get(PASSPHRASE_ENV)
     if passphrase is None:
         raise MeterError(f"the keystore's passphrase: give --passphrase or set ${PASSPHRASE_ENV}")
@@ -246,6 +250,10 @@ def open_client(args: argparse.Namespace) -> HealthClient:
 def simulate(args: argparse.Namespace, client: MeterClient, console: Console) -> MeterSummary:
     """Check the target, then send the trace's readings as ``args`` say; the summary (also
     printed, after Ctrl-C / SIGTERM too)."""
+    from health.fhir import iso_datetime  # noqa: PLC0415
+    from health.meter.runner import MeterSummary, run_meter  # noqa: PLC0415
+    from health.meter.trace import DEVICE_KINDS  # noqa: PLC0415
+
     target, pacing, trace = plan(args, client, console.clock_ms())
     console.emit(
         f"meter simulate: {DEVICE_KINDS[target.kind]} {target.device.hex()[:16]}… for patient "
@@ -281,6 +289,9 @@ def plan(
     """Where the readings go (checked against the chain), how they are paced, and the trace
     (its start: ``--start-ms``, else the readings that end at ``now_ms`` for an accelerated
     run with a count, else ``now_ms``)."""
+    from health.meter import GlucoseTrace, TraceError, TraceKind, backfill_start  # noqa: PLC0415
+    from health.meter.runner import MeterError, MeterTarget, Pacing, check_target  # noqa: PLC0415
+
     custodians = tuple(dict(args.custodian).items())
     readers = tuple(dict.fromkeys(args.reader))
     if len(custodians) > MAX_PARTIES or len(readers) > MAX_PARTIES:
@@ -306,6 +317,10 @@ def plan(
 
 def _device_kind(client: MeterClient, device: bytes, patient: bytes) -> TraceKind:
     """The kind of the device on chain (a CGM for the patient's own keystore)."""
+    from health.meter import TraceKind  # noqa: PLC0415
+    from health.meter.runner import MeterError  # noqa: PLC0415
+    from health.meter.trace import DEVICE_KINDS  # noqa: PLC0415
+
     if device == patient:
         return TraceKind.CGM
     found = client.identity(device)

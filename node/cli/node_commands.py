@@ -7,14 +7,8 @@ import functools
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import trio
-
-from crypto_core.signatures import Ed25519KeyPair
-from node.api.client import ApiClient
-from node.app.kv import MAX_KV_KEY_BYTES, MAX_KV_VALUE_BYTES, set_payload
-from node.chain.errors import ChainHaltError
 from node.cli.common import (
     EXIT_ERROR,
     EXIT_HALT,
@@ -26,21 +20,14 @@ from node.cli.common import (
     package_version,
     print_json,
 )
-from node.cli.composition import application_for
-from node.cli.health_net import health_extensions
-from node.codec import MAX_TX_BYTES, TX_CODEC, sign_transaction
-from node.home import (
-    ACCOUNT_KEY,
-    HomeError,
-    load_config,
-    load_home,
-    parse_genesis,
-    parse_host_port,
-    read_key_file,
-)
-from node.home.layout import NodeHome
-from node.runtime.logs import configure_logging
-from node.types import UnsignedTransaction
+from node.cli.options import MAX_KV_KEY_BYTES, MAX_KV_VALUE_BYTES
+
+if TYPE_CHECKING:
+    from crypto_core.signatures import Ed25519KeyPair
+    from node.api.client import ApiClient
+
+# The handlers import what they use when they run: building the parser (``--help``) loads
+# none of the node's stack (tests/cli/test_cli_startup.py).
 
 logger = logging.getLogger("node.cli")
 
@@ -89,6 +76,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    import trio  # noqa: PLC0415
+
+    from node.chain.errors import ChainHaltError  # noqa: PLC0415
+    from node.cli.composition import application_for  # noqa: PLC0415
+    from node.cli.health_net import health_extensions  # noqa: PLC0415
+    from node.home import load_home  # noqa: PLC0415
+    from node.runtime.logs import configure_logging  # noqa: PLC0415
+
     loaded = load_home(args.home)
     log = loaded.config.log
     level, form = args.log_level or log.level, args.log_format or log.format
@@ -139,6 +134,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def api_client(home: Path, override: str | None = None) -> ApiClient:
     """A client of the API of the node at ``home`` (or at ``override``)."""
+    from node.api.client import ApiClient  # noqa: PLC0415
+    from node.home import load_config, parse_host_port  # noqa: PLC0415
+
     address = override if override is not None else load_config(home).api.listen
     host, port = parse_host_port(address)
     if host in ("0.0.0.0", "::"):  # listening everywhere: reach it on loopback
@@ -173,6 +171,9 @@ def cmd_tx_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_tx_kv_set(args: argparse.Namespace) -> int:
+    from node.home import ACCOUNT_KEY, HomeError, parse_genesis, read_key_file  # noqa: PLC0415
+    from node.home.layout import NodeHome  # noqa: PLC0415
+
     home = NodeHome(args.home)
     if not home.genesis_path.is_file():
         raise HomeError(f"{args.home} has no genesis.json: is it a node home?")
@@ -195,6 +196,10 @@ def kv_set_transaction(
     chain_id: str, signer: Ed25519KeyPair, nonce: int, key: bytes, value: bytes
 ) -> bytes:
     """The canonical bytes of a signed ``kv.set`` transaction."""
+    from node.app.kv import set_payload  # noqa: PLC0415
+    from node.codec import TX_CODEC, sign_transaction  # noqa: PLC0415
+    from node.types import UnsignedTransaction  # noqa: PLC0415
+
     unsigned = UnsignedTransaction(
         chain_id=chain_id,
         sender=signer.public_key,
@@ -207,6 +212,9 @@ def kv_set_transaction(
 
 
 def _raw_tx(hex_text: str | None, path: Path | None) -> bytes:
+    from node.codec import MAX_TX_BYTES  # noqa: PLC0415
+    from node.home import HomeError  # noqa: PLC0415
+
     if path is not None:
         if not path.is_file() or path.stat().st_size > MAX_TX_BYTES:
             raise HomeError(f"{path} is not a file of at most {MAX_TX_BYTES} bytes")
