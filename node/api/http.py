@@ -4,14 +4,21 @@ h11 does the protocol (parsing, framing, keep-alive rules); this module does the
 the limits:
 
 - connections: at most ``max_connections`` served at once, and at most
-  ``max_connections_per_client`` from one client address; one more is answered ``503``
-  and closed at once (a crowd cannot make the node open unbounded tasks);
+  ``max_connections_per_client`` from one client address. A new connection past the
+  per-client limit is answered ``503`` and closed at once (a crowd cannot make the node open
+  unbounded tasks). A new connection past the total limit takes the place of the connection
+  idle the longest (waiting for a request, no byte of it received), which is closed; only
+  when none is idle is it answered ``503``. So clients holding idle connections cannot keep
+  others out, and a client can always hold ``max_connections_per_client``;
 - request size: headers within ``max_header_bytes`` (h11's incomplete-event limit, else
   ``431``), a body within ``max_body_bytes`` (``413``, checked against Content-Length before
   reading, and again while reading a chunked body);
-- time: a request must arrive in full within ``request_timeout_s`` of the connection
-  becoming idle (else ``408``), and the handler must answer within ``handler_timeout_s``
-  (else ``503``); a keep-alive connection serves at most ``max_requests_per_connection``.
+- time: a connection waiting for a request (new, or kept alive after a response) is closed
+  quietly after ``idle_timeout_s`` without a byte; once a request's first byte arrived, its
+  head must be complete within ``header_timeout_s`` (slowloris) and the whole request, body
+  included, within ``request_timeout_s`` (else ``408``); the handler must answer within
+  ``handler_timeout_s`` (else ``503``); a keep-alive connection serves at most
+  ``max_requests_per_connection``.
 
 The application is one async ``Handler``: ``Request`` in, ``Response`` out. A handler that
 raises is logged and answered ``500`` without detail (the error is ours, not the client's).
@@ -39,6 +46,10 @@ MAX_QUERY_FIELDS: Final = 32
 MAX_HEADERS: Final = 64
 CLOSE_TIMEOUT_S: Final = 1.0
 """How long closing a connection may take (a peer that stopped reading cannot hold it)."""
+LINGER_MAX_BYTES: Final = 1024 * 1024
+"""After an error answer, what of the client's request is still read and discarded (at most
+``CLOSE_TIMEOUT_S``), so that closing with unread data (a TCP reset) does not destroy the
+answer before the client reads it."""
 SERVER_NAME: Final = "bighealth"
 REASONS: Final = {
     200: b"OK",
@@ -71,8 +82,15 @@ class HttpLimits:
     max_header_bytes: int = 16 * 1024
     max_body_bytes: int = 256 * 1024
     request_timeout_s: float = 10.0
+    """The whole request (head and body) must arrive within this of its first byte."""
     handler_timeout_s: float = 10.0
     max_requests_per_connection: int = 1_000
+    idle_timeout_s: float = 5.0
+    """A connection waiting for a request (no byte of it yet) is closed after this."""
+    header_timeout_s: float = 5.0
+    """A request's head must arrive within this of its first byte (and within
+    ``request_timeout_s``, whichever is shorter): a client trickling header bytes
+    (slowloris) holds its connection no longer."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -83,7 +101,13 @@ class HttpLimits:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"HttpLimits.{name} must be >= 1")
-        if min(self.request_timeout_s, self.handler_timeout_s) <= 0:
+        timeouts_s = (
+            self.request_timeout_s,
+            self.handler_timeout_s,
+            self.idle_timeout_s,
+            self.header_timeout_s,
+        )
+        if min(timeouts_s) <= 0:
             raise ValueError("HttpLimits timeouts must be > 0")
         if self.max_requests_per_connection < 1:
             raise ValueError("HttpLimits.max_requests_per_connection must be >= 1")
@@ -153,15 +177,21 @@ class HttpServer:
         self.connections_by_client: dict[str, int] = {}
         """Open connections per client address (socket streams only; at most
         ``max_connections`` entries)."""
+        self.refused_connections = 0
+        """Connections answered ``503`` at once for want of room (since start)."""
+        self.evicted_connections = 0
+        """Idle connections closed to make room for a new one (since start)."""
+        self._idle: dict[int, trio.CancelScope] = {}
+        """Connections waiting for a request, oldest wait first (at most
+        ``max_connections`` entries): cancelling one's scope closes it."""
+        self._next_connection_id = 0
 
     async def serve_connection(self, stream: trio.abc.HalfCloseableStream) -> None:
         """Serve one connection until it closes, times out or breaks."""
         client = _peer_host(stream)
         held = self.connections_by_client.get(client, 0) if client else 0
-        if (
-            self.active_connections >= self.limits.max_connections
-            or held >= self.limits.max_connections_per_client
-        ):
+        if held >= self.limits.max_connections_per_client or not self._make_room():
+            self.refused_connections += 1
             await _reject_crowded(stream)
             return
         self.active_connections += 1
@@ -182,6 +212,20 @@ class HttpServer:
             with trio.move_on_after(CLOSE_TIMEOUT_S):
                 await stream.aclose()
 
+    def _make_room(self) -> bool:
+        """True if a new connection may be served: below the limit, or once the connection
+        idle the longest was told to close. An evicted connection still counts in
+        ``active_connections`` until it closed (within ``CLOSE_TIMEOUT_S``); it cannot be
+        evicted twice, so at most ``max_connections`` more are ever closing."""
+        if self.active_connections < self.limits.max_connections:
+            return True
+        if not self._idle:
+            return False
+        oldest = next(iter(self._idle))
+        self._idle.pop(oldest).cancel()
+        self.evicted_connections += 1
+        return True
+
     async def _serve(self, stream: trio.abc.HalfCloseableStream) -> None:
         connection = h11.Connection(
             h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes
@@ -192,6 +236,7 @@ class HttpServer:
                 request = await self._read_request(connection, stream)
             except _Refused as refused:
                 await _send_error(connection, stream, refused.status, str(refused))
+                await _drain_before_close(stream)
                 return
             if request is None:
                 return
@@ -206,37 +251,68 @@ class HttpServer:
     async def _read_request(
         self, connection: h11.Connection, stream: trio.abc.HalfCloseableStream
     ) -> Request | None:
-        request: Request | None = None
+        """The next request; ``None`` when the connection should close quietly (the client
+        closed it, or it stayed idle past ``idle_timeout_s``, or it was evicted)."""
+        buffered, closed = connection.trailing_data
+        if not buffered and not closed:  # nothing of the next request yet: an idle wait
+            first = await self._wait_while_idle(stream)
+            if first is None:
+                return None
+            connection.receive_data(first)
         with trio.move_on_after(self.limits.request_timeout_s) as scope:
-            try:
-                request = await self._receive_request(connection, stream)
-            except h11.RemoteProtocolError as exc:
-                status = exc.error_status_hint
-                raise _Refused(status if status in REASONS else 400, str(exc)) from exc
+            request = await self._receive_request(connection, stream)
         if not scope.cancelled_caught:
             return request
-        if connection.their_state is h11.IDLE and not connection.trailing_data[0]:
-            return None  # an idle keep-alive connection: close it quietly
+        if connection.their_state is h11.SEND_BODY:
+            raise _Refused(408, "the request body took too long to arrive")
         raise _Refused(408, "the request took too long to arrive")
 
     async def _receive_request(
         self, connection: h11.Connection, stream: trio.abc.HalfCloseableStream
     ) -> Request | None:
-        head: h11.Request | None = None
+        """The request whose first bytes h11 holds: its head within ``header_timeout_s``,
+        then its body (``None`` if the client closed before a request began)."""
+        try:
+            with trio.move_on_after(self.limits.header_timeout_s) as head_scope:
+                head = await _next_event(connection, stream)
+            if head_scope.cancelled_caught:
+                raise _Refused(408, "the request head took too long to arrive")
+            if not isinstance(head, h11.Request):
+                return None  # ConnectionClosed
+            self._check_declared_length(head)
+            return await self._receive_body(connection, stream, head)
+        except h11.RemoteProtocolError as exc:
+            status = exc.error_status_hint
+            raise _Refused(status if status in REASONS else 400, str(exc)) from exc
+
+    async def _wait_while_idle(self, stream: trio.abc.HalfCloseableStream) -> bytes | None:
+        """The first bytes of the next request (``b""``: the client closed), or ``None``
+        after ``idle_timeout_s`` of silence or when evicted to make room."""
+        connection_id = self._next_connection_id
+        self._next_connection_id += 1
+        first: bytes | None = None
+        with trio.move_on_after(self.limits.idle_timeout_s) as scope:
+            self._idle[connection_id] = scope
+            try:
+                first = await stream.receive_some(RECEIVE_CHUNK_BYTES)
+            finally:
+                self._idle.pop(connection_id, None)
+        return first
+
+    async def _receive_body(
+        self,
+        connection: h11.Connection,
+        stream: trio.abc.HalfCloseableStream,
+        head: h11.Request,
+    ) -> Request | None:
         body = bytearray()
         while True:
-            event = connection.next_event()
-            if event is h11.NEED_DATA:
-                connection.receive_data(await stream.receive_some(RECEIVE_CHUNK_BYTES))
-            elif isinstance(event, h11.Request):
-                head = event
-                self._check_declared_length(event)
-            elif isinstance(event, h11.Data):
+            event = await _next_event(connection, stream)
+            if isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > self.limits.max_body_bytes:
                     raise _Refused(413, f"the body exceeds {self.limits.max_body_bytes} bytes")
             elif isinstance(event, h11.EndOfMessage):
-                assert head is not None
                 return _request_of(head, bytes(body), _peer_host(stream))
             else:  # ConnectionClosed (or PAUSED, which a server never sees mid-request)
                 return None
@@ -261,6 +337,13 @@ class HttpServer:
                 logger.exception("the API handler failed", extra={"fields": {"path": request.path}})
                 response = json_error(500, "internal error")
         return response
+
+
+async def _next_event(connection: h11.Connection, stream: trio.abc.HalfCloseableStream) -> Any:
+    """h11's next event, receiving as much as it needs."""
+    while (event := connection.next_event()) is h11.NEED_DATA:
+        connection.receive_data(await stream.receive_some(RECEIVE_CHUNK_BYTES))
+    return event
 
 
 def json_error(status: int, message: str) -> Response:
@@ -321,6 +404,20 @@ async def _send_error(
         await _send(connection, stream, response)
     except h11.LocalProtocolError:
         logger.debug("could not send the error response", exc_info=True)
+
+
+async def _drain_before_close(stream: trio.abc.HalfCloseableStream) -> None:
+    """Say we are done (EOF), then discard what the client still sends, within
+    ``CLOSE_TIMEOUT_S`` and ``LINGER_MAX_BYTES`` (a lingering close)."""
+    drained_bytes = 0
+    with trio.move_on_after(CLOSE_TIMEOUT_S):
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await stream.send_eof()
+            while drained_bytes < LINGER_MAX_BYTES:
+                chunk = await stream.receive_some(RECEIVE_CHUNK_BYTES)
+                if not chunk:
+                    return
+                drained_bytes += len(chunk)
 
 
 async def _reject_crowded(stream: trio.abc.HalfCloseableStream) -> None:

@@ -121,7 +121,7 @@ async def test_a_connection_serves_a_bounded_number_of_requests() -> None:
     ],
 )
 async def test_oversized_or_malformed_requests_get_an_error_and_the_connection_closes(
-    raw: bytes, status: int
+    raw: bytes, status: int, autojump_clock: MockClock
 ) -> None:
     server = HttpServer(echo, LIMITS)
     async with trio.open_nursery() as nursery:
@@ -164,18 +164,38 @@ async def test_a_failing_handler_gives_500_and_a_slow_one_503(autojump_clock: Mo
         nursery.cancel_scope.cancel()
 
 
-async def test_connections_beyond_the_limit_are_turned_away() -> None:
+async def test_connections_beyond_the_limit_are_turned_away_when_none_is_idle() -> None:
     server = HttpServer(echo, LIMITS)
     async with trio.open_nursery() as nursery:
         held = [Client(nursery, server) for _ in range(LIMITS.max_connections)]
+        for client in held:  # each in the middle of a request: none is idle
+            await client.send_raw(b"GET / HTTP/1.1\r\n")
         await trio.testing.wait_all_tasks_blocked()
         assert server.active_connections == LIMITS.max_connections
         extra = Client(nursery, server)
         status, _, body = await extra.response()
         assert status == 503 and b"too many connections" in body
         assert await extra.closed()
-        await held[0].request("GET", "/")
+        await held[0].send_raw(b"host: n\r\n\r\n")
         assert (await held[0].response())[0] == 200
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_connection_beyond_the_limit_takes_the_place_of_the_longest_idle() -> None:
+    server = HttpServer(echo, LIMITS)
+    async with trio.open_nursery() as nursery:
+        held = []
+        for _ in range(LIMITS.max_connections):  # one at a time: their idle waits in order
+            held.append(Client(nursery, server))
+            await trio.testing.wait_all_tasks_blocked()
+        extra = Client(nursery, server)
+        await trio.testing.wait_all_tasks_blocked()
+        assert server.evicted_connections == 1
+        assert await held[0].closed()  # the oldest idle one, closed without a word
+        await extra.request("GET", "/")
+        assert (await extra.response())[0] == 200
+        await held[1].request("GET", "/")
+        assert (await held[1].response())[0] == 200
         nursery.cancel_scope.cancel()
 
 
