@@ -1,18 +1,21 @@
 """HTTP server benchmark: the node's h11 server against an ASGI framework on trio.
 
-    python -m bench.http_api [--json PATH] [--seconds S] [--connections N] [--smoke]
+    python -m bench.http_api [--json PATH] [--seconds S] [--connections N] [--repeat N]
+                             [--smoke]
 
 Each server runs in its own OS process on 127.0.0.1 and answers ``GET /ping`` with a small
 JSON document; this process drives it with ``--connections`` keep-alive connections (trio
 and h11 as the client, the same for both servers), one request at a time on each, for
-``--seconds``, and reports requests per second and the median and p99 latency:
+``--seconds``, ``--repeat`` times against the same server process, and reports requests
+per second (least, median and greatest over the runs) and the median and p99 latency (the
+median over the runs of each run's figure), with the machine's facts (bench/common.py):
 
 - ``h11``: ``node.api.http.serve_http`` (the node's server, its limits on);
 - ``starlette-hypercorn``: a Starlette app under Hypercorn's trio worker, run only when both
   are importable (they are not dependencies of the project: install them in another
   environment and point ``PYTHONPATH`` at it to compare).
 
-``--smoke`` runs the h11 server for a fraction of a second, for the test suite. No target is
+``--smoke`` runs the h11 server once for a fraction of a second, for the test suite. No target is
 enforced: the figures depend on the machine (docs/API.md has one run and the decision).
 """
 
@@ -20,17 +23,19 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import h11
 import trio
+
+from bench.common import Column, Stats, machine_facts, machine_line, render_table, write_json
 
 SERVERS: Final = ("h11", "starlette-hypercorn")
 BODY: Final = b'{"status":"ok","height":42}'
@@ -65,15 +70,45 @@ trio.run(serve, app, config)
 
 
 @dataclass(frozen=True)
-class Result:
-    """One server's figures."""
+class Run:
+    """One run's figures."""
 
-    server: str
     requests: int
     seconds: float
-    requests_per_s: float
     p50_ms: float
     p99_ms: float
+
+    @property
+    def requests_per_s(self) -> float:
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Result:
+    """One server's figures over its runs."""
+
+    server: str
+    runs: int
+    requests: int
+    """Requests answered over all runs."""
+    seconds: float
+    requests_per_s: Stats
+    p50_ms: float
+    """The median over the runs of each run's median latency."""
+    p99_ms: float
+    """The median over the runs of each run's 99th-percentile latency."""
+
+    @classmethod
+    def of(cls, server: str, runs: Sequence[Run]) -> Result:
+        return cls(
+            server=server,
+            runs=len(runs),
+            requests=sum(r.requests for r in runs),
+            seconds=round(sum(r.seconds for r in runs), 3),
+            requests_per_s=Stats.of(r.requests_per_s for r in runs),
+            p50_ms=round(statistics.median(r.p50_ms for r in runs), 3),
+            p99_ms=round(statistics.median(r.p99_ms for r in runs), 3),
+        )
 
 
 def available(server: str) -> bool:
@@ -127,8 +162,8 @@ async def _drive(port: int, seconds: float, connections: int) -> list[float]:
     return latencies
 
 
-def measure(server: str, seconds: float, connections: int) -> Result:
-    """Start ``server`` in its own process, drive it, stop it."""
+def measure(server: str, seconds: float, connections: int, repeat: int = 1) -> Result:
+    """Start ``server`` in its own process, drive it ``repeat`` times, stop it."""
     source = (H11_SERVER if server == "h11" else ASGI_SERVER) % {"body": BODY}
     root = str(Path(__file__).resolve().parent.parent)
     process = subprocess.Popen(
@@ -139,48 +174,98 @@ def measure(server: str, seconds: float, connections: int) -> Result:
         port = int(process.stdout.readline())
         trio.run(_wait_listening, port)
         trio.run(_drive, port, min(0.2, seconds), connections)  # warm up, connect
-        started = time.perf_counter()
-        latencies = trio.run(_drive, port, seconds, connections)
-        elapsed = time.perf_counter() - started
+        runs = [_run(port, seconds, connections) for _ in range(max(1, repeat))]
     finally:
         process.terminate()
         process.wait(10)
+    return Result.of(server, runs)
+
+
+def _run(port: int, seconds: float, connections: int) -> Run:
+    started = time.perf_counter()
+    latencies = trio.run(_drive, port, seconds, connections)
+    elapsed = time.perf_counter() - started
     ordered = sorted(latencies)
-    return Result(
-        server=server,
+    if not ordered:
+        raise RuntimeError(f"no request was answered in {seconds} s: is the server up?")
+    return Run(
         requests=len(ordered),
-        seconds=round(elapsed, 3),
-        requests_per_s=round(len(ordered) / elapsed, 1),
-        p50_ms=round(1000 * statistics.median(ordered), 3),
-        p99_ms=round(1000 * ordered[int(0.99 * (len(ordered) - 1))], 3),
+        seconds=elapsed,
+        p50_ms=1000 * statistics.median(ordered),
+        p99_ms=1000 * ordered[int(0.99 * (len(ordered) - 1))],
     )
+
+
+COLUMNS = (
+    Column("server", 20),
+    Column("runs", 4, ">"),
+    Column("requests", 9, ">"),
+    Column("req/s min", 10, ">", ",.1f"),
+    Column("median", 10, ">", ",.1f"),
+    Column("max", 10, ">", ",.1f"),
+    Column("p50 ms", 8, ">", ".3f"),
+    Column("p99 ms", 8, ">", ".3f"),
+)
+
+
+def render(
+    results: Sequence[Result], missing: Sequence[str], info: dict[str, Any], connections: int
+) -> str:
+    """The table: one line per server measured, then the servers not installed here."""
+    heading = (
+        f"{machine_line(info)}\n{connections} keep-alive connection(s); req/s: min / median / "
+        "max over the runs; p50, p99: the median over the runs"
+    )
+    table = render_table(
+        COLUMNS,
+        (
+            (
+                r.server,
+                r.runs,
+                r.requests,
+                r.requests_per_s.min,
+                r.requests_per_s.median,
+                r.requests_per_s.max,
+                r.p50_ms,
+                r.p99_ms,
+            )
+            for r in results
+        ),
+    )
+    absent = [f"{name}: not installed here (see the module docstring)" for name in missing]
+    return "\n".join([heading, table, *absent])
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print a table (and write JSON with ``--json``)."""
     parser = argparse.ArgumentParser(prog="python -m bench.http_api", description=__doc__)
     parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="of each run")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per server")
     parser.add_argument("--smoke", action="store_true", help="a fraction of a second, h11 only")
     args = parser.parse_args(argv)
-    seconds = 0.3 if args.smoke else args.seconds
+    seconds, repeat = (0.3, 1) if args.smoke else (args.seconds, max(1, args.repeat))
     servers = ("h11",) if args.smoke else SERVERS
-    results = []
-    print(f"{'server':22} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-    for server in servers:
-        if not available(server):
-            print(f"{server:22} not installed here (see the module docstring)")
-            continue
-        result = measure(server, seconds, args.connections)
-        results.append(result)
-        print(
-            f"{server:22} {result.requests:9d} {result.requests_per_s:9.1f} "
-            f"{result.p50_ms:8.3f} {result.p99_ms:8.3f}"
-        )
+    missing = [server for server in servers if not available(server)]
+    results = [
+        measure(server, seconds, args.connections, repeat)
+        for server in servers
+        if server not in missing
+    ]
+    info = machine_facts(connections=args.connections)
+    print(render(results, missing, info, args.connections))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
+        write_json(
+            args.json,
+            "http_api",
+            info,
+            [asdict(r) for r in results],
+            mode="smoke" if args.smoke else "full",
+            repeat=repeat,
+            seconds_per_run=seconds,
+            not_installed=missing,
+        )
     return 0
 
 

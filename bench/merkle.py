@@ -2,20 +2,21 @@
 
     python -m bench.merkle [--json PATH] [--repeat N] [--smoke]
 
-Each case runs on both backends alternately, ``--repeat`` times, and keeps the best time of
-each: the ratio ``python / cython`` of one run is what the targets speak of, since absolute
-times drift on shared machines. Targets (on a CPU with AVX-512): root of 2^20 leaves >= 9x, a
-batch of 10,000 depth-20 proofs >= 10x. ``--smoke`` runs tiny sizes once, for the test suite.
-Exit status: 0, or 1 when a target is missed in a full run on a CPU with AVX-512.
+Each case runs on both backends alternately, ``--repeat`` times: a pair of runs (python,
+then cython) shares the machine's state of the moment, so each pair gives one ratio
+``python / cython``, and the table shows the least, median and greatest of those ratios and
+the median time of each backend (bench/common.py). The ratio is what the targets speak of,
+since absolute times drift on shared machines; a target is judged on the median ratio.
+Targets (on a CPU with AVX-512): root of 2^20 leaves >= 9x, a batch of 10,000 depth-20
+proofs >= 10x. ``--smoke`` runs tiny sizes once, for the test suite: its figures mean
+nothing, and it says so. Exit status: 0, or 1 when a target is missed in a full run on a CPU
+with AVX-512.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import os
-import platform
 import sys
 import threading
 import time
@@ -25,6 +26,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from bench.common import (
+    Column,
+    Stats,
+    cpu_flags,
+    machine_facts,
+    machine_line,
+    render_table,
+    write_json,
+)
 from crypto_core import MerkleTree, _merkle_c, _merkle_py
 
 Item = tuple[bytes, int, int, list[bytes], bytes]
@@ -47,44 +57,48 @@ TARGETS = {"root_large": 9.0, "verify_batch": 10.0}
 
 @dataclass
 class Row:
-    """One benchmark case: best seconds per backend and the speed-up."""
+    """One benchmark case: the seconds of each backend's runs and the ratio of each pair."""
 
     case: str
     what: str
-    python_s: float
-    cython_s: float
+    python_s: Stats
+    cython_s: Stats
+    ratios: Stats
+    """``python / cython`` of each alternated pair of runs."""
     target: float | None = None
 
     @property
     def ratio(self) -> float:
-        return self.python_s / self.cython_s if self.cython_s > 0 else float("inf")
+        """The median ratio: the figure the targets are judged on."""
+        return self.ratios.median
 
     @property
     def met(self) -> bool | None:
         return None if self.target is None else self.ratio >= self.target
 
 
-def best_of(repeat: int, fn: Callable[[], object]) -> float:
-    """The least wall time of ``repeat`` calls (the least disturbed by other load)."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+def _seconds(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
 
 
 def side_by_side(
     repeat: int, run: Callable[[ModuleType], object], check: Callable[[object], None]
-) -> tuple[float, float]:
-    """Alternate the two backends ``repeat`` times; results must agree (checked once)."""
+) -> tuple[Stats, Stats, Stats]:
+    """Alternate the two backends ``repeat`` times (results must agree, checked once): the
+    seconds of the python runs, of the cython runs, and the ratio of each pair."""
     check(run(_merkle_py))
     check(run(_merkle_c))
-    py_best = cy_best = float("inf")
-    for _ in range(repeat):
-        py_best = min(py_best, best_of(1, lambda: run(_merkle_py)))
-        cy_best = min(cy_best, best_of(1, lambda: run(_merkle_c)))
-    return py_best, cy_best
+    pairs = [
+        (_seconds(lambda: run(_merkle_py)), _seconds(lambda: run(_merkle_c)))
+        for _ in range(max(1, repeat))
+    ]
+    return (
+        Stats.of(py for py, _ in pairs),
+        Stats.of(cy for _, cy in pairs),
+        Stats.of(py / cy if cy > 0 else float("inf") for py, cy in pairs),
+    )
 
 
 def make_leaves(log2: int) -> list[bytes]:
@@ -121,8 +135,8 @@ def root_rows(sizes: Sizes, repeat: int, large: list[bytes]) -> list[Row]:
             root: bytes = m.merkle_root(lv)
             return root
 
-        py_s, cy_s = side_by_side(repeat, root_of, equal_to(expected))
-        rows.append(Row(case, f"merkle_root of 2^{log2} leaves", py_s, cy_s, TARGETS.get(case)))
+        times = side_by_side(repeat, root_of, equal_to(expected))
+        rows.append(Row(case, f"merkle_root of 2^{log2} leaves", *times, TARGETS.get(case)))
     return rows
 
 
@@ -130,12 +144,10 @@ def proof_rows(sizes: Sizes, repeat: int, large: list[bytes], items: list[Item])
     small = large[: 1 << sizes.small_log2]
     index = len(small) // 3
     expected_path = _merkle_py.inclusion_proof(small, index)
-    py_s, cy_s = side_by_side(
-        repeat, lambda m: m.inclusion_proof(small, index), equal_to(expected_path)
-    )
-    rows = [Row("proof_gen", f"inclusion_proof over 2^{sizes.small_log2} leaves", py_s, cy_s)]
+    times = side_by_side(repeat, lambda m: m.inclusion_proof(small, index), equal_to(expected_path))
+    rows = [Row("proof_gen", f"inclusion_proof over 2^{sizes.small_log2} leaves", *times)]
     singles = items[: sizes.single_calls]
-    py_s, cy_s = side_by_side(
+    times = side_by_side(
         repeat,
         lambda m: [m.verify_inclusion(*it) for it in singles],
         equal_to([True] * len(singles)),
@@ -144,11 +156,10 @@ def proof_rows(sizes: Sizes, repeat: int, large: list[bytes], items: list[Item])
         Row(
             "verify_single",
             f"{len(singles)} x verify_inclusion, depth {sizes.large_log2}",
-            py_s,
-            cy_s,
+            *times,
         )
     )
-    py_s, cy_s = side_by_side(
+    times = side_by_side(
         repeat,
         lambda m: m.verify_inclusion_batch(items),
         equal_to([True] * len(items)),
@@ -157,16 +168,16 @@ def proof_rows(sizes: Sizes, repeat: int, large: list[bytes], items: list[Item])
         Row(
             "verify_batch",
             f"verify_inclusion_batch of {len(items)}, depth {sizes.large_log2}",
-            py_s,
-            cy_s,
+            *times,
             TARGETS["verify_batch"],
         )
     )
     return rows
 
 
-def two_thread_speedup(items: list[Item], repeat: int) -> float:
-    """Batch verification on two threads vs one: > 1 only if the GIL is released."""
+def two_thread_speedup(items: list[Item], repeat: int) -> Stats:
+    """Batch verification on two threads vs one, one ratio per alternated pair of runs:
+    > 1 only if the GIL is released."""
     half = len(items) // 2
 
     def two() -> None:
@@ -179,61 +190,82 @@ def two_thread_speedup(items: list[Item], repeat: int) -> float:
         for t in threads:
             t.join()
 
-    one_s = best_of(repeat, lambda: _merkle_c.verify_inclusion_batch(items))
-    two_s = best_of(repeat, two)
-    return one_s / two_s
+    ratios = []
+    for _ in range(max(1, repeat)):
+        one_s = _seconds(lambda: _merkle_c.verify_inclusion_batch(items))
+        two_s = _seconds(two)
+        ratios.append(one_s / two_s if two_s > 0 else float("inf"))
+    return Stats.of(ratios)
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    flags: set[str] = set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and not model:
-                model = value.strip()
-            if key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    return {
-        "cpu": model or platform.processor(),
-        "cores": os.cpu_count(),
-        "avx512f": "avx512f" in flags,
-        "sha_ni": "sha_ni" in flags,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "sha256_path": _merkle_c.current_sha256_path(),
-        "supported_sha256_paths": _merkle_c.supported_sha256_paths(),
-    }
+    """Where the figures were measured, with the CPU's SHA-256 paths."""
+    flags = cpu_flags()
+    return machine_facts(
+        avx512f="avx512f" in flags,
+        sha_ni="sha_ni" in flags,
+        sha256_path=_merkle_c.current_sha256_path(),
+        supported_sha256_paths=_merkle_c.supported_sha256_paths(),
+    )
+
+
+COLUMNS = (
+    Column("case", 14),
+    Column("what", 44),
+    Column("python ms", 10, ">", ",.2f"),
+    Column("cython ms", 10, ">", ",.2f"),
+    Column("ratio min", 9, ">", ".1f"),
+    Column("median", 7, ">", ".1f"),
+    Column("max", 7, ">", ".1f"),
+    Column("target", 10, ">"),
+)
+SMOKE_NOTE = (
+    "smoke sizes: every figure above, the thread ratio included, measures thread start-up "
+    "and timer resolution, not the code; run without --smoke to measure"
+)
 
 
 def render(
-    rows: Sequence[Row], info: dict[str, Any], threads: float, *, smoke: bool = False
+    rows: Sequence[Row], info: dict[str, Any], threads: Stats, repeat: int, *, smoke: bool
 ) -> str:
-    lines = [
-        f"machine: {info['cpu']} ({info['cores']} cores), python {info['python']}, "
-        f"SHA-256 path {info['sha256_path']} (of {', '.join(info['supported_sha256_paths'])})",
-        f"{'case':<14} {'what':<46} {'python':>10} {'cython':>10} {'ratio':>8} {'target':>8}",
-    ]
-    for r in rows:
-        target = "" if r.target is None else f">={r.target:.0f}x " + ("ok" if r.met else "MISS")
-        lines.append(
-            f"{r.case:<14} {r.what:<46} {r.python_s * 1e3:>8.2f}ms {r.cython_s * 1e3:>8.2f}ms "
-            f"{r.ratio:>7.1f}x {target:>8}"
-        )
-    lines.append(f"batch verification on 2 threads vs 1 (GIL released): {threads:.2f}x")
+    """The table of ``rows`` (``repeat`` alternated pairs of runs per case) and the 2-vs-1
+    thread ratios ``threads``; a ``smoke`` run says that its figures mean nothing."""
+    heading = (
+        f"{machine_line(info)}\nSHA-256 path {info['sha256_path']} (of "
+        f"{', '.join(info['supported_sha256_paths'])}); {max(1, repeat)} alternated run(s) "
+        "per backend: median times, and min / median / max of the per-pair ratios"
+    )
+    table = render_table(
+        COLUMNS,
+        (
+            (
+                r.case,
+                r.what,
+                r.python_s.median * 1e3,
+                r.cython_s.median * 1e3,
+                r.ratios.min,
+                r.ratios.median,
+                r.ratios.max,
+                "" if r.target is None else f">={r.target:.0f}x " + ("ok" if r.met else "MISS"),
+            )
+            for r in rows
+        ),
+    )
+    threads_line = (
+        "batch verification on 2 threads vs 1 (> 1 only if the GIL is released): "
+        f"median {threads.median:.2f}x (min {threads.min:.2f}, max {threads.max:.2f})"
+    )
     if smoke:
-        lines.append(
-            "smoke run: sizes too small for the figures above to mean anything (thread start-up "
-            "and timer resolution dominate); run without --smoke to measure"
-        )
-    return "\n".join(lines)
+        threads_line += " (meaningless at smoke sizes)"
+    return "\n".join([heading, table, threads_line, *([SMOKE_NOTE] if smoke else [])])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.merkle", description=__doc__)
     parser.add_argument("--json", type=Path, help="write the results and ratios to this file")
-    parser.add_argument("--repeat", type=int, default=5, help="runs per backend (best kept)")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="alternated runs per backend (min/median/max)"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run (for tests)")
     args = parser.parse_args(argv)
     sizes, repeat = (SMOKE, 1) if args.smoke else (FULL, max(1, args.repeat))
@@ -243,21 +275,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = root_rows(sizes, repeat, large) + proof_rows(sizes, repeat, large, items)
     threads = two_thread_speedup(items, repeat)
     info = machine()
-    print(render(rows, info, threads, smoke=args.smoke))
-
+    print(render(rows, info, threads, repeat, smoke=args.smoke))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        report = {
-            "mode": "smoke" if args.smoke else "full",
-            "machine": info,
-            "rows": [asdict(r) | {"ratio": r.ratio, "met": r.met} for r in rows],
-            "ratios": {r.case: r.ratio for r in rows},
-            "two_thread_batch_speedup": threads,
-        }
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        results = [asdict(r) | {"ratio": r.ratio, "met": r.met} for r in rows]
+        write_json(
+            args.json,
+            "merkle",
+            info,
+            results,
+            mode="smoke" if args.smoke else "full",
+            repeat=repeat,
+            sizes=asdict(sizes),
+            rows=results,
+            ratios={r.case: r.ratio for r in rows},
+            two_thread_batch_speedup=asdict(threads),
+        )
     missed = [r.case for r in rows if r.met is False]
     if missed and not args.smoke and info["avx512f"]:
-        print(f"targets missed: {', '.join(missed)}", file=sys.stderr)
+        print(f"targets missed (median ratio): {', '.join(missed)}", file=sys.stderr)
         return 1
     return 0
 
