@@ -243,8 +243,13 @@ def _check_accounts(accounts: object) -> None:
         raise InvalidGenesisError("a genesis account is listed twice")
 
 
+# The types check their fields across each other on construction: a decoded document that
+# breaks such a rule is a ``SchemaError`` like any other bad input.
 _PARAMS_CODEC = StructCodec(
-    ConsensusParams, [(item.name, UInt()) for item in fields(ConsensusParams)], 256
+    ConsensusParams,
+    [(item.name, UInt()) for item in fields(ConsensusParams)],
+    256,
+    invariant_errors=(InvalidGenesisError,),
 )
 _ACCOUNT_CODEC = StructCodec(
     GenesisAccount,
@@ -292,6 +297,7 @@ GENESIS_CODEC: Final = StructCodec(
         ("app_state", ArrayOf(_ModuleState(), MAX_APP_STATE_MODULES)),
     ],
     MAX_GENESIS_BYTES,
+    invariant_errors=(InvalidGenesisError,),
 )
 
 
