@@ -1,0 +1,64 @@
+"""Fuzzing every decoder (``tests.fuzz.targets``): whatever the bytes, a decoder returns a
+value or raises its module's typed error, never anything else. The corpus is replayed on
+every run; the default run tries a few dozen inputs per target, the ``slow`` deep run
+thousands."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from tests.fuzz.corpus import corpus_inputs
+from tests.fuzz.targets import Target, all_targets
+
+DEFAULT_EXAMPLES = 20
+DEEP_EXAMPLES = 2_000
+TARGETS = all_targets()
+CORPUS = list(corpus_inputs())
+
+
+def check(target: Target, data: bytes) -> None:
+    """``target`` decodes ``data`` or refuses it with one of its typed errors."""
+    with contextlib.suppress(*target.errors):
+        target.decode(data)
+
+
+def _run(target: Target, examples: int) -> None:
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(data=target.inputs)
+    def fuzz(data: bytes) -> None:
+        check(target, data)
+
+    fuzz()
+
+
+def test_every_target_has_a_corpus_and_every_corpus_a_target() -> None:
+    with_corpus = {name for name, _ in CORPUS}
+    assert with_corpus == set(TARGETS), (
+        "run tests/fuzz/make_corpus.py",
+        sorted(with_corpus ^ set(TARGETS)),
+    )
+
+
+def test_the_corpus_replays_without_an_untyped_error() -> None:
+    assert len(CORPUS) >= 200
+    for name, path in CORPUS:
+        check(TARGETS[name], path.read_bytes())
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_fuzz(name: str) -> None:
+    _run(TARGETS[name], DEFAULT_EXAMPLES)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_fuzz_deep(name: str) -> None:
+    _run(TARGETS[name], DEEP_EXAMPLES)
