@@ -195,6 +195,7 @@ class HeightDriver:
                 self._stats.dropped_inputs += 1
                 return []
             by_value[proposal.value_id] = proposal
+            self._track_cited_round(proposal)
         return self._run_rules()
 
     def on_validity(self, value_id: ValueId, valid: bool) -> list[Effect]:
@@ -316,13 +317,9 @@ class HeightDriver:
 
     def _enter_round(self, round_: int, effects: list[Effect]) -> None:
         state = self._state
-        quorum_rounds = sorted(self._commit_quorums)[-MAX_PROTECTED_QUORUM_ROUNDS:]
-        protected = {state.locked_round, state.valid_round, *quorum_rounds}
-        dropped = self._window.advance(round_, protected)
-        for dropped_round in dropped:
-            self._proposals.pop(dropped_round, None)
-            self._commit_quorums.pop(dropped_round, None)
-        self._keeper.drop_rounds(dropped)
+        self._drop_rounds(
+            self._window.advance(round_, self._protected_rounds(), self._cited(round_))
+        )
         is_proposer = (
             self._own_key is not None and self._validator_set.proposer(round_) == self._own_key
         )
@@ -331,6 +328,38 @@ class HeightDriver:
         self._state = transition.state
         for output in transition.outputs:
             self._execute(output, effects)
+
+    # --- rounds kept ---------------------------------------------------------------------------
+
+    def _protected_rounds(self) -> set[int]:
+        """Rounds kept however old: the locked and valid rounds, the latest commit quorums."""
+        state = self._state
+        quorum_rounds = sorted(self._commit_quorums)[-MAX_PROTECTED_QUORUM_ROUNDS:]
+        return {state.locked_round, state.valid_round, *quorum_rounds}
+
+    def _cited(self, from_round: int) -> list[int]:
+        """The valid rounds named by the kept proposals of ``from_round`` and later, nearest
+        citing round first: L28 needs their polka (see ``consensus.round_window``)."""
+        cited: list[int] = []
+        for round_ in sorted(r for r in self._proposals if r >= from_round):
+            cited.extend(p.valid_round for p in self._proposals[round_].values())
+        return [r for r in cited if r >= 0]
+
+    def _track_cited_round(self, proposal: Proposal) -> None:
+        """A proposal of the current or a later round just kept names a valid round that
+        the window no longer tracks: let its votes in (within MAX_CITED_ROUNDS)."""
+        current = self._state.round
+        if proposal.valid_round < 0 or proposal.round < current:
+            return
+        if self._window.is_tracked(proposal.valid_round):
+            return
+        self._drop_rounds(self._window.cite(self._cited(current), self._protected_rounds()))
+
+    def _drop_rounds(self, dropped: list[int]) -> None:
+        for dropped_round in dropped:
+            self._proposals.pop(dropped_round, None)
+            self._commit_quorums.pop(dropped_round, None)
+        self._keeper.drop_rounds(dropped)
 
     # --- signing -------------------------------------------------------------------------------
 

@@ -41,6 +41,13 @@ PAST_ROUNDS_KEPT = 16
 """Rounds below the current one whose votes and proposals are still kept (besides the locked
 round, the valid round and the latest rounds holding a precommit quorum, which are kept)."""
 
+MAX_CITED_ROUNDS = 4
+"""Rounds older than ``PAST_ROUNDS_KEPT`` whose votes are still admitted because a kept
+proposal of the current or a later round names them as its valid round: the paper's L28
+needs that round's polka, which a node partitioned for many rounds never saw. Nearest
+citing round first; as many as the proposals one round keeps (``MAX_PROPOSALS_PER_ROUND``),
+so even an equivocating proposer's round has every cited round admitted."""
+
 MAX_PROTECTED_QUORUM_ROUNDS = 4
 """Latest rounds with a precommit quorum whose votes are kept however old (the paper's L49 may
 still decide them when their proposal arrives)."""
