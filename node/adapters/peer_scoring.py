@@ -5,7 +5,13 @@ Each offense adds penalty points to the peer; points drain at a steady rate (one
 for ``ban_duration_ms``. So an occasional bad message from a peer with a bug is forgiven,
 and a stream of them gets it banned. Some offenses (another chain) ban at once.
 
-Time is an input (``now_ms``, any monotonic millisecond clock); both tables are bounded.
+``StreamGate`` judges a peer's inbound streams: a token bucket of new streams
+(``new_stream_burst``, refilled at ``new_streams_per_s``) and a cap on those open at once
+(``max_open_inbound_streams``); each stream past either costs ``STREAM_FLOOD`` points, so a
+peer opening streams without end is banned within a few (py-libp2p's yamux accepts every
+stream a peer opens, and its swarm starts a task for each).
+
+Time is an input (``now_ms``, any monotonic millisecond clock); every table is bounded.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ class Offense(Enum):
     MALFORMED_MESSAGE = "malformed_message"  # a payload or envelope that does not parse
     MALFORMED_FRAME = "malformed_frame"  # a bad length prefix or an oversize frame
     BAD_HANDSHAKE = "bad_handshake"  # a garbled hello
+    STREAM_FLOOD = "stream_flood"  # inbound streams past the rate or the open-stream cap
     WRONG_CHAIN = "wrong_chain"  # banned at once
 
     @property
@@ -40,6 +47,7 @@ _OFFENSE_POINTS: Final = {
     Offense.MALFORMED_MESSAGE: 3,
     Offense.MALFORMED_FRAME: 5,
     Offense.BAD_HANDSHAKE: 5,
+    Offense.STREAM_FLOOD: 2,
     Offense.WRONG_CHAIN: 0,
 }
 
@@ -53,6 +61,13 @@ class ScoringPolicy:
     ban_duration_ms: int = 10 * 60 * 1000
     max_tracked_peers: int = DEFAULT_MAX_TRACKED_PEERS
     max_banned_peers: int = DEFAULT_MAX_BANNED_PEERS
+    new_stream_burst: int = 64
+    """Inbound streams a peer may open at once after a quiet spell (a node opens a handful
+    per connection: hello, direct, gossip, identify, request pools)."""
+    new_streams_per_s: int = 8
+    """The sustained rate of new inbound streams a peer may open."""
+    max_open_inbound_streams: int = 64
+    """Inbound streams of one peer open at once (every protocol, ours and libp2p's)."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -61,6 +76,9 @@ class ScoringPolicy:
             "ban_duration_ms",
             "max_tracked_peers",
             "max_banned_peers",
+            "new_stream_burst",
+            "new_streams_per_s",
+            "max_open_inbound_streams",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -168,6 +186,57 @@ class Scoreboard:
         # Full: forget the peer with the fewest points (forgiven the soonest anyway).
         lightest = min(self._penalties, key=lambda p: self._drained(self._penalties[p], now_ms))
         del self._penalties[lightest]
+
+
+@dataclass(slots=True)
+class _Bucket:
+    milli_streams: int  # new streams still allowed, in thousandths (integer refill)
+    updated_ms: int
+
+
+class StreamGate:
+    """Whether a peer may open one more inbound stream (see the module docstring)."""
+
+    def __init__(self, policy: ScoringPolicy | None = None) -> None:
+        self.policy = policy or ScoringPolicy()
+        self._buckets: dict[PeerId, _Bucket] = {}
+
+    def admit(self, peer: PeerId, now_ms: int, open_streams: int) -> str | None:
+        """Take a new stream of ``peer``, which now has ``open_streams`` inbound streams
+        open (this one included): ``None`` to accept it, else why it is refused (a
+        refused stream uses none of the peer's allowance)."""
+        cap = self.policy.max_open_inbound_streams
+        if open_streams > cap:
+            return f"{open_streams} inbound streams open (at most {cap})"
+        full = self.policy.new_stream_burst * 1000
+        bucket = self._buckets.get(peer)
+        if bucket is None:
+            self._make_room(now_ms)
+            bucket = self._buckets[peer] = _Bucket(full, now_ms)
+        elapsed_ms = max(0, now_ms - bucket.updated_ms)
+        bucket.milli_streams = min(
+            full, bucket.milli_streams + elapsed_ms * self.policy.new_streams_per_s
+        )
+        bucket.updated_ms = now_ms
+        if bucket.milli_streams < 1000:
+            return (
+                f"more than {self.policy.new_stream_burst} new streams, "
+                f"{self.policy.new_streams_per_s}/s"
+            )
+        bucket.milli_streams -= 1000
+        return None
+
+    def tracked(self) -> int:
+        """How many peers' buckets are kept."""
+        return len(self._buckets)
+
+    def _make_room(self, now_ms: int) -> None:
+        if len(self._buckets) < self.policy.max_tracked_peers:
+            return
+        # Full: forget the peer that opened streams least recently (its bucket is the
+        # fullest, so forgetting it gives it nothing).
+        stalest = min(self._buckets, key=lambda p: self._buckets[p].updated_ms)
+        del self._buckets[stalest]
 
 
 def _peer(ban: Ban) -> PeerId:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from node.adapters.peer_scoring import Offense, Scoreboard, ScoringPolicy
+from node.adapters.peer_scoring import Offense, Scoreboard, ScoringPolicy, StreamGate
 
 POLICY = ScoringPolicy(ban_threshold_points=10, forgive_ms_per_point=1_000, ban_duration_ms=60_000)
 
@@ -57,3 +57,24 @@ def test_both_tables_are_bounded() -> None:
     board.ban("y", now_ms=0, reason="r", duration_ms=20)
     board.ban("z", now_ms=0, reason="r", duration_ms=30)
     assert [b.peer for b in board.bans(0)] == ["y", "z"]  # the soonest to lapse gave way
+
+
+def test_the_stream_gate_allows_a_burst_then_the_rate() -> None:
+    gate = StreamGate(ScoringPolicy(new_stream_burst=4, new_streams_per_s=2))
+    assert [gate.admit("p", 0, 1) for _ in range(4)] == [None] * 4
+    refused = gate.admit("p", 0, 1)
+    assert refused is not None and "new streams" in refused
+    assert gate.admit("p", 499, 1) is not None  # half a second: not yet one stream's worth
+    assert gate.admit("p", 500, 1) is None
+    assert gate.admit("other", 500, 1) is None  # each peer has its own allowance
+    assert [gate.admit("p", 10_000, 1) for _ in range(5)] == [None] * 4 + [refused]
+
+
+def test_the_stream_gate_caps_open_streams_and_its_table() -> None:
+    gate = StreamGate(ScoringPolicy(max_open_inbound_streams=3, max_tracked_peers=2))
+    assert gate.admit("p", 0, 3) is None
+    refused = gate.admit("p", 0, 4)
+    assert refused is not None and "at most 3" in refused
+    for index, peer in enumerate(("a", "b", "c")):
+        gate.admit(peer, index + 1, 1)
+    assert gate.tracked() == 2

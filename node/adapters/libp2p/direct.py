@@ -5,9 +5,10 @@
   in order; queued frames are written in batches (``node.adapters.wire`` direct format);
 - request/response (``register_handler``/``request``): pooled long-lived streams
   (``node.adapters.rpc``), one protocol id per kind, the hello's among them;
-- inbound streams: at most ``max_inbound_streams_per_peer`` per peer, only from a peer that
-  is not banned, on a protocol we speak, and (the hello aside) once the peer is ready; a peer
-  that breaks the framing is penalised.
+- inbound streams: at most ``max_inbound_streams_per_peer`` per peer (one more is reset and
+  the peer charged ``STREAM_FLOOD``), only from a peer that is not banned, on a protocol we
+  speak, and (the hello aside) once the peer is ready; a peer that breaks the framing is
+  penalised. (Every inbound stream, of any protocol, first passes ``Peers``' stream gate.)
 """
 
 from __future__ import annotations
@@ -180,6 +181,11 @@ class DirectStreams:
             or streams >= self.config.max_inbound_streams_per_peer
             or (protocol != DIRECT_PROTOCOL and protocol not in self._handlers)
         ):
+            if running is not None and streams >= self.config.max_inbound_streams_per_peer:
+                cap = self.config.max_inbound_streams_per_peer
+                self._peers.penalize(
+                    peer, Offense.STREAM_FLOOD, f"more than {cap} on our protocols"
+                )
             await reset_quietly(Libp2pStream(raw))
             return
         self._inbound_streams[peer] = streams + 1

@@ -276,14 +276,33 @@ class Libp2pStream:
             logger.debug("stream reset failed", exc_info=True)
 
 
+def is_inbound(stream: INetStream) -> bool:
+    """True for a stream the peer opened (yamux's flag; the interface has none)."""
+    muxed = getattr(stream, "muxed_stream", None)
+    return getattr(muxed, "is_initiator", True) is False
+
+
+def open_inbound_streams(stream: INetStream) -> int:
+    """How many streams the peer of ``stream`` has opened on its connection and not yet
+    closed (``stream`` included)."""
+    connection = getattr(stream, "swarm_conn", None)
+    streams = getattr(connection, "streams", ())
+    return sum(1 for each in streams if is_inbound(each))
+
+
 class ConnectionEvents(INotifee):
-    """Forwards the host's connection events (libp2p awaits these: they must not block)."""
+    """Forwards the host's connection events and the streams peers open (before their
+    protocol is negotiated); libp2p awaits these: they must not block."""
 
     def __init__(
-        self, on_connected: Callable[[ID], None], on_disconnected: Callable[[ID], None]
+        self,
+        on_connected: Callable[[ID], None],
+        on_disconnected: Callable[[ID], None],
+        on_inbound_stream: Callable[[INetStream], None] | None = None,
     ) -> None:
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
+        self._on_inbound_stream = on_inbound_stream
 
     async def connected(self, network: INetwork, conn: INetConn) -> None:
         self._on_connected(conn.muxed_conn.peer_id)
@@ -292,7 +311,8 @@ class ConnectionEvents(INotifee):
         self._on_disconnected(conn.muxed_conn.peer_id)
 
     async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
-        return None
+        if self._on_inbound_stream is not None and is_inbound(stream):
+            self._on_inbound_stream(stream)
 
     async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
         return None

@@ -276,7 +276,9 @@ class Libp2pNetwork:
         self._served = True
         host = make_host(self._key_pair, self._listen, self.config)
         router, pubsub = make_pubsub(host, self.config.gossip)
-        events = ConnectionEvents(self._peers.on_connected, self._peers.on_disconnected)
+        events = ConnectionEvents(
+            self._peers.on_connected, self._peers.on_disconnected, self._peers.on_inbound_stream
+        )
         host.get_network().register_notifee(events)
         self._direct.attach(host)
         try:

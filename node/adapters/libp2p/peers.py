@@ -12,6 +12,9 @@
 - scores and bans, our own (pitfall 10, ``node.adapters.peer_scoring``): a banned peer is
   blacklisted in pubsub and disconnected (after a short grace, so that the reply to its
   hello goes out) and refused until the ban lapses;
+- inbound streams (``on_inbound_stream``, every protocol, before it is negotiated): past
+  the rate or the open-stream cap of ``StreamGate`` a stream is reset and the peer charged
+  ``STREAM_FLOOD``, so a peer opening streams without end is banned and disconnected;
 - persistent peers (``bootstrap``): redialled with capped, jittered exponential backoff
   (``node.adapters.backoff``), never while banned.
 """
@@ -24,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 import trio
+from libp2p.abc import INetStream
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 
@@ -45,11 +49,18 @@ from node.adapters.handshake import (
     encode_hello,
 )
 from node.adapters.libp2p.gossipsub import ConsensusGossipSub
-from node.adapters.libp2p.host import Stack, now_ms, parse_peer_addr
+from node.adapters.libp2p.host import (
+    Libp2pStream,
+    Stack,
+    now_ms,
+    open_inbound_streams,
+    parse_peer_addr,
+)
 from node.adapters.metrics import NetworkCounters
-from node.adapters.peer_scoring import Ban, Offense, Scoreboard
+from node.adapters.peer_scoring import Ban, Offense, Scoreboard, StreamGate
 from node.adapters.peers import Admission, PeerTable
 from node.adapters.rpc import RequestClient
+from node.adapters.streams import reset_quietly
 from node.errors import (
     PeerUnreachableError,
     ProtocolNotSupportedError,
@@ -94,6 +105,9 @@ class Peers:
         self._on_gone = on_gone
         self._table = PeerTable(config.max_peers)
         self._scores = Scoreboard(config.scoring)
+        self._stream_gate = StreamGate(config.scoring)
+        self.streams_refused = 0
+        """Inbound streams reset by the stream gate (since start)."""
         self._peer_lot = trio.lowlevel.ParkingLot()
         self._ban_lot = trio.lowlevel.ParkingLot()
 
@@ -174,6 +188,24 @@ class Peers:
             # A member dialled again before we saw its older connection end: it restarted.
             self._forget_gossip_backoff(running.router, peer)
         self._peer_lot.unpark_all()
+
+    def on_inbound_stream(self, raw: INetStream) -> None:
+        """A peer opened a stream: let it be, or reset it and charge the peer."""
+        running = self._stack.running
+        if running is None:
+            return
+        peer = str(raw.muxed_conn.peer_id.to_base58())
+        refused = (
+            "banned"
+            if self._scores.is_banned(peer, now_ms())
+            else self._stream_gate.admit(peer, now_ms(), open_inbound_streams(raw))
+        )
+        if refused is None:
+            return
+        self.streams_refused += 1
+        running.nursery.start_soon(reset_quietly, Libp2pStream(raw))
+        if refused != "banned":
+            self.penalize(peer, Offense.STREAM_FLOOD, refused)
 
     def on_disconnected(self, peer_id: ID) -> None:
         """A connection to ``peer_id`` closed: forget the peer if it was the last one."""
