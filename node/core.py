@@ -105,6 +105,7 @@ from node.chain.events import (
     TimerKind,
     TxSubmitted,
     VerifiedTxsReceived,
+    VerifiedTxsSubmitted,
 )
 from node.chain.evidence import PendingEvidenceLog
 from node.chain.genesis import Genesis
@@ -365,9 +366,9 @@ class NodeCore:
 
         Bad input from peers never raises (it becomes ``PeerMisbehaved``). Raises
         ``TypeError`` or ``ValueError`` for an event that breaks its contract (a shell bug:
-        not an event, or a ``VerifiedTxsReceived`` holding other than verified transactions
-        of this chain), before changing anything, and ``ChainHaltError`` when the node cannot
-        go on safely (see ``node.chain.errors``).
+        not an event, or a ``VerifiedTxsReceived`` or ``VerifiedTxsSubmitted`` holding other
+        than verified transactions of this chain), before changing anything, and
+        ``ChainHaltError`` when the node cannot go on safely (see ``node.chain.errors``).
         """
         handler = _HANDLERS.get(type(event))
         if handler is None:
@@ -436,6 +437,9 @@ class NodeCore:
     def _on_verified_txs(self, event: VerifiedTxsReceived) -> None:
         self._parts.admission.on_verified_txs(event)
 
+    def _on_verified_submitted(self, event: VerifiedTxsSubmitted) -> None:
+        self._parts.admission.on_verified_submitted(event)
+
     def _on_blocks_received(self, event: BlocksReceived) -> None:
         self._parts.syncing.on_blocks_received(event)
 
@@ -464,6 +468,7 @@ _HANDLERS: Final[dict[type, Callable[[NodeCore, Any], None]]] = {
     TimerFired: NodeCore._on_timer,
     TxSubmitted: NodeCore._on_tx_submitted,
     VerifiedTxsReceived: NodeCore._on_verified_txs,
+    VerifiedTxsSubmitted: NodeCore._on_verified_submitted,
     BlocksReceived: NodeCore._on_blocks_received,
     PeerStatus: NodeCore._on_peer_status,
     PeerDisconnected: NodeCore._on_peer_disconnected,

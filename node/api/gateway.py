@@ -10,6 +10,7 @@ their typed errors (``node.chain.queries``): ``UnknownModuleError`` and ``QueryE
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -51,6 +52,11 @@ class NodeGateway(Protocol):
 
     async def submit_tx(self, raw: bytes) -> TxResult:
         """Admit an encoded transaction to the mempool (or say why not)."""
+        ...
+
+    async def submit_txs(self, raws: Sequence[bytes]) -> list[TxResult]:
+        """Admit a batch of encoded transactions (at most ``MAX_TXS_PER_BATCH``): one
+        ``TxResult`` per transaction, in order."""
         ...
 
     async def next_nonce(self, sender: bytes) -> int:

@@ -8,6 +8,10 @@
     GET  /accounts/<hex>/nonce   {"public_key", "next_nonce"}: what a new tx must carry
     POST /tx                     a transaction: the raw canonical bytes
                                  (application/octet-stream) or {"tx": "<hex>"} (JSON)
+    POST /txs                    a batch: a msgpack array of 1..1024 transactions
+                                 (application/msgpack), verified off the core's task;
+                                 200 {"accepted": n, "results": [{"tx_hash", "accepted",
+                                 "reason", "message"}, ...]} in batch order
     GET  /tx/<hash>              a committed transaction's receipt: {"tx_hash", "height",
                                  "index", "time_ms", "ok", "code", "log", "gas_used",
                                  "events"} (404 if not committed here)
@@ -49,6 +53,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 from urllib.parse import unquote
 
+import msgpack
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -66,7 +71,7 @@ from node.chain.actions import TxResult
 from node.chain.errors import QueryError
 from node.chain.event_feed import MAX_EVENTS_PER_PAGE, EventCursor, check_page_request
 from node.chain.queries import MAX_ENTRIES_PER_PAGE, BadQueryError
-from node.codec import U64_MAX
+from node.codec import MAX_TX_BYTES, MAX_TXS_PER_BATCH, U64_MAX
 from node.errors import RejectReason
 from node.types import DIGEST_BYTES, PUBLIC_KEY_BYTES
 
@@ -123,6 +128,7 @@ class NodeApi:
             "/status": {"GET": self._status},
             "/metrics": {"GET": self._metrics},
             "/tx": {"POST": self._submit},
+            "/txs": {"POST": self._submit_batch},
             "/events": {"GET": self._events},
         }
         self._patterns: list[tuple[re.Pattern[str], dict[str, Route]]] = [
@@ -262,6 +268,58 @@ class NodeApi:
         if isinstance(raw, Response):
             return raw
         return _tx_response(await self.gateway.submit_tx(raw))
+
+    async def _submit_batch(self, request: Request, match: re.Match[str] | None) -> Response:
+        raws = _batch_bytes(request)
+        if isinstance(raws, Response):
+            return raws
+        results = await self.gateway.submit_txs(raws)
+        return json_response(200, batch_document(results))
+
+
+def batch_document(results: list[TxResult]) -> dict[str, Any]:
+    """The answer to ``POST /txs``: how many were admitted, and each outcome in order."""
+    return {
+        "accepted": sum(1 for r in results if r.accepted),
+        "results": [
+            {
+                "tx_hash": r.tx_hash.hex(),
+                "accepted": r.accepted,
+                "reason": None if r.reason is None else r.reason.value,
+                "message": r.message,
+            }
+            for r in results
+        ],
+    }
+
+
+def _batch_bytes(request: Request) -> list[bytes] | Response:
+    """The transactions of a ``POST /txs`` body (a msgpack array of ``bin``), or the error."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != "application/msgpack":
+        return json_error(415, "send a msgpack array of transactions as application/msgpack")
+    try:
+        # Every length is capped by the body's own size; maps, ext and strings are refused.
+        batch = msgpack.unpackb(
+            request.body,
+            use_list=True,
+            max_bin_len=MAX_TX_BYTES,
+            max_array_len=MAX_TXS_PER_BATCH,
+            max_str_len=0,
+            max_map_len=0,
+            max_ext_len=0,
+        )
+    except (ValueError, msgpack.exceptions.UnpackException):
+        batch = None
+    if type(batch) is not list or not all(type(raw) is bytes and raw for raw in batch):
+        return json_error(
+            400,
+            f"expected a msgpack array of 1..{MAX_TXS_PER_BATCH} transactions "
+            f"(non-empty bin of at most {MAX_TX_BYTES} bytes each)",
+        )
+    if not batch:
+        return json_error(400, "the batch is empty")
+    return batch
 
 
 def _hex_bytes(text: str, length: int, what: str) -> bytes:

@@ -68,6 +68,7 @@ from node.chain.events import (
     TimerKind,
     TxSubmitted,
     VerifiedTxsReceived,
+    VerifiedTxsSubmitted,
 )
 from node.chain.genesis import ConsensusParams, Genesis, GenesisModule
 from node.chain.messages import TOPIC_CONSENSUS, TOPIC_STATUS, TOPIC_TXS, TOPICS
@@ -114,6 +115,7 @@ __all__ = [
     "TxResult",
     "TxSubmitted",
     "VerifiedTxsReceived",
+    "VerifiedTxsSubmitted",
     "default_application",
     "default_registry",
 ]

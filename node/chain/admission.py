@@ -19,7 +19,13 @@ from typing import Final
 from node.app.application import Application
 from node.chain.actions import Offence, TxResult
 from node.chain.config import NodeConfig
-from node.chain.events import TimerKey, TimerKind, TxSubmitted, VerifiedTxsReceived
+from node.chain.events import (
+    TimerKey,
+    TimerKind,
+    TxSubmitted,
+    VerifiedTxsReceived,
+    VerifiedTxsSubmitted,
+)
 from node.chain.gossip import TxGossip
 from node.chain.height import HeightState, Outbox
 from node.chain.messages import TOPIC_TXS
@@ -30,7 +36,13 @@ from node.mempool import Mempool, VerifiedTx
 from node.ports import PeerId
 from node.types import TxBatch
 
-__all__ = ["PEER_TX_FAULTS", "Admission", "Verify", "check_verified"]
+__all__ = [
+    "PEER_TX_FAULTS",
+    "Admission",
+    "Verify",
+    "check_verified",
+    "check_verified_submitted",
+]
 
 Verify = Callable[[bytes, str], VerifiedTx]
 """Decode and verify a raw transaction for a chain id; raises ``TxRejected``."""
@@ -90,14 +102,21 @@ class Admission:
             return
         hash_ = tx_hash(raw)
         try:
-            self._admit(self._verify(raw, self._chain_id))
+            verified = self._verify(raw, self._chain_id)
         except TxRejected as rejected:
             self._tx_result(hash_, rejected)
             return
-        self._tx_result(hash_, None)
-        if self._gossip.push(raw):
-            key = TimerKey(TimerKind.TX_GOSSIP)
-            self._outbox.set_timer(key, self._config.tx_gossip_interval_ms)
+        self._admit_client_tx(hash_, verified)
+
+    def on_verified_submitted(self, event: VerifiedTxsSubmitted) -> None:
+        """A client's batch the shell verified: one ``TxResult`` per transaction, in order
+        (raises TypeError, ValueError: see ``check_verified_submitted``)."""
+        check_verified_submitted(event, self._chain_id)
+        for hash_, result in zip(event.tx_hashes, event.results, strict=True):
+            if isinstance(result, TxRejected):
+                self._tx_result(hash_, result)
+            else:
+                self._admit_client_tx(hash_, result)
 
     def on_tx_batch(self, sender: PeerId, batch: TxBatch) -> None:
         """A peer's gossiped batch, verified here."""
@@ -123,6 +142,18 @@ class Admission:
     def recheck(self, verified: VerifiedTx) -> bool:
         """True if a transaction left in the mempool after a commit may stay."""
         return self._app.check_tx(verified.tx).ok
+
+    def _admit_client_tx(self, hash_: bytes, verified: VerifiedTx) -> None:
+        """Admit a client's verified transaction, answer it, queue it for gossip."""
+        try:
+            self._admit(verified)
+        except TxRejected as rejected:
+            self._tx_result(hash_, rejected)
+            return
+        self._tx_result(hash_, None)
+        if self._gossip.push(verified.raw):
+            key = TimerKey(TimerKind.TX_GOSSIP)
+            self._outbox.set_timer(key, self._config.tx_gossip_interval_ms)
 
     def _admit(self, verified: VerifiedTx) -> None:
         """check_tx, then the mempool's rules; raises TxRejected."""
@@ -186,3 +217,23 @@ def check_verified(event: VerifiedTxsReceived, chain_id: str) -> None:
     for rejected in event.rejected:
         if not isinstance(rejected, TxRejected):
             raise TypeError(f"not a TxRejected: {type(rejected).__name__}")
+
+
+def check_verified_submitted(event: VerifiedTxsSubmitted, chain_id: str) -> None:
+    """Hold the shell to the contract of ``VerifiedTxsSubmitted`` (TypeError, ValueError)."""
+    if type(event.tx_hashes) is not tuple or type(event.results) is not tuple:
+        raise TypeError("VerifiedTxsSubmitted.tx_hashes and .results must be tuples")
+    if len(event.tx_hashes) != len(event.results):
+        raise ValueError("VerifiedTxsSubmitted: one hash per result")
+    if len(event.results) > MAX_TXS_PER_BATCH:
+        raise ValueError(f"more than {MAX_TXS_PER_BATCH} transactions: not one batch")
+    for hash_, result in zip(event.tx_hashes, event.results, strict=True):
+        if isinstance(result, VerifiedTx):
+            if result.tx.chain_id != chain_id:
+                raise ValueError(
+                    f"a transaction verified for chain {result.tx.chain_id!r}, not {chain_id!r}"
+                )
+            if result.tx_hash != hash_:
+                raise ValueError("VerifiedTxsSubmitted: a hash is not its transaction's")
+        elif not isinstance(result, TxRejected):
+            raise TypeError(f"neither a VerifiedTx nor a TxRejected: {type(result).__name__}")

@@ -110,6 +110,23 @@ class VerifiedTxsReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class VerifiedTxsSubmitted:
+    """A client's batch of transactions, decoded and checked by the shell (in worker threads):
+    ``results[i]`` is what ``node.mempool.verify_transaction`` gave for the batch's i-th
+    transaction, whose hash is ``tx_hashes[i]``. The core answers with one ``TxResult`` per
+    transaction, in batch order (a refusal is answered as it is).
+
+    Contract: as ``VerifiedTxsReceived`` (verified with this node's chain id; ``TypeError`` or
+    ``ValueError`` otherwise, before anything changes); the two tuples have the same length,
+    at most ``MAX_TXS_PER_BATCH``.
+    """
+
+    tx_hashes: tuple[bytes, ...]
+    results: tuple[VerifiedTx | TxRejected, ...]
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class BlocksReceived:
     """Peer ``peer`` answered a ``RequestBlocks`` with encoded ``CommittedBlock`` s (from its
     ``NodeCore.blocks_for_sync``); ``blocks`` is empty if it had none."""
@@ -144,6 +161,7 @@ Event: TypeAlias = (
     | TimerFired
     | TxSubmitted
     | VerifiedTxsReceived
+    | VerifiedTxsSubmitted
     | BlocksReceived
     | PeerStatus
     | PeerDisconnected

@@ -68,7 +68,7 @@ class ApiConfig:
 
     listen: str = f"127.0.0.1:{DEFAULT_API_PORT}"
     max_connections: int = 64
-    max_request_bytes: int = 256 * 1024
+    max_request_bytes: int = 1024 * 1024
     request_timeout_ms: int = 10_000
 
 

@@ -1,9 +1,10 @@
 """What other tasks hand the task that owns ``NodeCore``, and how they get answers.
 
 The core has one owner task; nobody else calls it, not even to read. Other tasks put an
-``InboxItem`` in the owner's bounded channel: a core ``Event`` to handle, a transaction to
-submit (answered with its ``TxResult``), or a read-only ``Query``. A ``Reply`` carries the
-answer back; a requester that gave up (timed out, cancelled) simply never reads it.
+``InboxItem`` in the owner's bounded channel: a core ``Event`` to handle, a transaction or
+a verified batch to submit (answered with ``TxResult`` s), or a read-only ``Query``. A
+``Reply`` carries the answer back; a requester that gave up (timed out, cancelled) simply
+never reads it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import trio
 
 from node.chain.actions import TxResult
 from node.chain.event_feed import EventCursor
-from node.chain.events import Event
+from node.chain.events import Event, VerifiedTxsSubmitted
 from node.chain.queries import CommittedState
 from node.chain.status import NodeStats, NodeStatus
 
@@ -64,6 +65,15 @@ class SubmitTx:
 
     raw: bytes
     reply: Reply[TxResult] = field(default_factory=Reply)
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitTxs:
+    """Submit a client's batch, already verified in a worker thread (``event``); ``reply``
+    gets one ``TxResult`` per transaction, in order."""
+
+    event: VerifiedTxsSubmitted
+    reply: Reply[list[TxResult]] = field(default_factory=Reply)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,4 +174,4 @@ class Ask:
     reply: Reply[object] = field(default_factory=Reply)
 
 
-InboxItem = Handle | SubmitTx | Ask
+InboxItem = Handle | SubmitTx | SubmitTxs | Ask

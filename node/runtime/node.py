@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -66,6 +66,7 @@ from node.chain.events import (
     TimerKey,
     TimerKind,
     TxSubmitted,
+    VerifiedTxsSubmitted,
 )
 from node.chain.messages import TOPIC_CONSENSUS, TOPICS, PeerFault, decode_inbound
 from node.chain.queries import (
@@ -75,9 +76,10 @@ from node.chain.queries import (
     ModuleEntries,
     ModuleState,
 )
-from node.codec import decode_message, encode_message
+from node.codec import MAX_TXS_PER_BATCH, decode_message, encode_message, tx_hash
 from node.core import NodeCore
 from node.errors import DecodeError, NetworkError, RequestRejectedError, UnknownPeerError
+from node.mempool import VerifiedTx, verify_transactions
 from node.ports import Clock, MessageValidator, PeerId, Verdict
 from node.runtime.discipline import PeerDiscipline
 from node.runtime.inbox import (
@@ -95,6 +97,7 @@ from node.runtime.inbox import (
     StateRead,
     StatusQuery,
     SubmitTx,
+    SubmitTxs,
     SyncQuery,
     TxQuery,
 )
@@ -144,6 +147,8 @@ class RuntimeLimits:
     """Timers pending at once (the core keeps a few dozen; moot ones are dropped when full)."""
     max_commit_subscribers: int = 16
     """Extensions' subscriptions to committed heights (``node.runtime.services``)."""
+    verify_threads: int = 2
+    """Worker threads verifying transactions (decode and Ed25519) off the core task."""
     consensus_direct: bool = True
     """Send consensus broadcasts straight to every ready peer as well as by gossip.
     py-libp2p's GossipSub can leave a restarted peer out of its neighbours' meshes for a
@@ -242,6 +247,8 @@ class NodeRuntime:
         self._max_block_bytes = max_block_bytes
         self.limits = limits if limits is not None else RuntimeLimits()
         self.tip = tip if tip is not None else TipBoard(core.height, core.last_block_id)
+        self._chain_id = core.chain_id  # immutable: read once here, never from other tasks
+        self._verify_limiter = trio.CapacityLimiter(self.limits.verify_threads)
         self._inbox_send, self._inbox_receive = trio.open_memory_channel[InboxItem](
             self.limits.inbox_items
         )
@@ -303,6 +310,8 @@ class NodeRuntime:
             self._handle(item.event)
         elif isinstance(item, SubmitTx):
             self._submit(item)
+        elif isinstance(item, SubmitTxs):
+            self._submit_batch(item)
         else:
             self._ask_core(item)
 
@@ -340,6 +349,18 @@ class NodeRuntime:
         if result.accepted:
             self.node_metrics.tx_submitted(result.tx_hash, trio.current_time())
         item.reply.set(result)
+
+    def _submit_batch(self, item: SubmitTxs) -> None:
+        actions = self._handle(item.event)
+        results = [a for a in actions if isinstance(a, TxResult)]
+        if len(results) != len(item.event.results):  # one answer per tx: a broken contract
+            item.reply.fail(RuntimeError("the core gave one TxResult per transaction"))
+            return
+        now_s = trio.current_time()
+        for result in results:
+            if result.accepted:
+                self.node_metrics.tx_submitted(result.tx_hash, now_s)
+        item.reply.set(results)
 
     def _answer(self, query: Query) -> object:
         core = self._core
@@ -545,6 +566,23 @@ class NodeRuntime:
 
     async def submit_tx(self, raw: bytes) -> TxResult:
         item = SubmitTx(raw, Reply())
+        await self._send_item(item)
+        return await item.reply.wait()
+
+    async def submit_txs(self, raws: Sequence[bytes]) -> list[TxResult]:
+        """Verify a client's batch in a worker thread (decoding and Ed25519 off the core
+        task; PyNaCl releases the GIL), then admit it: one ``TxResult`` per transaction."""
+        if len(raws) > MAX_TXS_PER_BATCH:
+            raise ValueError(f"more than {MAX_TXS_PER_BATCH} transactions in one batch")
+        results = await trio.to_thread.run_sync(
+            verify_transactions, raws, self._chain_id, limiter=self._verify_limiter
+        )
+        hashes = tuple(
+            r.tx_hash if isinstance(r, VerifiedTx) else tx_hash(raw)
+            for r, raw in zip(results, raws, strict=True)
+        )
+        event = VerifiedTxsSubmitted(hashes, tuple(results), self._clock.now_ms())
+        item = SubmitTxs(event, Reply())
         await self._send_item(item)
         return await item.reply.wait()
 

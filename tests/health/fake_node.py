@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
@@ -145,6 +146,9 @@ class ChainGateway:
         result = self.chain.cluster.submit("v0", raw)
         assert result is not None
         return result
+
+    async def submit_txs(self, raws: Sequence[bytes]) -> list[TxResult]:
+        return [await self.submit_tx(raw) for raw in raws]
 
     async def next_nonce(self, sender: bytes) -> int:
         return self.chain.core.next_nonce(sender)

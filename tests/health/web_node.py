@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -107,6 +107,9 @@ class ClusterServices:
         result = self.chain.cluster.submit("v0", raw)
         assert result is not None
         return result
+
+    async def submit_txs(self, raws: Sequence[bytes]) -> list[TxResult]:
+        return [await self.submit_tx(raw) for raw in raws]
 
     async def next_nonce(self, sender: bytes) -> int:
         return self.chain.core.next_nonce(sender)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import msgpack
 import pytest
 import trio
 from trio.testing import MockClock
@@ -16,6 +18,7 @@ from node.api.routes import NodeApi
 from node.chain.actions import TxResult
 from node.chain.event_feed import EventCursor, EventPage
 from node.chain.queries import CommittedTx, ModuleEntries, ModuleState, UnknownModuleError
+from node.codec import MAX_TX_BYTES, MAX_TXS_PER_BATCH
 from node.errors import RejectReason
 from node.testing.cluster import Cluster
 from node.types import CommittedBlock
@@ -68,6 +71,9 @@ class ScriptedGateway:
     async def submit_tx(self, raw: bytes) -> TxResult:
         self.submitted.append(raw)
         return self.verdict
+
+    async def submit_txs(self, raws: Sequence[bytes]) -> list[TxResult]:
+        return [await self.submit_tx(raw) for raw in raws]
 
     async def next_nonce(self, sender: bytes) -> int:
         return 7 if sender == SENDER else 0
@@ -153,6 +159,42 @@ async def test_a_body_that_is_no_transaction_is_refused_before_the_node(
 ) -> None:
     gateway = ScriptedGateway()
     response = await NodeApi(gateway)(request("POST", "/tx", body, content_type))
+    assert response.status == status
+    assert gateway.submitted == []
+
+
+async def test_a_batch_is_submitted_as_one_request_and_answered_per_transaction() -> None:
+    gateway = ScriptedGateway()
+    body = msgpack.packb([b"\x01", b"\x02\x03"], use_bin_type=True)
+    response = await NodeApi(gateway)(request("POST", "/txs", body, "application/msgpack"))
+    assert response.status == 200
+    assert document(response) == {
+        "accepted": 2,
+        "results": [{"tx_hash": TX_HASH.hex(), "accepted": True, "reason": None, "message": ""}]
+        * 2,
+    }
+    assert gateway.submitted == [b"\x01", b"\x02\x03"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (msgpack.packb([b"\x01"]), "application/octet-stream", 415),
+        (b"\xc1", "application/msgpack", 400),  # never used in msgpack
+        (msgpack.packb([]), "application/msgpack", 400),
+        (msgpack.packb([b""]), "application/msgpack", 400),
+        (msgpack.packb(["text"]), "application/msgpack", 400),
+        (msgpack.packb({"a": b"\x01"}), "application/msgpack", 400),
+        (msgpack.packb([b"\x01"] * (MAX_TXS_PER_BATCH + 1)), "application/msgpack", 400),
+        (msgpack.packb([b"\x01" * (MAX_TX_BYTES + 1)]), "application/msgpack", 400),
+        (msgpack.packb([b"\x01"]) + b"\x00", "application/msgpack", 400),
+    ],
+)
+async def test_a_body_that_is_no_batch_is_refused_before_the_node(
+    body: bytes, content_type: str, status: int
+) -> None:
+    gateway = ScriptedGateway()
+    response = await NodeApi(gateway)(request("POST", "/txs", body, content_type))
     assert response.status == status
     assert gateway.submitted == []
 

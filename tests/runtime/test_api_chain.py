@@ -4,6 +4,7 @@ chain (a one-validator ``Cluster``), long-polls included, on trio's virtual cloc
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -51,6 +52,9 @@ class ClusterGateway:
         raise NotImplementedError
 
     async def submit_tx(self, raw: bytes) -> TxResult:
+        raise NotImplementedError
+
+    async def submit_txs(self, raws: Sequence[bytes]) -> list[TxResult]:
         raise NotImplementedError
 
     async def next_nonce(self, sender: bytes) -> int:

@@ -178,6 +178,28 @@ async def test_four_validators_commit_submitted_transactions_and_agree(
         assert b"bighealth_commit_latency_seconds_count" in await net.runtime("v0").metrics()
 
 
+async def test_a_batch_is_verified_off_the_core_task_and_committed(
+    autojump_clock: MockClock,
+) -> None:
+    async with network_of(4) as net:
+        for name in net.nodes:
+            await net.start(name)
+        raws = [
+            net.txs.encoded(client, "kv.set", set_payload(b"b%d" % index, b"v"))
+            for index, client in enumerate(net.clients)
+        ]
+        results = await net.runtime("v1").submit_txs([*raws, b"\x01junk", raws[0]])
+        assert [r.accepted for r in results] == [True] * len(raws) + [False, False]
+        assert results[-2].reason is RejectReason.MALFORMED
+        assert results[-1].reason is RejectReason.DUPLICATE
+
+        async def all_committed() -> bool:
+            stats = [(await net.runtime(n).snapshot()).stats for n in net.nodes]
+            return all(s.txs_committed == len(raws) for s in stats)
+
+        await wait_until(all_committed)
+
+
 async def test_a_rejected_transaction_is_answered_with_its_reason(
     autojump_clock: MockClock,
 ) -> None:
