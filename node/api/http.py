@@ -241,6 +241,8 @@ class HttpServer:
             if request is None:
                 return
             response = await self._respond(request)
+            if request.method == "HEAD":  # h11 refuses a body after a HEAD: send the head only
+                response = replace(response, body=b"")
             if served == last:  # tell the client, so it does not send another on this one
                 response = replace(response, headers=(*response.headers, ("connection", "close")))
             await _send(connection, stream, response)
