@@ -2,7 +2,8 @@
 
     python -m netsim run --validators 16 --nodes 200 --byzantine 5 --heights 100 \\
         --seed 42 --faults partition,crash --json out.json --plot out.png
-    python -m netsim sweep --seeds 1000 --swarm --byzantine 1 --jobs 2
+    python -m netsim sweep --seeds 1000 --swarm --byzantine 1 --workers 2
+    python -m netsim sweep --seeds 1000 --swarm --byzantine 1 --scheduler tcp://10.0.0.5:8786
     python -m netsim run --workload health --validators 4 --nodes 8 --byzantine 1 \\
         --heights 30 --seed 1 --faults partition,crash
 
@@ -15,8 +16,9 @@ join the summary.
 with a summary (heights, sim-time tx/s, commit latency p50/p99, messages and bytes per node,
 the workload's counts, wall time, trace hash). A failing run prints the violations, the
 events that led to them and the exact command that replays it. ``sweep`` runs consecutive
-seeds and lists the failing ones (``--record`` appends them to a regression file the test
-suite replays).
+seeds on a Dask cluster (a local one by default, see :mod:`netsim.sweep`), prints each
+seed's outcome as it finishes and lists the failing ones (``--record`` appends them to a
+regression file the test suite replays).
 
 Exit status: 0 every checker held; 1 a checker failed; 2 bad options; 3 a run hit a hard
 limit of the simulator (the model ran away).
@@ -29,8 +31,7 @@ import json
 import secrets
 import shlex
 import sys
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -46,6 +47,7 @@ from netsim.report import failure_lines, header_lines, replay_command, summary_l
 from netsim.result import RunResult
 from netsim.rng import MAX_SEED
 from netsim.simulation import Simulation
+from netsim.sweep import SweepPlace, sweep_outcomes
 from netsim.workload import WORKLOADS
 
 EXIT_OK: Final = 0
@@ -170,48 +172,30 @@ def _write_outputs(result: RunResult, args: argparse.Namespace) -> None:
 
 def _sweep(base: SimConfig, args: argparse.Namespace) -> int:
     out: TextIO = sys.stdout
+    try:
+        place = SweepPlace.from_options(args.workers, args.scheduler)
+    except ConfigError as exc:
+        print(f"python -m netsim sweep: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     seeds = range(args.start_seed, args.start_seed + args.seeds)
     configs = [replace(base, seed=seed) for seed in seeds]
-    print(f"netsim sweep — seeds {seeds.start}..{seeds.stop - 1}, {args.jobs} job(s)", file=out)
+    print(f"netsim sweep — seeds {seeds.start}..{seeds.stop - 1}, {place.describe()}", file=out)
     failures: list[dict[str, Any]] = []
-    for config, outcome in _sweep_outcomes(configs, args.jobs):
-        status = outcome["status"]
-        print(f"seed {config.seed}: {status} {outcome['detail']}", file=out, flush=True)
-        if status != "passed":
-            failures.append(outcome)
-            print("  replay: " + replay_command(config), file=out, flush=True)
-    print(f"{len(failures)} of {len(configs)} seed(s) failed", file=out)
-    if args.record and failures:
-        _record(Path(args.record), failures)
-    return EXIT_OK if not failures else EXIT_VIOLATION
-
-
-def _sweep_outcomes(
-    configs: list[SimConfig], jobs: int
-) -> Iterator[tuple[SimConfig, dict[str, Any]]]:
-    """Each seed's outcome as soon as it is known (in finishing order with several jobs),
-    so a long sweep reports progress instead of staying silent until its end."""
-    if jobs <= 1:
-        for config in configs:
-            yield config, sweep_one(config)
-        return
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(sweep_one, config): config for config in configs}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
-
-
-def sweep_one(config: SimConfig) -> dict[str, Any]:
-    """Run one seed of a sweep (in a worker process); a small picklable outcome."""
     try:
-        result = Simulation(config, builder_for(config.node)).run()
-    except LimitExceeded as exc:
-        return {"seed": config.seed, "argv": config.argv(), "status": "limit", "detail": str(exc)}
-    if result.passed:
-        detail = f"{result.heights_decided} heights, trace {result.trace_hash[:16]}"
-        return {"seed": config.seed, "argv": config.argv(), "status": "passed", "detail": detail}
-    first = result.violations[0].describe() if result.violations else ""
-    return {"seed": config.seed, "argv": config.argv(), "status": "failed", "detail": first}
+        for config, outcome in sweep_outcomes(configs, place):
+            status = outcome["status"]
+            print(f"seed {config.seed}: {status} {outcome['detail']}", file=out, flush=True)
+            if status != "passed":
+                failures.append(outcome)
+                print("  replay: " + replay_command(config), file=out, flush=True)
+    except ConfigError as exc:  # the scheduler cannot be reached
+        print(f"python -m netsim sweep: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{len(failures)} of {len(configs)} seed(s) failed", file=out)
+    recorded = [f for f in failures if f["status"] != "error"]  # an error may be the cluster's
+    if args.record and recorded:
+        _record(Path(args.record), recorded)
+    return EXIT_OK if not failures else EXIT_VIOLATION
 
 
 def _record(path: Path, failures: list[dict[str, Any]]) -> None:
@@ -251,7 +235,21 @@ def _parser() -> argparse.ArgumentParser:
     _run_options(sweep)
     sweep.add_argument("--seeds", type=int, default=100, help="how many seeds (default 100)")
     sweep.add_argument("--start-seed", type=int, default=0, help="first seed (default 0)")
-    sweep.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    sweep.add_argument(
+        "--workers",
+        "--jobs",
+        dest="workers",
+        type=int,
+        metavar="N",
+        help="worker processes of the local Dask cluster the seeds run on (default: one per "
+        "core of this machine; 0: one after another in this process)",
+    )
+    sweep.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the seeds on the Dask cluster of this scheduler (e.g. tcp://10.0.0.5:8786) "
+        "instead of a local one; its workers need this package installed",
+    )
     sweep.add_argument("--record", metavar="PATH", help="append failing runs to this JSON list")
     add_live_parser(commands)
     return parser

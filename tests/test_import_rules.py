@@ -10,7 +10,7 @@
 |                    | storage, key factories, the cluster driver, the signing ledger) |
 | netsim             | node pure modules (node.testing included: the simulator reuses |
 |                    | its fakes and checks), consensus, crypto_core, stdlib,         |
-|                    | matplotlib,                                                    |
+|                    | matplotlib, dask and distributed (in netsim.sweep only),       |
 |                    | health pure modules                                            |
 | health (pure)      | node pure modules, consensus, crypto_core, msgpack, nacl       |
 | health shell       | health pure, node, trio, msgpack, nacl, pydantic (never        |
@@ -68,6 +68,9 @@ ADAPTER_OWNERS = {
 # the network through its ports (node.ports, node.runtime.network, node.errors).
 LIBP2P_ADAPTER = "node.adapters.libp2p"
 COMPOSITION_ROOTS = ("node.runtime.launch", "node.cli")
+# The one netsim module that runs sweeps on a Dask cluster, and the libraries only it imports.
+SWEEP_RUNNER = "netsim.sweep"
+SWEEP_LIBRARIES = frozenset({"dask", "distributed"})
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,8 @@ def violation(imp: Imported) -> str | None:
         imp.module, (LIBP2P_ADAPTER, *COMPOSITION_ROOTS)
     ):
         return f"only the composition root ({', '.join(COMPOSITION_ROOTS)}) imports the adapter"
+    if top in SWEEP_LIBRARIES and imp.module != SWEEP_RUNNER:
+        return f"only {SWEEP_RUNNER} imports {top}"
     if top == "health" and layer == "node" and not imp.module.startswith("node.cli"):
         return "only node.cli (the composition root) imports health"
     if is_pure(layer, imp.module) and (top in AMBIENT or imp.target == "os.urandom"):
@@ -194,6 +199,7 @@ def _layer_violation(layer: str, imp: Imported, top: str) -> str | None:
                 "msgpack",
                 "nacl",
                 "matplotlib",
+                *SWEEP_LIBRARIES,  # in SWEEP_RUNNER only: checked before
             }
         )
     elif layer == "health":
@@ -257,6 +263,9 @@ def test_every_module_keeps_the_layer_rules() -> None:
         ("node.adapters.rpc", "import multiaddr"),
         ("node.adapters.libp2p_extra", "import libp2p"),
         ("netsim.sim", "import trio"),
+        ("netsim.simulation", "import distributed"),
+        ("netsim.cli", "from dask import delayed"),
+        ("node.runtime.node", "import distributed"),
         ("node.codec", "from . import runtime"),
         ("node.core", "from health.contracts import consent"),
         ("node.testing.cluster", "from node.runtime import node"),
@@ -292,6 +301,7 @@ def test_the_checker_catches_violations(module: str, source: str) -> None:
         ("health.vault", "import trio\nfrom node.ports import Storage"),
         ("netsim.workload", "from health.contracts.consent import grant_payload"),
         ("netsim.checkers", "from node.testing.signing import SigningLedger"),
+        ("netsim.sweep", "from distributed import Client, LocalCluster\nimport dask"),
     ],
 )
 def test_the_checker_allows_what_the_rules_allow(module: str, source: str) -> None:

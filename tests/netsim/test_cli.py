@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from netsim import cli
+from netsim import cli, sweep
 from netsim.config import SimConfig
-from netsim.errors import LimitExceeded
+from netsim.errors import ConfigError, LimitExceeded
 from netsim.simulation import Simulation
+from netsim.sweep import SweepPlace, sweep_outcomes
 
 SMALL = ["--validators", "4", "--heights", "3", "--topology", "national", "--no-progress"]
 BREAKS = ["--byzantine", "2", "--byzantine-roles", "equivocate+double-vote"]
@@ -119,7 +120,7 @@ def test_a_sweep_lists_failing_seeds_and_records_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     record = tmp_path / "regressions.json"
-    argv = ["sweep", "--seeds", "2", "--start-seed", "7", *SMALL[:-1], *BREAKS]
+    argv = ["sweep", "--seeds", "2", "--start-seed", "7", "--workers", "0", *SMALL[:-1], *BREAKS]
     status, out, _ = run_cli([*argv, "--record", str(record)], capsys)
     assert status == 1
     assert "seed 7: failed" in out and "seed 8: failed" in out and "2 of 2 seed(s) failed" in out
@@ -131,21 +132,66 @@ def test_a_sweep_lists_failing_seeds_and_records_them(
 
 
 def test_a_clean_sweep_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, _ = run_cli(["sweep", "--seeds", "2", *SMALL[:-1]], capsys)
+    status, out, _ = run_cli(["sweep", "--seeds", "2", "--workers", "0", *SMALL[:-1]], capsys)
     assert status == 0
+    assert out.splitlines()[0] == "netsim sweep — seeds 0..1, in this process"
     assert "0 of 2 seed(s) failed" in out
 
 
-def test_a_sweep_reports_each_seed_as_it_finishes(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_sweep_reports_each_seed_as_it_finishes() -> None:
     ran: list[int] = []
 
     def fake_one(config: SimConfig) -> dict[str, object]:
         ran.append(config.seed)
         return {"seed": config.seed, "argv": [], "status": "passed", "detail": ""}
 
-    monkeypatch.setattr(cli, "sweep_one", fake_one)
     configs = [replace(SimConfig(), seed=seed) for seed in (1, 2, 3)]
-    outcomes = cli._sweep_outcomes(configs, jobs=1)
+    outcomes = sweep_outcomes(configs, SweepPlace(workers=0), run_one=fake_one)
     first_config, _ = next(outcomes)
     assert first_config.seed == 1 and ran == [1]  # the second seed has not run yet
     assert [config.seed for config, _ in outcomes] == [2, 3]
+
+
+def test_a_sweep_on_a_local_dask_cluster_prints_what_the_same_sweep_prints_in_process(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["sweep", "--seeds", "3", "--start-seed", "5", *SMALL[:-1]]
+    status, in_process, _ = run_cli([*argv, "--workers", "0"], capsys)
+    assert status == 0
+    status, on_cluster, _ = run_cli([*argv, "--workers", "1"], capsys)
+    assert status == 0
+    first, *seeds = on_cluster.splitlines()
+    assert first == "netsim sweep — seeds 5..7, on a local Dask cluster of 1 worker process(es)"
+    assert sorted(seeds) == sorted(in_process.splitlines()[1:])  # same traces, any order
+    assert sum(line.startswith("seed ") for line in seeds) == 3
+
+
+def test_sweep_places_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    assert SweepPlace.from_options(None, None).workers >= 1  # one per core by default
+    assert SweepPlace.from_options(3, None) == SweepPlace(workers=3)
+    assert SweepPlace.from_options(None, " tcp://h:8786 ").scheduler == "tcp://h:8786"
+    for workers, scheduler in ((-1, None), (2, "tcp://h:8786"), (None, " ")):
+        with pytest.raises(ConfigError):
+            SweepPlace.from_options(workers, scheduler)
+    status, _, err = run_cli(["sweep", "--seeds", "1", "--workers", "-1", *SMALL[:-1]], capsys)
+    assert status == 2 and "--workers must be >= 0" in err
+
+
+def test_a_sweep_names_a_scheduler_it_cannot_reach(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sweep, "SCHEDULER_CONNECT_TIMEOUT_S", 1)
+    argv = ["sweep", "--seeds", "1", "--scheduler", "tcp://127.0.0.1:9", *SMALL[:-1]]
+    status, _, err = run_cli(argv, capsys)
+    assert status == 2 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err
+
+
+def test_a_seed_whose_task_fails_on_the_cluster_is_reported_as_an_error() -> None:
+    class Failed:
+        def result(self) -> object:
+            raise RuntimeError("worker lost")
+
+    config = replace(SimConfig(), seed=4)
+    outcome = sweep._result(Failed(), config)  # type: ignore[arg-type]
+    assert outcome["status"] == "error" and outcome["detail"] == "RuntimeError: worker lost"
+    assert outcome["seed"] == 4
