@@ -78,14 +78,17 @@ _OTHER_ITEMS: Final = st.one_of(
 """Items of any msgpack type, to put where a field is expected."""
 
 
-def wire_values(kind: Kind) -> st.SearchStrategy[Any]:
-    """Valid wire items of ``kind`` (what ``kind.from_wire`` accepts, up to the sizes)."""
+def wire_values(kind: Kind, ids: tuple[bytes, ...] = ()) -> st.SearchStrategy[Any]:
+    """Valid wire items of ``kind`` (what ``kind.from_wire`` accepts, up to the sizes);
+    byte strings of the length of ``ids`` are often one of them (known identities, records:
+    so a handler gets past "not found")."""
     if isinstance(kind, Nested):
-        return codec_wire_values(kind.codec)
+        return codec_wire_values(kind.codec, ids)
     if isinstance(kind, Maybe):
-        return st.none() | wire_values(kind.inner)
+        return st.none() | wire_values(kind.inner, ids)
     if isinstance(kind, ArrayOf):
-        return st.lists(wire_values(kind.inner), max_size=min(kind.max_items, MAX_FUZZ_ITEMS))
+        inner = wire_values(kind.inner, ids)
+        return st.lists(inner, max_size=min(kind.max_items, MAX_FUZZ_ITEMS))
     if isinstance(kind, EnumOf):
         return st.sampled_from(sorted(kind.values))
     if isinstance(kind, Bool):
@@ -95,6 +98,9 @@ def wire_values(kind: Kind) -> st.SearchStrategy[Any]:
             [kind.low, kind.high, *(i for i in BOUNDARY_INTS if kind.low <= i <= kind.high)]
         )
     if isinstance(kind, Bytes):
+        known = [i for i in ids if kind.min_len <= len(i) <= kind.max_len]
+        if known and len(known) == len(ids):
+            return st.sampled_from(known) | wire_values(kind)
         if kind.min_len > MAX_FUZZ_BYTES:
             return st.binary(min_size=kind.min_len, max_size=kind.min_len)
         return st.binary(min_size=kind.min_len, max_size=min(kind.max_len, MAX_FUZZ_BYTES))
@@ -110,10 +116,12 @@ def wire_values(kind: Kind) -> st.SearchStrategy[Any]:
     )
 
 
-def codec_wire_values(codec: StructCodec[Any]) -> st.SearchStrategy[list[Any]]:
+def codec_wire_values(
+    codec: StructCodec[Any], ids: tuple[bytes, ...] = ()
+) -> st.SearchStrategy[list[Any]]:
     """Valid wire arrays of ``codec`` (each field valid on its own; the type's own
     invariants across fields may still refuse them: that is part of what is fuzzed)."""
-    return st.tuples(*(wire_values(kind) for _, kind in codec.fields)).map(list)
+    return st.tuples(*(wire_values(kind, ids) for _, kind in codec.fields)).map(list)
 
 
 def codec_encodings(codec: StructCodec[Any]) -> st.SearchStrategy[bytes]:
