@@ -61,6 +61,12 @@ def add_run(sub: Subparsers) -> None:
         metavar="N",
         help=f"skew the clock by N ms ({faults})",
     )
+    parser.add_argument(
+        "--byzantine",
+        metavar="KIND[,KIND...]",
+        help="lie to peers: equivocate, invalid-block, oversized, malformed, tx-flood, "
+        "stale-replay (attack tests: refused unless BIGHEALTH_ALLOW_BYZANTINE=1, test chains)",
+    )
     parser.set_defaults(handler=cmd_run)
 
 
@@ -85,6 +91,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from node.runtime.logs import configure_logging  # noqa: PLC0415
 
     loaded = load_home(args.home)
+    from node.runtime.byzantine import ByzantineModeError, byzantine_kinds  # noqa: PLC0415
+
+    try:
+        byzantine = byzantine_kinds(args.byzantine, loaded.genesis.chain_id)
+    except ByzantineModeError as exc:
+        print(f"bighealth run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     log = loaded.config.log
     level, form = args.log_level or log.level, args.log_format or log.format
     configure_logging(level, form, loaded.config.moniker)
@@ -100,6 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 app_factory=application_for,
                 extensions=functools.partial(health_extensions, keystores=args.keystores),
                 faults=faults,
+                byzantine=byzantine,
             )
         )
     except NodeStartError as exc:

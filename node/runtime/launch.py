@@ -55,6 +55,7 @@ from node.core import NodeCore
 from node.errors import BigHealthError, StorageError
 from node.home import LoadedHome, listen_port, parse_host_port
 from node.home.config import LISTEN_PATTERN
+from node.runtime.byzantine import ByzantineKind, ByzantineModeError, byzantine_network
 from node.runtime.extension import NodeExtension, NodeServices
 from node.runtime.fault_gate import NO_FAULTS, FaultOptions, gated
 from node.runtime.logs import adopt_library_loggers, fields
@@ -224,18 +225,20 @@ async def run_node(
     app_factory: AppFactory = default_application,
     extensions: ExtensionsFactory = no_extensions,
     faults: FaultOptions = NO_FAULTS,
+    byzantine: frozenset[ByzantineKind] = frozenset(),
 ) -> None:
     """Run the node of ``loaded`` with ``app_factory``'s application and ``extensions``
     until SIGTERM/SIGINT (returns) or a fatal error (raises ``NodeStartError``,
     ``ChainHaltError`` or a bug); ``faults``: fault injection (``node.runtime.fault_gate``),
-    for fault campaigns only."""
+    for fault campaigns only; ``byzantine``: lies the node tells (``node.runtime.byzantine``),
+    for attack tests only."""
     adopt_library_loggers()
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series: noise
     preflight(loaded)
     with open_storage(loaded) as storage, extensions(loaded) as plugged:
         core = open_core(storage, loaded, app_factory)
         try:
-            await _serve(core, loaded, version, plugged, faults)
+            await _serve(core, loaded, version, plugged, faults, byzantine=byzantine)
         except BaseExceptionGroup as group:
             raise _single_error(group) from None
 
@@ -246,6 +249,8 @@ async def _serve(
     version: str,
     extensions: Sequence[NodeExtension],
     faults: FaultOptions,
+    *,
+    byzantine: frozenset[ByzantineKind] = frozenset(),
 ) -> None:
     tip = TipBoard(core.height, core.last_block_id)
     try:
@@ -261,9 +266,14 @@ async def _serve(
         sync_request_timeout_ms=loaded.config.chain.sync_request_timeout_ms,
         consensus_direct=loaded.config.p2p.consensus_direct,
     )
+    outbound = gated(network, loaded.home.path, faults)
+    try:
+        liar = byzantine_network(outbound, byzantine, signer=key, chain_id=core.chain_id)
+    except ByzantineModeError as exc:
+        raise NodeStartError(str(exc)) from exc
     runtime = NodeRuntime(
         core,
-        gated(network, loaded.home.path, faults),
+        outbound if liar is None else liar,
         SystemClock(faults.clock_skew_ms),
         identity=identity,
         metrics=metrics,
@@ -287,6 +297,8 @@ async def _serve(
         # Logged before the core task starts: its first commit must not come before it.
         _log_started(core, loaded, Started(network.local_peer, tuple(addrs), api[0], api[1]))
         await nursery.start(runtime.run)
+        if liar is not None:
+            nursery.start_soon(liar.attack)
         for extension in extensions:
             await nursery.start(_run_extension, extension, runtime.services())
 
