@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 
 from node.api.client import ApiClient, ApiError
 from node.errors import BigHealthError
@@ -202,6 +202,18 @@ class LocalNetwork:
                 )
             sleep(POLL_INTERVAL_S)
         return monotonic() - started
+
+    def pids(self) -> dict[str, int]:
+        """The process id of every started node still running, by name (for /proc samples)."""
+        return {name: p.pid for name, p in self.processes.items() if p.poll() is None}
+
+    def status(self, name: str) -> dict[str, Any] | None:
+        """``name``'s ``GET /status`` document, ``None`` while it does not answer."""
+        host, port = parse_host_port(self.node(name).api)
+        try:
+            return ApiClient(host, port, timeout_s=PROBE_TIMEOUT_S).get("/status")
+        except ApiError:
+            return None
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> int:
         """Send ``sig`` to ``name`` and wait for it (SIGKILL after ``stop_timeout_s``);

@@ -1,0 +1,107 @@
+"""``bighealth bench network``: its smoke run end to end on real node processes (the JSON's
+keys and their sanity), and the parts that need no network: padding a transaction to a
+size, parsing ``ss`` counters, percentiles, CPU shares, option checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from crypto_core.signatures import Ed25519KeyPair
+from node.cli import main
+from node.cli.bench.facts import ProcessSample, cpu_percent, percentiles
+from node.cli.bench.load import LoadError, _encoded, kv_value_bytes
+from node.cli.bench.network import BenchError, NetworkBenchOptions
+from node.cli.bench.wire import bytes_between, parse_ss
+
+SS_OUTPUT = """\
+0      0      127.0.0.1:4001 127.0.0.1:50000
+\t cubic wscale:7,7 rto:204 bytes_sent:1000 bytes_acked:1000 bytes_received:20
+0      0      127.0.0.1:50000 127.0.0.1:4001
+\t cubic bytes_sent:20 bytes_received:1000
+0      0      127.0.0.1:8080 127.0.0.1:60000
+\t cubic bytes_sent:999999 bytes_received:5
+"""
+
+
+def test_smoke_run_reports_sane_figures(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    plot = tmp_path / "bench.png"
+    assert main(["bench", "network", "--smoke", "--json", str(out), "--plot", str(plot)]) == 0
+    report = json.loads(out.read_text())
+    for key in (
+        "committed_tx_per_s",
+        "offered_tx_per_s",
+        "finality_ms",
+        "block_interval_ms",
+        "nodes",
+        "wire_bytes_per_tx",
+        "ceilings",
+        "achieved_over_ceiling",
+        "machine",
+        "results",
+    ):
+        assert key in report, key
+    assert report["results"][0]["txs"]["committed_in_window"] > 0
+    assert 0 < report["committed_tx_per_s"] <= report["offered_tx_per_s"]
+    finality = report["finality_ms"]
+    assert 0 < finality["p50"] <= finality["p95"] <= finality["p99"]
+    blocks = report["block_interval_ms"]
+    assert blocks["p50"] is not None and 0 <= blocks["p50"] <= blocks["p95"] <= blocks["p99"]
+    assert report["ceilings"]["ed25519_verify_per_s"] > 0
+    assert report["ceilings"]["leveldb_values_per_s"] > 0
+    assert set(report["achieved_over_ceiling"]) == {"ed25519", "leveldb"}
+    assert len(report["nodes"]) == report["options"]["validators"]
+    for node in report["nodes"].values():
+        assert node["cpu_percent"] is None or node["cpu_percent"] >= 0
+        assert node["rss_mb"] is None or node["rss_mb"] > 0
+    assert report["machine"]["cores"] >= 1
+    assert plot.stat().st_size > 0
+
+
+def test_a_transaction_is_padded_to_the_size_asked() -> None:
+    key = Ed25519KeyPair.from_seed(bytes(32))
+    for size in (200, 300, 1000):
+        value = kv_value_bytes("bench-network", size)
+        assert size - 4 <= len(_encoded("bench-network", key, 1_000, value)) <= size
+    with pytest.raises(LoadError, match="at least"):
+        kv_value_bytes("bench-network", 20)
+
+
+def test_ss_counters_of_the_p2p_ports_only() -> None:
+    counters = parse_ss(SS_OUTPUT, {4001})
+    assert counters == {
+        ("127.0.0.1:4001", "127.0.0.1:50000"): 1000,
+        ("127.0.0.1:50000", "127.0.0.1:4001"): 20,
+    }
+    later = {key: value + 100 for key, value in counters.items()}
+    later[("127.0.0.1:4001", "127.0.0.1:50001")] = 7  # a connection opened in between
+    assert bytes_between(counters, later) == 207
+    assert bytes_between(None, later) is None
+
+
+def test_percentiles_and_cpu_share() -> None:
+    assert percentiles([]) == {"p50": None, "p95": None, "p99": None}
+    figures = percentiles([float(v) for v in range(1, 101)])
+    assert figures == {"p50": 50.0, "p95": 95.0, "p99": 99.0}
+    before, after = ProcessSample(1.0, 10.0, 10.0), ProcessSample(2.5, 12.0, 12.0)
+    assert cpu_percent(before, after, 3.0) == 50.0
+    assert cpu_percent(None, after, 3.0) is None
+
+
+def test_options_out_of_range_are_refused() -> None:
+    with pytest.raises(BenchError, match="validators"):
+        NetworkBenchOptions(validators=0)
+    with pytest.raises(BenchError, match="rate"):
+        NetworkBenchOptions(rate_tx_per_s=-1.0)
+    with pytest.raises(BenchError, match="health"):
+        NetworkBenchOptions(workload="health")
+    assert NetworkBenchOptions(sweep=True).rates[-1] is None
+
+
+def test_rate_must_be_max_or_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["bench", "network", "--rate", "fast"])
+    assert "expected max or a rate" in capsys.readouterr().err
