@@ -12,6 +12,9 @@
 |                    | its fakes and checks), consensus, crypto_core, stdlib,         |
 |                    | matplotlib, dask and distributed (in netsim.sweep only),       |
 |                    | health pure modules                                            |
+| netsim.live (shell)| netsim, node pure, node.home, node.api.client,                 |
+|                    | node.cli.localnet (real node processes; only netsim.cli        |
+|                    | imports it, to wire the ``live`` command)                      |
 | health (pure)      | node pure modules, consensus, crypto_core, msgpack, nacl       |
 | health shell       | health pure, node, trio, msgpack, nacl, pydantic (never        |
 |                    | libp2p, netsim)                                                |
@@ -71,6 +74,11 @@ COMPOSITION_ROOTS = ("node.runtime.launch", "node.cli")
 # The one netsim module that runs sweeps on a Dask cluster, and the libraries only it imports.
 SWEEP_RUNNER = "netsim.sweep"
 SWEEP_LIBRARIES = frozenset({"dask", "distributed"})
+# netsim's shell: live runs of real node processes, beside the simulator. What of the node
+# shell it may use, and the one netsim module that may import it (the command line).
+NETSIM_SHELL = "netsim.live"
+NETSIM_SHELL_USES = ("node.home", "node.api.client", "node.cli.localnet")
+NETSIM_SHELL_WIRING = "netsim.cli"
 # The one node module that draws plots (``bighealth bench network --plot``).
 BENCH_PLOTTER = "node.cli.bench.report"
 
@@ -189,8 +197,12 @@ def _layer_violation(layer: str, imp: Imported, top: str) -> str | None:
             return "a pure node module must not import the node shell"
         allowed = frozenset({"node", "consensus", "crypto_core", "msgpack", "nacl"})
     elif layer == "netsim":
-        if imp.module == "netsim.live" and imp.target.startswith("node.home"):
-            return None  # the live mode starts real node processes from their homes
+        if is_in(imp.target, (NETSIM_SHELL,)) and not is_in(
+            imp.module, (NETSIM_SHELL, NETSIM_SHELL_WIRING)
+        ):
+            return f"only {NETSIM_SHELL_WIRING} imports the live runs' shell ({NETSIM_SHELL})"
+        if is_in(imp.module, (NETSIM_SHELL,)) and is_in(imp.target, NETSIM_SHELL_USES):
+            return None  # live runs start real node processes and talk to their API
         if (top == "node" and is_node_shell(imp.target)) or is_health_shell(imp.target):
             return "netsim drives the pure cores, never a shell"
         allowed = frozenset(
@@ -282,6 +294,12 @@ def test_every_module_keeps_the_layer_rules() -> None:
         ("health.vault", "import libp2p"),
         ("health.client", "import netsim"),
         ("netsim.workload", "from health.client import Client"),
+        ("netsim.simulation", "from netsim.live import LiveRun"),
+        ("netsim.simulation", "from node.cli.localnet import LocalNetwork"),
+        ("netsim.live.run", "from node.runtime.launch import run_node"),
+        ("netsim.live.run", "from node.api.http import serve_http"),
+        ("netsim.live.run", "import trio"),
+        ("netsim.live.run", "from health.client import HealthClient"),
     ],
 )
 def test_the_checker_catches_violations(module: str, source: str) -> None:
@@ -306,6 +324,11 @@ def test_the_checker_catches_violations(module: str, source: str) -> None:
         ("netsim.workload", "from health.contracts.consent import grant_payload"),
         ("netsim.checkers", "from node.testing.signing import SigningLedger"),
         ("netsim.sweep", "from distributed import Client, LocalCluster\nimport dask"),
+        ("netsim.cli", "from netsim.live import add_live_parser"),
+        ("netsim.live.run", "from node.cli.localnet import LocalNetwork\nimport subprocess"),
+        ("netsim.live.workload", "from node.api.client import ApiClient"),
+        ("netsim.live.run", "from node.home import read_key_file"),
+        ("netsim.live.figures", "from netsim.report import summary_lines"),
     ],
 )
 def test_the_checker_allows_what_the_rules_allow(module: str, source: str) -> None:
