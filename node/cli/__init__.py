@@ -13,6 +13,7 @@
     bighealth tx kv-set --home HOME --key-file ...   sign and submit a kv.set transaction
     bighealth meter simulate --keystore FILE ...     a simulated glucose meter or CGM
     bighealth demo [--exit] [--output DIR]           a health network and its story, told
+    bighealth chaos [--kills N] [--json FILE]        a fault campaign on a local network
     bighealth bench network|gossip [...]             measure a live local network
 
 Subcommands are registered in ``COMMANDS``: each adds its parser and handles its arguments.
@@ -30,6 +31,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from node.cli import home_commands, node_commands
+from node.cli.chaos.command import add_chaos
 from node.cli.bench import add_bench
 from node.cli.common import EXIT_ERROR, Subparsers, explain_defaults, package_version
 from node.cli.demo import add_demo
@@ -69,6 +71,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     node_commands.add_tx,
     add_meter,
     add_demo,
+    add_chaos,
     add_bench,
 ]
 

@@ -13,7 +13,7 @@ drops messages from and to the peers a control file names: ``HOME/chaos-gate.jso
   a partition is made by gating the receivers (both sides name each other in
   ``drop_from``), and a one-way loss from A to B by ``drop_from: [A]`` at B alone.
 
-The file is re-read when its modification time or size changes, looked at no more than
+The file is re-read when its inode, modification time or size changes, looked at no more than
 once every ``poll_interval_s``; an absent file opens the gate; a file that does not parse
 keeps the last rules (and is logged). It is at most ``MAX_GATE_FILE_BYTES``.
 
@@ -117,7 +117,7 @@ class GateFile:
         self._poll_interval_s = poll_interval_s
         self._monotonic = monotonic
         self._next_poll = float("-inf")
-        self._signature: tuple[int, int] | None = None
+        self._signature: tuple[int, int, int] | None = None
         self._rules = OPEN
 
     def rules(self) -> GateRules:
@@ -134,7 +134,7 @@ class GateFile:
         except FileNotFoundError:
             self._signature, self._rules = None, OPEN
             return
-        signature = (stat.st_mtime_ns, stat.st_size)
+        signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if signature == self._signature:
             return
         self._signature = signature
