@@ -31,8 +31,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from node.cli import home_commands, node_commands
-from node.cli.chaos.command import add_chaos
 from node.cli.bench import add_bench
+from node.cli.chaos.command import add_chaos
 from node.cli.common import EXIT_ERROR, Subparsers, explain_defaults, package_version
 from node.cli.demo import add_demo
 from node.cli.meter_command import add_meter
