@@ -132,7 +132,8 @@ def live_summary_lines(result: RunResult, workload: Senders, measured: int) -> l
             f"{result.tx_per_sim_s:.1f} tx/s; {workload.sent} sent "
             f"({workload.sent / result.sim_time_s if result.sim_time_s else 0:.1f}/s of "
             f"{config.tx_rate:g}/s offered), {workload.accepted} accepted, "
-            f"{workload.rejected} refused, {workload.unanswered} unanswered"
+            f"{workload.rejected} refused{_reasons(workload.refusals)}, "
+            f"{workload.unanswered} unanswered"
         ),
         "commit latency": (
             f"commit latency   p50 {_text_ms(result.commit_latency_p50_ms)}  p99 "
@@ -152,6 +153,11 @@ def live_summary_lines(result: RunResult, workload: Senders, measured: int) -> l
         elif not line.startswith(LINES_NOT_LIVE):
             lines.append(line)
     return lines
+
+
+def _reasons(refusals: Mapping[str, int]) -> str:
+    parts = [f"{reason} {count}" for reason, count in sorted(refusals.items())]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _height_timings(watch: ChainWatch) -> tuple[HeightTiming, ...]:

@@ -16,8 +16,7 @@ from netsim.checkers import Violation
 from netsim.live.figures import build_result, commit_latencies_s, live_summary_lines
 from netsim.live.options import LiveError, LiveOptions, options_of
 from netsim.live.watch import LONG_POLL_MS, ChainWatch, CommitClock
-from netsim.live.workload import Senders
-from node.api.client import ApiClient
+from netsim.live.workload import LiveClient, Senders
 from node.cli.localnet import LocalNetError, LocalNetwork, sigterm_as_interrupt
 from node.home import ACCOUNT_KEY, parse_host_port, read_key_file
 from node.home.manifest import ManifestNode
@@ -31,10 +30,10 @@ EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
 
 
-def api_client(node: ManifestNode, timeout_s: float = HTTP_TIMEOUT_S) -> ApiClient:
+def api_client(node: ManifestNode, timeout_s: float = HTTP_TIMEOUT_S) -> LiveClient:
     """A client of ``node``'s HTTP API."""
     host, port = parse_host_port(node.api)
-    return ApiClient(host, port, timeout_s)
+    return LiveClient(host, port, timeout_s)
 
 
 def make_testnet(directory: Path, options: LiveOptions) -> None:

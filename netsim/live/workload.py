@@ -1,14 +1,17 @@
-"""The live run's load: clients sending ``kv.set`` to validators at a steady rate, one sender
-thread per validator (``Senders``)."""
+"""The live run's load: clients sending ``kv.set`` to validators at a steady rate, in batches
+(``POST /txs``), one sender thread per validator (``Senders``)."""
 
 from __future__ import annotations
 
 import random
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
+
+import msgpack
 
 from crypto_core.signatures import Ed25519KeyPair
 from netsim.live.figures import Submitted
@@ -17,12 +20,10 @@ from node.app.kv import set_payload
 from node.codec import TX_CODEC, sign_transaction, tx_hash
 from node.types import UnsignedTransaction
 
-MAX_TX_PER_TICK: Final = 200
-"""Transactions sent in one pass of the loop at most (a slow API cannot make a backlog
-grow without bound: what is not sent by then is dropped from the schedule)."""
-MAX_TICK_S: Final = 0.1
-"""Time one pass of the loop spends sending at most, so the chain is still watched while the
-sender is behind (each transaction is one HTTP request to a busy node)."""
+MAX_TX_PER_TICK: Final = 512
+"""Transactions sent in one batch at most (below the node's 1,024 a ``POST /txs``): a slow
+node cannot make a backlog grow without bound, what is not sent by then is dropped from the
+schedule."""
 MAX_TRACKED_TXS: Final = 100_000
 """Submitted transactions whose send time is kept for the commit latency, at most."""
 KEY_BYTES: Final = 8
@@ -30,20 +31,37 @@ SEND_WAIT_S: Final = 0.005
 """A sender's pause between passes (it sends what is due, then waits this long)."""
 
 
+class LiveClient(ApiClient):
+    """``ApiClient`` and the batch path ``POST /txs``."""
+
+    def submit_txs(self, raws: Sequence[bytes]) -> list[dict[str, Any]]:
+        """``POST /txs`` with ``raws`` (1..``MAX_TXS_PER_BATCH``): the node's verdict on each,
+        in order (``ApiError`` when it does not answer, or not with one verdict each)."""
+        request = urllib.request.Request(
+            self.base_url + "/txs",
+            data=msgpack.packb(list(raws), use_bin_type=True),
+            method="POST",
+            headers={"content-type": "application/msgpack"},
+        )
+        results = self._call(request).get("results")
+        if not isinstance(results, list) or len(results) != len(raws):
+            raise ApiError(f"{self.base_url}/txs answered without one result a transaction")
+        return [r if isinstance(r, dict) else {} for r in results]
+
+
 @dataclass
 class LiveWorkload:
-    """Clients sending ``kv.set`` to ``validators`` (by name, in turn) at ``rate`` per
-    second; ``clock_s`` stamps each transaction as it is sent (``time.monotonic``) and
-    bounds the time of one ``tick`` to ``max_tick_s``."""
+    """Clients sending ``kv.set`` at ``rate`` per second in all: what is due at each
+    ``tick`` goes in one ``POST /txs`` batch to one of ``validators`` (by name, in turn),
+    stamped with the moment the batch was sent (``clock_s``, ``time.monotonic``)."""
 
     chain_id: str
     keys: list[Ed25519KeyPair]
-    validators: Mapping[str, ApiClient]
+    validators: Mapping[str, LiveClient]
     rate: float
     payload_bytes: int
     rng: random.Random
     clock_s: Callable[[], float] = time.monotonic
-    max_tick_s: float = MAX_TICK_S
     nonces: dict[bytes, int] = field(default_factory=dict)
     submitted: dict[bytes, Submitted] = field(default_factory=dict)
     """Accepted transactions by hash: the validator and the moment they were sent."""
@@ -51,52 +69,62 @@ class LiveWorkload:
     accepted: int = 0
     rejected: int = 0
     """Refused by the node (its verdict)."""
+    refusals: dict[str, int] = field(default_factory=dict)
+    """The refused ones by the node's reason (a handful of kinds)."""
     unanswered: int = 0
     """No verdict: the node did not answer in time, or not at all."""
+    batches: int = 0
     _next_s: float = 0.0
 
     def tick(self, now_s: float) -> None:
-        """Send what the rate allows by ``now_s``."""
+        """Send what the rate makes due by ``now_s``, at most ``MAX_TX_PER_TICK`` (further
+        behind, the backlog is dropped and the rate kept)."""
         if self.rate <= 0:
             return
         if not self._next_s:
             self._next_s = now_s
-        ends_s = self.clock_s() + self.max_tick_s
-        for _ in range(MAX_TX_PER_TICK):
-            if self._next_s > now_s:
-                return
-            self._send_one()
+        due = 0
+        while self._next_s <= now_s and due < MAX_TX_PER_TICK:
+            due += 1
             self._next_s += 1.0 / self.rate
-            if self.clock_s() >= ends_s:
-                break
-        self._next_s = max(self._next_s, now_s)  # behind: drop the backlog, keep the rate
+        self._next_s = max(self._next_s, now_s)
+        if due:
+            self._send_batch(due)
 
-    def _send_one(self) -> None:
-        key = self.keys[self.sent % len(self.keys)]
+    def _send_batch(self, count: int) -> None:
         names = list(self.validators)
-        name = names[self.sent % len(names)]
+        name = names[self.batches % len(names)]
         target = self.validators[name]
-        self.sent += 1
+        self.batches += 1
+        senders = [self.keys[(self.sent + i) % len(self.keys)] for i in range(count)]
+        self.sent += count
         try:
-            nonce = self.nonces.get(key.public_key)
-            if nonce is None:
-                known = target.get(f"/accounts/{key.public_key.hex()}/nonce")
-                nonce = int(known["next_nonce"])
-            raw = self._transaction(key, nonce)
-            sent_s = self.clock_s()  # this transaction's own time, not the loop's
-            verdict = target.submit_tx(raw)
-        except ApiError:  # unanswered: whether it was taken is unknown, ask the nonce again
-            self.unanswered += 1
-            self.nonces.pop(key.public_key, None)
+            raws = [self._transaction(key, self._next_nonce(key, target)) for key in senders]
+            sent_s = self.clock_s()  # the batch's own time, not the loop's
+            results = target.submit_txs(raws)
+        except ApiError:  # unanswered: whether they were taken is unknown, ask the nonces again
+            self.unanswered += count
+            for key in senders:
+                self.nonces.pop(key.public_key, None)
             return
-        if verdict.get("accepted"):
-            self.accepted += 1
-            self.nonces[key.public_key] = nonce + 1
-            if len(self.submitted) < MAX_TRACKED_TXS:
-                self.submitted[tx_hash(raw)] = Submitted(name, sent_s)
-        else:
-            self.rejected += 1
-            self.nonces.pop(key.public_key, None)  # ask the node again next time
+        for key, raw, result in zip(senders, raws, results, strict=True):
+            if result.get("accepted"):
+                self.accepted += 1
+                if len(self.submitted) < MAX_TRACKED_TXS:
+                    self.submitted[tx_hash(raw)] = Submitted(name, sent_s)
+            else:
+                self.rejected += 1
+                reason = str(result.get("reason"))[:40]
+                self.refusals[reason] = self.refusals.get(reason, 0) + 1
+                self.nonces.pop(key.public_key, None)  # ask the node again next time
+
+    def _next_nonce(self, key: Ed25519KeyPair, target: ApiClient) -> int:
+        """The key's next nonce: counted on from the last, else asked of ``target``."""
+        nonce = self.nonces.get(key.public_key)
+        if nonce is None:
+            nonce = int(target.get(f"/accounts/{key.public_key.hex()}/nonce")["next_nonce"])
+        self.nonces[key.public_key] = nonce + 1
+        return nonce
 
     def _transaction(self, key: Ed25519KeyPair, nonce: int) -> bytes:
         payload = set_payload(self.rng.randbytes(KEY_BYTES), self.rng.randbytes(self.payload_bytes))
@@ -126,7 +154,7 @@ class Senders:
         cls,
         chain_id: str,
         keys: Sequence[Ed25519KeyPair],
-        validators: Mapping[str, ApiClient],
+        validators: Mapping[str, LiveClient],
         *,
         rate: float,
         payload_bytes: int,
@@ -176,6 +204,14 @@ class Senders:
     @property
     def rejected(self) -> int:
         return sum(w.rejected for w in self.workloads)
+
+    @property
+    def refusals(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for workload in self.workloads:
+            for reason, count in workload.refusals.items():
+                totals[reason] = totals.get(reason, 0) + count
+        return totals
 
     @property
     def unanswered(self) -> int:

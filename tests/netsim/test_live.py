@@ -8,6 +8,7 @@ import os
 import random
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,8 @@ import pytest
 from netsim.live.figures import Submitted, block_intervals_ms, build_result, commit_latencies_s
 from netsim.live.options import LiveError, LiveOptions
 from netsim.live.watch import ChainWatch, CommitClock
-from netsim.live.workload import MAX_TX_PER_TICK, LiveWorkload, Senders
-from node.api.client import ApiClient, ApiUnreachableError
+from netsim.live.workload import MAX_TX_PER_TICK, LiveClient, LiveWorkload, Senders
+from node.api.client import ApiUnreachableError
 from node.codec import TX_CODEC
 from node.home.manifest import ManifestNode
 from node.testing import key_pair
@@ -25,7 +26,7 @@ from node.testing import key_pair
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class ScriptedNode(ApiClient):
+class ScriptedNode(LiveClient):
     """A node answering from dictionaries instead of HTTP."""
 
     def __init__(self, height: int = 0, ids: dict[int, str] | None = None) -> None:
@@ -35,6 +36,7 @@ class ScriptedNode(ApiClient):
         self.submitted: list[bytes] = []
         self.accept = True
         self.up = True
+        self.batch_sizes: list[int] = []
 
     def get(self, path: str) -> dict[str, Any]:
         if not self.up:
@@ -49,11 +51,12 @@ class ScriptedNode(ApiClient):
             return {"next_nonce": 5}
         raise AssertionError(path)
 
-    def submit_tx(self, raw: bytes) -> dict[str, Any]:
+    def submit_txs(self, raws: Sequence[bytes]) -> list[dict[str, Any]]:
         if not self.up:
             raise ApiUnreachableError("down")
-        self.submitted.append(raw)
-        return {"accepted": self.accept}
+        self.submitted += raws
+        self.batch_sizes.append(len(raws))
+        return [{"accepted": self.accept} for _ in raws]
 
 
 def manifest_node(name: str, role: str = "validator") -> ManifestNode:
@@ -98,7 +101,7 @@ def test_the_watch_flags_two_blocks_at_one_height() -> None:
     assert "DISAGREE" in watch.progress_lines()[1]
 
 
-def test_the_workload_keeps_its_rate_numbers_nonces_and_bounds_bursts() -> None:
+def test_the_workload_batches_what_is_due_keeps_nonces_and_bounds_bursts() -> None:
     validator = ScriptedNode()
     clock = iter(float(i) for i in range(10_000))
     workload = LiveWorkload(
@@ -109,19 +112,20 @@ def test_the_workload_keeps_its_rate_numbers_nonces_and_bounds_bursts() -> None:
         payload_bytes=16,
         rng=random.Random(1),
         clock_s=lambda: next(clock),
-        max_tick_s=1e9,
     )
     workload.tick(100.0)
-    workload.tick(100.45)  # 0.45 s later: 4 more at 10 per second
-    assert workload.sent == 5
+    workload.tick(100.45)  # 0.45 s later: 4 more at 10 per second, in one batch
+    assert workload.sent == 5 and validator.batch_sizes == [1, 4]
     nonces = [TX_CODEC.decode(raw).nonce for raw in validator.submitted]
     assert nonces == [5, 6, 7, 8, 9]  # the first asked of the node, then counted
-    # each transaction is stamped with its own send time, not the loop's
+    # each batch is stamped with the time it was sent, not the loop's
     stamps = [s.sent_s for s in workload.submitted.values()]
-    assert len(set(stamps)) == 5 and stamps == sorted(stamps)
+    assert stamps == [0.0, 1.0, 1.0, 1.0, 1.0]
     assert {s.node for s in workload.submitted.values()} == {"a"}
     workload.tick(1_000.0)  # far behind: a bounded burst, then the backlog is dropped
     assert workload.sent == 5 + MAX_TX_PER_TICK
+    workload.tick(1_000.0)  # the backlog is gone: only the one due at 1,000 s
+    assert workload.sent == 5 + MAX_TX_PER_TICK + 1
     validator.accept = False
     workload.tick(1_000.5)
     assert workload.rejected > 0 and not workload.nonces  # asks the node again
@@ -130,19 +134,6 @@ def test_the_workload_keeps_its_rate_numbers_nonces_and_bounds_bursts() -> None:
     workload.tick(1_001.0)
     assert workload.rejected == rejected and workload.unanswered > 0  # nothing raised
     assert not workload.nonces
-
-
-def test_a_tick_sends_for_a_bounded_time_then_drops_the_backlog() -> None:
-    clock = iter(float(i) for i in range(10_000))
-    workload = LiveWorkload(
-        "c", [key_pair("k")], {"a": ScriptedNode()}, 1_000.0, 8, random.Random(0),
-        clock_s=lambda: next(clock), max_tick_s=3.0,
-    )  # fmt: skip
-    workload.tick(50.0)  # the first: one due
-    workload.tick(60.0)  # 10 s later 10,000 are due; the clock passes 3 s after two of them
-    assert workload.sent == 3
-    workload.tick(60.0005)  # the backlog was dropped: only what is due from 60 s on
-    assert workload.sent == 4
 
 
 def test_the_senders_deal_each_key_to_one_validator_and_share_the_rate() -> None:
