@@ -6,7 +6,8 @@ the node's core runs honestly, and its outbound path lies. The kinds (``Byzantin
 - ``equivocate``: for each prevote and precommit the node signs, a second vote for the same
   height, round and step, for another value, signed with the validator key directly (past
   the consensus sign guard: only here), sent straight to half of the peers (sorted by peer
-  id, the first half, at least one);
+  id, the first half, at least one; with no peer yet, the next copy of the vote the runtime
+  sends tries again);
 - ``invalid-block``: the blocks the node proposes go out with a wrong application state
   root (the block id, and the proposal naming it, re-signed to match);
 - ``oversized``: messages over their kind's limit (a vote of 60 kB) on the gossip topics and
@@ -17,8 +18,10 @@ the node's core runs honestly, and its outbound path lies. The kinds (``Byzantin
   newest, sent again.
 
 The periodic kinds (all but the first two) act once every ``interval_s`` in ``attack``, a task
-the node's nursery runs. Honest nodes are expected to keep committing, to put the
-equivocation evidence in a block, and to score the node down and disconnect it.
+the node's nursery runs; with ``equivocate`` they start once a conflicting vote went out (or
+after ``equivocation_grace_s``), since they soon get the node banned. Honest nodes are
+expected to keep committing, to put the equivocation evidence in a block, and to score the
+node down and disconnect it.
 
 Refused (``ByzantineModeError``) unless the environment sets ``BIGHEALTH_ALLOW_BYZANTINE=1``
 and the chain id names a test chain (``test`` at its start or after ``-``, ``_`` or ``.``,
@@ -124,10 +127,11 @@ class ByzantineSettings:
     flood_batch_txs: int = 200
     replay_keep_messages: int = 256
     replay_per_interval: int = 16
+    equivocation_grace_s: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.interval_s <= 0:
-            raise ValueError("ByzantineSettings.interval_s must be > 0")
+        if self.interval_s <= 0 or self.equivocation_grace_s < 0:
+            raise ValueError("ByzantineSettings: interval_s > 0, equivocation_grace_s >= 0")
         for name in ("flood_batch_txs", "replay_keep_messages", "replay_per_interval"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ByzantineSettings.{name} must be >= 1")
@@ -154,11 +158,12 @@ class ByzantineNetwork:
         self._rng = rng or random.Random()
         self.acts: Counter[str] = Counter()
         """What the node did so far, by act (``equivocated_votes``, ``invalid_blocks``...)."""
-        self._rewrites: OrderedDict[bytes, bytes] = OrderedDict()
+        self._rewrites: OrderedDict[bytes, tuple[bytes, Vote | None]] = OrderedDict()
         self._bad_ids: OrderedDict[bytes, bytes] = OrderedDict()  # honest id -> bad one
         self._equivocated: OrderedDict[tuple[int, int, int], None] = OrderedDict()
         self._sent: deque[tuple[int, bytes]] = deque(maxlen=self.settings.replay_keep_messages)
         self._newest_height = 0
+        self._equivocated_once = trio.Event()
 
     # -- the lying outbound path ---------------------------------------------------------------
 
@@ -174,51 +179,55 @@ class ByzantineNetwork:
             return data
         key = hashlib.sha256(data).digest()
         cached = self._rewrites.get(key)
-        if cached is not None:
-            return cached
-        rewritten = self._rewrite(data)
-        self._rewrites[key] = rewritten
-        if len(self._rewrites) > REWRITE_CACHE_ENTRIES:
-            self._rewrites.popitem(last=False)
+        if cached is None:
+            cached = self._rewrite(data)
+            self._rewrites[key] = cached
+            if len(self._rewrites) > REWRITE_CACHE_ENTRIES:
+                self._rewrites.popitem(last=False)
+        rewritten, vote = cached
+        if vote is not None and ByzantineKind.EQUIVOCATE in self.kinds:
+            self._equivocate(vote)  # again: a vote sent while no peer was connected
         return rewritten
 
-    def _rewrite(self, data: bytes) -> bytes:
+    def _rewrite(self, data: bytes) -> tuple[bytes, Vote | None]:
+        """What to send for ``data``, and the vote it holds (if any)."""
         try:
             message = decode_message(data)
         except DecodeError:
-            return data
+            return data, None
         height = getattr(message, "height", None)
         if isinstance(message, Block):
             height = message.header.height
         if isinstance(height, int):
             self._newest_height = max(self._newest_height, height)
             self._sent.append((height, data))
-        if isinstance(message, Vote) and ByzantineKind.EQUIVOCATE in self.kinds:
-            self._equivocate(message)
+        if isinstance(message, Vote):
+            return data, message
         if ByzantineKind.INVALID_BLOCK in self.kinds:
             if isinstance(message, Block):
-                return self._invalid_block(message)
+                return self._invalid_block(message), None
             if isinstance(message, Proposal):
-                return self._renamed_proposal(message)
-        return data
+                return self._renamed_proposal(message), None
+        return data, None
 
     def _equivocate(self, vote: Vote) -> None:
         if self._signer is None or vote.validator != self._signer.public_key:
             return  # not ours: a relay of someone else's vote
         step = (vote.height, vote.round, int(vote.vote_type))
-        if step in self._equivocated:
-            return
+        peers = sorted(self._inner.peers())
+        if step in self._equivocated or not peers:
+            return  # done already, or nobody to lie to yet (tried again with the next copy)
         self._equivocated[step] = None
         if len(self._equivocated) > MAX_EQUIVOCATED_STEPS:
             self._equivocated.popitem(last=False)
         other_value = hashlib.sha256(b"byzantine/" + repr(step).encode()).digest()
         twin = replace(vote, value_id=other_value, signature=b"")
         twin = twin.with_signature(self._signer.sign(vote_sign_bytes_of(twin)))
-        peers = sorted(self._inner.peers())
         targets = peers[: max(1, len(peers) // 2)]
         for peer in targets:
             self._send_quietly(peer, TOPIC_CONSENSUS, encode_message(twin))
         self.acts["equivocated_votes"] += 1
+        self._equivocated_once.set()
         logger.warning(
             "byzantine: equivocated",
             extra=fields(height=vote.height, round=vote.round, step=vote.vote_type.name,
@@ -247,10 +256,15 @@ class ByzantineNetwork:
     # -- the periodic kinds --------------------------------------------------------------------
 
     async def attack(self) -> None:
-        """Run the periodic kinds until cancelled (the node's nursery runs this)."""
+        """Run the periodic kinds until cancelled (the node's nursery runs this). They get
+        the node banned soon, so with ``equivocate`` they wait until a conflicting vote went
+        out (at most ``equivocation_grace_s``): the lie that needs peers comes first."""
         logger.warning(
             "byzantine mode", extra=fields(kinds=sorted(kind.value for kind in self.kinds))
         )
+        if ByzantineKind.EQUIVOCATE in self.kinds:
+            with trio.move_on_after(self.settings.equivocation_grace_s):
+                await self._equivocated_once.wait()
         while True:
             await trio.sleep(self.settings.interval_s)
             self.attack_once()

@@ -123,6 +123,33 @@ def test_equivocate_sends_a_conflicting_signed_vote_to_half_the_peers_once() -> 
     assert liar.acts["equivocated_votes"] == 1
 
 
+def test_a_vote_sent_before_any_peer_is_connected_equivocates_with_its_next_copy() -> None:
+    liar, peers = _liar({ByzantineKind.EQUIVOCATE})
+    for endpoint in peers.values():
+        endpoint.online = False
+    vote = encode_message(_own_vote(1, None))
+    liar.broadcast(TOPIC_CONSENSUS, vote)
+    assert liar.acts["equivocated_votes"] == 0
+    for endpoint in peers.values():
+        endpoint.online = True
+    liar.send("p1", TOPIC_CONSENSUS, vote)  # the same vote again: now there is someone to lie to
+    assert liar.acts["equivocated_votes"] == 1
+
+
+async def test_the_periodic_kinds_wait_for_the_first_equivocation(
+    autojump_clock: MockClock,
+) -> None:
+    liar, _ = _liar({ByzantineKind.EQUIVOCATE, ByzantineKind.MALFORMED})
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(liar.attack)
+        await trio.sleep(10)
+        assert liar.acts["malformed"] == 0  # no lie reached a peer yet: nothing to give away
+        liar.broadcast(TOPIC_CONSENSUS, encode_message(_own_vote(1, None)))
+        await trio.sleep(liar.settings.interval_s * 3.5)
+        assert liar.acts["malformed"] == 3
+        nursery.cancel_scope.cancel()
+
+
 def test_invalid_block_renames_the_block_and_re_signs_its_proposal() -> None:
     liar, peers = _liar({ByzantineKind.INVALID_BLOCK})
     header = BlockHeader(CHAIN, 3, 1_000, b"\x00" * 32, b"\x11" * 32, b"\x22" * 32,
