@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 
 from crypto_core.signatures import Ed25519KeyPair
-from node.cli import main
+from node.cli import main, testnet
 from node.cli.bench.facts import ProcessSample, cpu_percent, percentiles
+from node.cli.bench.health_load import HealthBenchTestnet, reading_payload
 from node.cli.bench.load import LoadError, _encoded, kv_value_bytes
 from node.cli.bench.network import BenchError, NetworkBenchOptions
 from node.cli.bench.wire import bytes_between, parse_ss
+from node.cli.health_net import HealthTestnet
+from node.testing import SeededRng
 
 SS_OUTPUT = """\
 0      0      127.0.0.1:4001 127.0.0.1:50000
@@ -96,8 +99,8 @@ def test_options_out_of_range_are_refused() -> None:
         NetworkBenchOptions(validators=0)
     with pytest.raises(BenchError, match="rate"):
         NetworkBenchOptions(rate_tx_per_s=-1.0)
-    with pytest.raises(BenchError, match="health"):
-        NetworkBenchOptions(workload="health")
+    with pytest.raises(BenchError, match="kv or health"):
+        NetworkBenchOptions(workload="bogus")
     assert NetworkBenchOptions(sweep=True).rates[-1] is None
 
 
@@ -105,3 +108,30 @@ def test_rate_must_be_max_or_positive(capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(SystemExit):
         main(["bench", "network", "--rate", "fast"])
     assert "expected max or a rate" in capsys.readouterr().err
+
+
+def test_the_health_genesis_lists_devices_paired_to_patients(tmp_path: Path) -> None:
+    bench = HealthBenchTestnet(HealthTestnet(SeededRng("bench"), clinics=0), device_count=10)
+    spec = testnet.TestnetSpec(validators=2, clients=0, chain_id="bench-network")
+    testnet.create_testnet(tmp_path / "net", spec, SeededRng("bench"), bench)
+    genesis = json.loads((tmp_path / "net" / "genesis.json").read_text())
+    assert len(bench.devices) == 10
+    patients = {d.patient for d in bench.devices}
+    assert len(patients) == 2  # 8 devices to a patient
+    hospitals = {d.custodian for d in bench.devices}
+    assert len(hospitals) == 2  # patients spread over the hospitals
+    assert genesis["chain_id"] == "bench-network"
+    device = bench.devices[0]
+    first = reading_payload(bytes(32), 3, device.patient, device.custodian)
+    assert first != reading_payload(bytes(32), 4, device.patient, device.custodian)
+
+
+@pytest.mark.slow
+def test_health_smoke_run_commits_readings(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    code = main(["bench", "network", "--smoke", "--workload", "health", "--json", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["options"]["workload"] == "health"
+    assert report["results"][0]["txs"]["committed_with_drain"] > 0
+    assert report["results"][0]["refused"] == {}

@@ -99,7 +99,8 @@ def add_bench_network(sub: Subparsers) -> None:
         "--workload",
         choices=["kv", "health"],
         default="kv",
-        help="what the transactions do (health: not implemented yet)",
+        help="what the transactions do: kv.set, or health: devices committing glucose "
+        "readings (records.commit)",
     )
     parser.add_argument(
         "--sweep", action="store_true", help="several offered rates, then max: the saturation curve"

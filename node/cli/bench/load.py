@@ -55,7 +55,9 @@ HTTP_TIMEOUT_S: Final = 15.0
 RECORD: Final = struct.Struct("!32sd")
 """One accepted transaction in a result file: its hash and submit time (monotonic s)."""
 RETRY_REASONS: Final = frozenset({"mempool_full", "account_limit"})
-RETRY_PAUSE_S: Final = 0.005
+RETRY_PAUSE_S: Final = 0.05
+"""A connection whose request met a full mempool waits this long before the next one (the
+node asks for 1 s; a shorter pause keeps the pool topped up without spinning on it)."""
 KEY_PREFIX: Final = b"bench/"
 
 
@@ -81,6 +83,11 @@ class WorkerPlan:
     duration_s: float
     batch_max: int
     result_path: Path
+    workload: str = "kv"
+    patients: tuple[bytes, ...] = ()
+    """Health workload: each account's (a device's) patient; kv: empty."""
+    custodians: tuple[bytes, ...] = ()
+    """Health workload: each account's patient's custodian."""
 
 
 @dataclass(slots=True)
@@ -88,7 +95,10 @@ class WorkerReport:
     """What one load process did (sent back to the parent)."""
 
     index: int
+    offered: int = 0
+    """Distinct transactions sent (a transaction sent again counts once)."""
     sent: int = 0
+    """Transactions in requests (each sending counts)."""
     accepted: int = 0
     refused: Counter[str] = field(default_factory=Counter)
     requests: int = 0
@@ -119,6 +129,8 @@ def _encoded(chain_id: str, key: Ed25519KeyPair, nonce: int, value_bytes: int) -
 
 def presign(plan: WorkerPlan) -> list[deque[tuple[bytes, bytes]]]:
     """Every account's transactions, (raw, hash) in nonce order."""
+    if plan.workload == "health":
+        return _presign_readings(plan)
     value_bytes = kv_value_bytes(plan.chain_id, plan.tx_size_bytes)
     queues = []
     for seed, first in zip(plan.seeds, plan.first_nonces, strict=True):
@@ -126,6 +138,24 @@ def presign(plan: WorkerPlan) -> list[deque[tuple[bytes, bytes]]]:
         queue: deque[tuple[bytes, bytes]] = deque()
         for nonce in range(first, first + plan.txs_per_account):
             raw = _encoded(plan.chain_id, key, nonce, value_bytes)
+            queue.append((raw, tx_hash(raw)))
+        queues.append(queue)
+    return queues
+
+
+def _presign_readings(plan: WorkerPlan) -> list[deque[tuple[bytes, bytes]]]:
+    """The health workload's transactions: each device's glucose readings."""
+    from node.cli.bench.health_load import KIND, reading_payload  # noqa: PLC0415
+
+    queues = []
+    accounts = zip(plan.seeds, plan.first_nonces, plan.patients, plan.custodians, strict=True)
+    for seed, first, patient, custodian in accounts:
+        key = Ed25519KeyPair.from_seed(seed)
+        queue: deque[tuple[bytes, bytes]] = deque()
+        for nonce in range(first, first + plan.txs_per_account):
+            payload = reading_payload(key.public_key, nonce, patient, custodian)
+            unsigned = UnsignedTransaction(plan.chain_id, key.public_key, nonce, KIND, payload, 0)
+            raw = TX_CODEC.encode(sign_transaction(unsigned, key))
             queue.append((raw, tx_hash(raw)))
         queues.append(queue)
     return queues
@@ -196,11 +226,13 @@ class _Lane:
     queues: list[deque[tuple[bytes, bytes]]]
     rate_tx_per_s: float | None
     batch_max: int
+    offered: int = 0
     sent: int = 0
     accepted: int = 0
     refused: Counter[str] = field(default_factory=Counter)
     requests: int = 0
     request_errors: int = 0
+    retrying: set[int] = field(default_factory=set)
     records: list[tuple[bytes, float]] = field(default_factory=list)
     dead: set[int] = field(default_factory=set)
     cursor: int = 0
@@ -230,7 +262,7 @@ class _Lane:
             while (now := time.monotonic()) < end_s:
                 most = self.batch_max
                 if self.rate_tx_per_s is not None:
-                    due = int(self.rate_tx_per_s * (now - start_s)) - self.sent
+                    due = int(self.rate_tx_per_s * (now - start_s)) - self.offered
                     if due <= 0:
                         time.sleep(min(TICK_S, end_s - now))
                         continue
@@ -254,9 +286,11 @@ class _Lane:
             time.sleep(RETRY_PAUSE_S)
             return
         self.sent += len(batch)
+        self.offered += sum(1 for index in batch if index not in self.retrying)
         retry = False
         for index, reason in zip(batch, verdicts, strict=True):
             queue = self.queues[index]
+            self.retrying.discard(index)
             if reason is None:
                 self.accepted += 1
                 self.records.append((queue.popleft()[1], sent_at))
@@ -264,6 +298,7 @@ class _Lane:
             self.refused[reason] += 1
             if reason in RETRY_REASONS:
                 retry = True
+                self.retrying.add(index)
             else:
                 self.dead.add(index)
         if retry:
@@ -318,6 +353,7 @@ def _summarize(
 ) -> None:
     with plan.result_path.open("wb") as out:
         for lane in lanes:
+            report.offered += lane.offered
             report.sent += lane.sent
             report.accepted += lane.accepted
             report.refused.update(lane.refused)

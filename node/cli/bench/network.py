@@ -105,7 +105,7 @@ class NetworkBenchOptions:
             (1 <= self.batch_max <= MAX_BATCH_TXS, f"--batch must be 1..{MAX_BATCH_TXS}"),
             (0 <= self.drain_s <= 600, "--drain must be in 0..600 s"),
             (0 < self.ceiling_s <= 60, "--ceiling-seconds must be in (0, 60]"),
-            (self.workload == "kv", f"--workload {self.workload} is not implemented yet (kv only)"),
+            (self.workload in ("kv", "health"), "--workload must be kv or health"),
         ]
         for ok, rule in checks:
             if not ok:
@@ -160,6 +160,9 @@ class Accounts:
 
     seeds: list[bytes]
     next_nonces: list[int] = field(default_factory=list)
+    patients: list[bytes] = field(default_factory=list)
+    """The health workload's: each device's patient (empty for kv)."""
+    custodians: list[bytes] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.next_nonces:
@@ -228,6 +231,9 @@ def _plans(
             duration_s=options.duration_s,
             batch_max=options.batch_max,
             result_path=directory / f"load-{i}.bin",
+            workload=options.workload,
+            patients=tuple(accounts.patients[i::count]),
+            custodians=tuple(accounts.custodians[i::count]),
         )
         for i in range(count)
     ]
@@ -383,18 +389,36 @@ def _drain(watcher: BlockWatcher, reports: list[WorkerReport], drain_s: float) -
 
 
 @contextlib.contextmanager
-def live_network(directory: Path, options: NetworkBenchOptions) -> Iterator[LocalNetwork]:
-    """A generic testnet of ``options.validators`` validators in ``directory``, running."""
+def live_network(
+    directory: Path, options: NetworkBenchOptions
+) -> Iterator[tuple[LocalNetwork, Accounts]]:
+    """A testnet of ``options.validators`` validators in ``directory``, running, and its
+    sending accounts: client accounts of a generic chain (kv), or the devices of a health
+    chain (``health_load``)."""
+    from node.cli.bench.health_load import HealthBenchTestnet  # noqa: PLC0415
+    from node.cli.health_net import HealthTestnet  # noqa: PLC0415
     from node.cli.testnet import TestnetSpec, create_testnet  # noqa: PLC0415 (imports libp2p)
     from node.runtime.system import SystemRng  # noqa: PLC0415
 
+    rng = SystemRng()
     spec = TestnetSpec(validators=options.validators, clients=options.accounts, chain_id=CHAIN_ID)
-    create_testnet(directory, spec, SystemRng())
+    health = None
+    if options.workload == "health":
+        health = HealthBenchTestnet(HealthTestnet(rng, clinics=0), options.accounts)
+    create_testnet(directory, spec, rng, health)
     with LocalNetwork(directory) as net:
+        if health is None:
+            accounts = read_accounts(net)
+        else:
+            accounts = Accounts(
+                [d.seed for d in health.devices],
+                patients=[d.patient for d in health.devices],
+                custodians=[d.custodian for d in health.devices],
+            )
         net.start()
         net.wait_answering(START_TIMEOUT_S)
         net.wait_height(1, START_TIMEOUT_S)
-        yield net
+        yield net, accounts
 
 
 def refused_total(reports: Sequence[WorkerReport]) -> Counter[str]:
@@ -414,8 +438,7 @@ def run_network_bench(
 
     ceilings = measure_ceilings(options.ceiling_s)
     phases = []
-    with live_network(directory, options) as net:
-        accounts = read_accounts(net)
+    with live_network(directory, options) as (net, accounts):
         for rate in options.rates:
             if progress is not None:
                 shown = "max (closed loop)" if rate is None else f"{rate:g} tx/s"

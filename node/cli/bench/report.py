@@ -59,6 +59,7 @@ def phase_figures(phase: PhaseData, ceilings: Ceilings, validators: int) -> dict
     """The figures of one phase (see the module docstring and docs/BENCHMARKS.md)."""
     duration_s = phase.duration_s
     sent = sum(r.sent for r in phase.reports)
+    offered = sum(r.offered for r in phase.reports)
     accepted = sum(r.accepted for r in phase.reports)
     finality_ms, in_window = [], 0
     for digest, submitted_s in phase.submitted:
@@ -75,17 +76,18 @@ def phase_figures(phase: PhaseData, ceilings: Ceilings, validators: int) -> dict
         "offered_rate_tx_per_s": phase.rate_tx_per_s,
         "loop": "closed" if phase.rate_tx_per_s is None else "open",
         "duration_s": duration_s,
-        "offered_tx_per_s": round(sent / duration_s, 1),
+        "offered_tx_per_s": round(offered / duration_s, 1),
         "accepted_tx_per_s": round(accepted / duration_s, 1),
         "committed_tx_per_s": round(committed_rate, 1),
         "txs": {
+            "offered": offered,
             "sent": sent,
             "accepted": accepted,
             "committed_in_window": in_window,
             "committed_with_drain": len(finality_ms),
             "not_committed": accepted - len(finality_ms),
             "presigned": phase.presigned,
-            "ran_out_of_presigned": sent >= EXHAUSTED_SHARE * phase.presigned,
+            "ran_out_of_presigned": offered >= EXHAUSTED_SHARE * phase.presigned,
         },
         "refused": dict(refused_total(phase.reports)),
         "request_errors": sum(r.request_errors for r in phase.reports),
@@ -184,16 +186,21 @@ def _cell(value: object) -> str:
 def render_table(document: Mapping[str, Any]) -> str:
     """The end-of-run table: one line per phase, then each node of the main phase."""
     machine = document["machine"]
+    options = document["options"]
+    what = (
+        f"{options['tx_size_bytes']} B kv.set"
+        if options["workload"] == "kv"
+        else "glucose readings (records.commit)"
+    )
     lines = [
-        f"bench network: {document['options']['validators']} validators, "
-        f"{document['options']['tx_size_bytes']} B kv.set; machine: {machine['cpu']} "
+        f"bench network: {options['validators']} validators, {what}; machine: {machine['cpu']} "
         f"({machine['cores']} cores), load {machine['load_avg_before']} -> "
         f"{machine['load_avg_after']}",
         f"ceilings: ed25519 {document['ceilings']['ed25519_verify_per_s']:g} verify/s "
         f"(all cores) = {document['ceilings']['tx_per_s_by_ed25519']:g} tx/s for the "
         f"validators; leveldb {document['ceilings']['leveldb_values_per_s']:g} values/s in "
         f"synced batches, {document['ceilings']['leveldb_single_synced_batches_per_s']:g} fsyncs/s",
-        f"{'offered':>9} {'sent/s':>8} {'commit/s':>9} {'fin p50':>8} {'p95':>7} {'p99':>7} "
+        f"{'rate':>9} {'offer/s':>8} {'commit/s':>9} {'fin p50':>8} {'p95':>7} {'p99':>7} "
         f"{'blk p50':>8} {'wire B/tx':>9} {'refused':>8}",
     ]
     for r in document["results"]:
