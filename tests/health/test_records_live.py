@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import nacl.utils
-import plyvel
 import pytest
 
 from health import fhir
@@ -55,6 +54,7 @@ from health.envelopes import (
 from health.records_wire import FETCH_REQUEST_CODEC, NONCE_BYTES, sign_fetch_request
 from health.vault import PendingBlob, Vault
 from node.adapters.leveldb_store import LevelDBStorage
+from node.cli.chaos.at_rest import scan_at_rest
 from node.home.manifest import read_manifest
 from tests.runtime.localnet import ROOT, LocalNet
 
@@ -365,23 +365,9 @@ def leveldbs(net: LocalNet) -> dict[str, list[Path]]:
 
 
 def scan(databases: dict[str, list[Path]], needles: dict[str, bytes]) -> dict[str, list[str]]:
-    """Open each database with plyvel and look at every key and value: where each needle
-    occurs (``node:directory``); every database must hold entries."""
-    found: dict[str, list[str]] = {name: [] for name in needles}
-    for node, paths in databases.items():
-        for path in paths:
-            database = plyvel.DB(str(path), create_if_missing=False)
-            entries = 0
-            try:
-                for key, value in database.iterator():
-                    entries += 1
-                    for name, needle in needles.items():
-                        if needle in key or needle in value:
-                            found[name].append(f"{node}:{path.name}")
-            finally:
-                database.close()
-            assert entries > 0, f"{node}: {path} holds nothing"
-    return {name: sorted(set(where)) for name, where in found.items()}
+    """Every key and value of every database, read back: where each needle occurs
+    (``node:directory``; ``node.cli.chaos.at_rest``, which ``bighealth chaos`` uses too)."""
+    return scan_at_rest(databases, CHAIN_ID, needles)
 
 
 def files_holding(paths: list[Path], needle: bytes) -> list[str]:

@@ -50,6 +50,9 @@ CHAIN_ID: Final = "bighealth-chaos"
 START_TIMEOUT_S: Final = 120.0
 PREPARE_TIMEOUT_S: Final = 120.0
 CHAOS_CHAIN: Final = NodeConfig(commit_wait_ms=200, tx_gossip_interval_ms=100)
+MAX_STALLED_EPISODES: Final = 3
+"""A campaign stops after this many episodes in a row without recovery: the network is
+down, and more faults would only be waited out (each for the whole liveness bound)."""
 AT_REST_MARKERS: Final = (b"resourceType", b"valueQuantity")
 """Every needle of the at-rest scan holds one of these."""
 
@@ -164,10 +167,16 @@ class Campaign:
         watch = ChainWatch(net.net)
         workload.start()
         try:
+            stalled = 0
             for episode in episodes(self.options.seed, self.nodes):
                 if self._done(started):
                     break
-                if not self._episode(episode, watch):
+                recovered = self._episode(episode, watch)
+                if recovered is None:
+                    break
+                stalled = 0 if recovered else stalled + 1
+                if stalled >= MAX_STALLED_EPISODES:
+                    self._stalled()
                     break
         finally:
             workload.stop()
@@ -190,8 +199,14 @@ class Campaign:
         enough = kills_done >= self.options.kills and elapsed >= self.options.duration_s
         return enough or self.should_stop()
 
-    def _episode(self, episode: Episode, watch: ChainWatch) -> bool:
-        """Inject, hold, heal, measure; False when the campaign cannot go on."""
+    def _stalled(self) -> None:
+        line = f"stopped after {MAX_STALLED_EPISODES} episodes in a row without recovery"
+        self.result.violations.append(line)
+        self.say(f"  {line}")
+
+    def _episode(self, episode: Episode, watch: ChainWatch) -> bool | None:
+        """Inject, hold, heal, measure: whether every node recovered; None when the
+        campaign cannot go on (a node exited)."""
         self.result.episodes += 1
         try:
             inject_and_heal(self.net, episode)
@@ -200,7 +215,7 @@ class Campaign:
         except LocalNetError as exc:
             self.result.violations.append(f"{episode.describe()}: {exc}")
             self.say(f"  {episode.describe()}: a node failed: {str(exc).splitlines()[0]}")
-            return False
+            return None
         violation = recovery_violation(episode.describe(), recovery, self.options.liveness_bound_s)
         if violation is not None:
             self.result.violations.append(violation)
@@ -212,7 +227,7 @@ class Campaign:
         line = f"{episode.describe()}: {took}" + (f", {len(new)} violations" if new else "")
         self.result.faults.append(line)
         self.say(f"  {line}")
-        return True
+        return recovery is not None
 
     def _final_look(self, watch: ChainWatch) -> None:
         recovery = watch.wait_recovery(self.nodes.all, self.options.liveness_bound_s)

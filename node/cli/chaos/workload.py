@@ -44,6 +44,9 @@ MAX_ACKNOWLEDGED: Final = 100_000
 """Most acknowledged records kept (the thread stops uploading beyond)."""
 READ_ATTEMPTS: Final = 5
 READ_RETRY_S: Final = 2.0
+VERIFY_BUDGET_S: Final = 300.0
+"""How long reading every acknowledged record back may take in all; those not read by
+then count as lost."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,12 +196,19 @@ class HealthWorkload:
     # -- the end --------------------------------------------------------------------------------
 
     def verify(
-        self, acknowledged: list[Acknowledged], sleep: Callable[[float], None] = time.sleep
+        self,
+        acknowledged: list[Acknowledged],
+        *,
+        budget_s: float = VERIFY_BUDGET_S,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> list[bytes]:
-        """The records of ``acknowledged`` that cannot be read back as they were sealed."""
+        """The records of ``acknowledged`` that cannot be read back as they were sealed
+        (within ``budget_s`` for them all)."""
+        deadline = monotonic() + budget_s
         lost = []
         for item in acknowledged:
-            if not self._read_back(item, sleep):
+            if monotonic() > deadline or not self._read_back(item, sleep):
                 lost.append(item.record)
         return lost
 
