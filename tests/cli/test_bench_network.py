@@ -40,6 +40,7 @@ def test_smoke_run_reports_sane_figures(tmp_path: Path) -> None:
         "finality_ms",
         "block_interval_ms",
         "nodes",
+        "load_processes",
         "wire_bytes_per_tx",
         "ceilings",
         "achieved_over_ceiling",
@@ -89,9 +90,10 @@ def test_percentiles_and_cpu_share() -> None:
     assert percentiles([]) == {"p50": None, "p95": None, "p99": None}
     figures = percentiles([float(v) for v in range(1, 101)])
     assert figures == {"p50": 50.0, "p95": 95.0, "p99": 99.0}
-    before, after = ProcessSample(1.0, 10.0, 10.0), ProcessSample(2.5, 12.0, 12.0)
-    assert cpu_percent(before, after, 3.0) == 50.0
-    assert cpu_percent(None, after, 3.0) is None
+    before, after = ProcessSample(1.0, 10.0, 10.0, 100.0), ProcessSample(2.5, 12.0, 12.0, 103.0)
+    assert cpu_percent(before, after) == 50.0
+    assert cpu_percent(None, after) is None
+    assert cpu_percent(after, before) is None
 
 
 def test_options_out_of_range_are_refused() -> None:

@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,15 +74,18 @@ def percentiles(values: Sequence[float]) -> dict[str, float | None]:
 
 @dataclass(frozen=True, slots=True)
 class ProcessSample:
-    """A process's CPU seconds (user + system) and memory at one moment."""
+    """A process's CPU seconds (user + system) and memory at one moment (``at_s``,
+    ``time.monotonic``)."""
 
     cpu_s: float
     rss_mb: float
     peak_rss_mb: float
+    at_s: float
 
     @classmethod
     def read(cls, pid: int) -> ProcessSample | None:
         """The sample of ``pid`` now; ``None`` when it is gone or /proc is not there."""
+        at_s = time.monotonic()
         try:
             stat = (PROC / str(pid) / "stat").read_text()
             status = (PROC / str(pid) / "status").read_text()
@@ -92,7 +96,7 @@ class ProcessSample:
         ticks_per_s = os.sysconf("SC_CLK_TCK")
         cpu_s = (int(fields[11]) + int(fields[12])) / ticks_per_s  # utime, stime
         memory = _status_kib(status)
-        return cls(cpu_s, memory.get("VmRSS", 0) / 1024, memory.get("VmHWM", 0) / 1024)
+        return cls(cpu_s, memory.get("VmRSS", 0) / 1024, memory.get("VmHWM", 0) / 1024, at_s)
 
 
 def _status_kib(status: str) -> dict[str, int]:
@@ -105,10 +109,9 @@ def _status_kib(status: str) -> dict[str, int]:
     return values
 
 
-def cpu_percent(
-    before: ProcessSample | None, after: ProcessSample | None, wall_s: float
-) -> float | None:
-    """The CPU share (100 = one core busy) between two samples ``wall_s`` apart."""
-    if before is None or after is None or wall_s <= 0:
+def cpu_percent(before: ProcessSample | None, after: ProcessSample | None) -> float | None:
+    """The CPU share (100 = one core busy) between two samples."""
+    if before is None or after is None or after.at_s <= before.at_s:
         return None
+    wall_s = after.at_s - before.at_s
     return round(100 * (after.cpu_s - before.cpu_s) / wall_s, 1)

@@ -146,6 +146,8 @@ class PhaseData:
     tx_seen_s: dict[bytes, float]
     node_before: dict[str, ProcessSample | None]
     node_after: dict[str, ProcessSample | None]
+    load_before: dict[str, ProcessSample | None]
+    load_after: dict[str, ProcessSample | None]
     tcp_before: TcpCounters | None
     tcp_after: TcpCounters | None
     p2p_bytes_out: int | None
@@ -191,6 +193,10 @@ def p2p_ports(net: LocalNetwork) -> set[int]:
 def node_samples(net: LocalNetwork) -> dict[str, ProcessSample | None]:
     """A /proc sample of every node process."""
     return {name: ProcessSample.read(pid) for name, pid in net.pids().items()}
+
+
+def _load_samples(pids: Sequence[int]) -> dict[str, ProcessSample | None]:
+    return {f"load-{i}": ProcessSample.read(pid) for i, pid in enumerate(pids)}
 
 
 def p2p_bytes_out(net: LocalNetwork) -> int | None:
@@ -263,7 +269,10 @@ def run_phase(
         try:
             _await_ready(ready, processes, net)
             sign_s = time.monotonic() - signing
-            data = _load_window(options, net, rate, gos=gos, done=done, progress=progress)
+            pids = [p.pid for p in processes if p.pid is not None]
+            data = _load_window(
+                options, net, rate, gos=gos, done=done, progress=progress, load_pids=pids
+            )
         finally:
             for process in processes:
                 process.join(timeout=5)
@@ -301,6 +310,7 @@ def _load_window(
     gos: Sequence[Any],
     done: Any,
     progress: TextIO | None,
+    load_pids: Sequence[int],
 ) -> PhaseData:
     first = net.names[0]
     watcher = BlockWatcher(net.node(first).api, from_height=max(0, net.height(first)))
@@ -309,12 +319,14 @@ def _load_window(
         ports = p2p_ports(net)
         tcp_before, bytes_before = tcp_bytes_sent(ports), p2p_bytes_out(net)
         node_before = node_samples(net)
+        load_before = _load_samples(load_pids)
         start_s = time.monotonic() + START_DELAY_S
         for go in gos:
             go.put(start_s)
         end_s = start_s + options.duration_s
         _show_progress(net, watcher, start_s, end_s, progress)
         node_after = node_samples(net)
+        load_after = _load_samples(load_pids)
         tcp_after, bytes_after = tcp_bytes_sent(ports), p2p_bytes_out(net)
         reports = _collect_reports(done, len(gos))
         _drain(watcher, reports, options.drain_s)
@@ -332,6 +344,8 @@ def _load_window(
         tx_seen_s=dict(watcher.tx_seen_s),
         node_before=node_before,
         node_after=node_after,
+        load_before=load_before,
+        load_after=load_after,
         tcp_before=tcp_before,
         tcp_after=tcp_after,
         p2p_bytes_out=moved,

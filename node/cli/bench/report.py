@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from node.cli.bench.ceilings import Ceilings
-from node.cli.bench.facts import cpu_percent, load_average, machine_facts, percentiles
+from node.cli.bench.facts import (
+    ProcessSample,
+    cpu_percent,
+    load_average,
+    machine_facts,
+    percentiles,
+)
 from node.cli.bench.network import NetworkBenchOptions, PhaseData, refused_total
 from node.cli.bench.wire import bytes_between
 
@@ -42,13 +48,15 @@ def _block_intervals_ms(phase: PhaseData) -> list[float]:
     ]
 
 
-def _node_figures(phase: PhaseData) -> dict[str, dict[str, float | None]]:
-    wall_s = phase.end_s - phase.start_s
+def _process_figures(
+    before_samples: dict[str, ProcessSample | None],
+    after_samples: dict[str, ProcessSample | None],
+) -> dict[str, dict[str, float | None]]:
     nodes = {}
-    for name, before in phase.node_before.items():
-        after = phase.node_after.get(name)
+    for name, before in before_samples.items():
+        after = after_samples.get(name)
         nodes[name] = {
-            "cpu_percent": cpu_percent(before, after, wall_s),
+            "cpu_percent": cpu_percent(before, after),
             "rss_mb": None if after is None else round(after.rss_mb, 1),
             "peak_rss_mb": None if after is None else round(after.peak_rss_mb, 1),
         }
@@ -97,7 +105,8 @@ def phase_figures(phase: PhaseData, ceilings: Ceilings, validators: int) -> dict
         "blocks_in_window": sum(
             1 for b in phase.blocks if phase.start_s <= b.seen_s <= phase.end_s
         ),
-        "nodes": _node_figures(phase),
+        "nodes": _process_figures(phase.node_before, phase.node_after),
+        "load_processes": _process_figures(phase.load_before, phase.load_after),
         "wire_bytes_per_tx": None if wire is None or not in_window else round(wire / in_window),
         "p2p_message_bytes_per_tx": None
         if phase.p2p_bytes_out is None or not in_window
@@ -118,6 +127,7 @@ HEADLINE: Final = (
     "finality_ms",
     "block_interval_ms",
     "nodes",
+    "load_processes",
     "wire_bytes_per_tx",
     "p2p_message_bytes_per_tx",
     "achieved_over_ceiling",
@@ -212,8 +222,8 @@ def render_table(document: Mapping[str, Any]) -> str:
             f"{_cell(blk['p50']):>8} {_cell(r['wire_bytes_per_tx']):>9} "
             f"{sum(r['refused'].values()):>8}"
         )
-    lines.append(f"{'node':<14} {'cpu %':>7} {'rss MB':>8} {'peak MB':>8}")
-    for name, node in document["nodes"].items():
+    lines.append(f"{'process':<14} {'cpu %':>7} {'rss MB':>8} {'peak MB':>8}")
+    for name, node in {**document["nodes"], **document["load_processes"]}.items():
         lines.append(
             f"{name:<14} {_cell(node['cpu_percent']):>7} {_cell(node['rss_mb']):>8} "
             f"{_cell(node['peak_rss_mb']):>8}"
