@@ -5,6 +5,8 @@ back; and the command's options are checked."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from node.cli.chaos.checks import (
     recovery_violation,
     root_violations,
 )
+from node.cli.chaos.command import first_signal_stops
 from node.cli.chaos.report import (
     REQUIRED_KEYS,
     CampaignResult,
@@ -225,3 +228,11 @@ def test_the_at_rest_scan_finds_a_needle_only_where_it_is(tmp_path: Path) -> Non
         pass
     with pytest.raises(AtRestError, match="n3"):
         scan_at_rest(leveldbs({"n3": tmp_path / "n3"}), CHAIN, needles)
+
+
+def test_a_first_signal_ends_the_schedule_and_a_second_interrupts() -> None:
+    with first_signal_stops() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.is_set()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)

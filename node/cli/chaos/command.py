@@ -5,10 +5,11 @@
     bighealth chaos report --json A.json [--json B.json ...]
 
 The first runs a campaign (``node.cli.chaos.campaign``): one line per episode, then the
-summary table; ``--json FILE`` writes the result document. The network is made in a
-temporary directory (removed when every invariant held, kept otherwise) or in
-``--output DIR`` (kept). Exit status: 0 when no invariant was broken, 1 otherwise (or
-when the network could not start), 2 for bad options.
+summary table (a first SIGTERM or Ctrl-C ends the schedule after the episode under way,
+and the checks still run; a second one interrupts); ``--json FILE`` writes the result
+document. The network is made in a temporary directory (removed when every invariant
+held, kept otherwise) or in ``--output DIR`` (kept). Exit status: 0 when no invariant was
+broken, 1 otherwise (or when the network could not start), 2 for bad options.
 
 ``report`` prints ``docs/RELIABILITY.md`` made from campaign documents (without the
 fuzzing and attack figures, which ``python -m bench.reliability`` adds).
@@ -17,12 +18,16 @@ fuzzing and attack figures, which ``python -m bench.reliability`` adds).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import random
 import shutil
+import signal
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -96,8 +101,8 @@ def _run(args: argparse.Namespace) -> int:
     ok = False
     try:
         make_chaos_testnet(directory, args.validators)
-        with sigterm_as_interrupt():
-            result = Campaign(directory, options, sys.stdout).run()
+        with sigterm_as_interrupt(), first_signal_stops() as stop:
+            result = Campaign(directory, options, sys.stdout, should_stop=stop.is_set).run()
     except KeyboardInterrupt:
         print("interrupted: the nodes were stopped", file=sys.stderr)
         return EXIT_ERROR
@@ -117,6 +122,28 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(f"kept {directory} (homes and logs: <node>/node.log)")
     return EXIT_OK if ok else EXIT_ERROR
+
+
+@contextlib.contextmanager
+def first_signal_stops() -> Iterator[threading.Event]:
+    """The first SIGTERM or SIGINT sets the event (the campaign ends its schedule after the
+    episode under way and still runs its checks); the next one interrupts."""
+    stop = threading.Event()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def first(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        print("stopping after this episode (again to interrupt)", file=sys.stderr, flush=True)
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, first)
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _report(args: argparse.Namespace) -> int:
