@@ -26,8 +26,7 @@ from tests.fuzz.corpus import CORPUS_DIR
 
 # The project's modules, first imported here, are instrumented for coverage feedback.
 with atheris.instrument_imports(include=["node", "health", "consensus", "crypto_core"]):
-    from tests.fuzz.targets import Target, all_targets
-from tests.fuzz.test_decoders import check
+    from tests.fuzz.targets import Target, all_targets, check
 
 
 def _one_input(target: Target) -> object:

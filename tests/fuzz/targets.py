@@ -14,6 +14,7 @@ gossip), the records protocol's requests and answers, and sealed records and wra
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pkgutil
 from collections.abc import Callable, Iterator
@@ -68,6 +69,13 @@ class Target:
     decode: Callable[[bytes], object]
     errors: tuple[type[BaseException], ...]
     inputs: st.SearchStrategy[bytes]
+
+
+def check(target: Target, data: bytes) -> None:
+    """``target`` decodes ``data`` or refuses it with one of its typed errors; any other
+    exception propagates (a crash)."""
+    with contextlib.suppress(*target.errors):
+        target.decode(data)
 
 
 def _walk_codecs() -> Iterator[StructCodec[Any]]:

@@ -5,24 +5,17 @@ thousands."""
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from tests.fuzz.campaign import run_fuzz_campaign
 from tests.fuzz.corpus import corpus_inputs
-from tests.fuzz.targets import Target, all_targets
+from tests.fuzz.targets import Target, all_targets, check
 
 DEFAULT_EXAMPLES = 20
 DEEP_EXAMPLES = 2_000
 TARGETS = all_targets()
 CORPUS = list(corpus_inputs())
-
-
-def check(target: Target, data: bytes) -> None:
-    """``target`` decodes ``data`` or refuses it with one of its typed errors."""
-    with contextlib.suppress(*target.errors):
-        target.decode(data)
 
 
 def _run(target: Target, examples: int) -> None:
@@ -62,3 +55,10 @@ def test_fuzz(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(TARGETS))
 def test_fuzz_deep(name: str) -> None:
     _run(TARGETS[name], DEEP_EXAMPLES)
+
+
+def test_a_campaign_counts_what_it_tried() -> None:
+    report = run_fuzz_campaign(examples=1)
+    assert report.failures == []
+    assert report.targets == len(TARGETS) and report.corpus_inputs == len(CORPUS)
+    assert report.generated_inputs >= len(TARGETS)
