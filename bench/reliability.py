@@ -1,12 +1,14 @@
 """``docs/RELIABILITY.md`` from ``bighealth chaos`` results, the fuzz targets and the access
 attacks, in one command:
 
-    python -m bench.reliability --json short.json --json long.json > docs/RELIABILITY.md
+    python -m bench.reliability --json short.json --json long.json [--notes notes.md] \
+        > docs/RELIABILITY.md
 
 Each ``--json`` is a campaign's result (``bighealth chaos --json FILE``), one column of the
 table. The fuzzing figures are counted from ``tests/fuzz`` (targets, corpus, inputs a run
 tries) and the attack figures come from running ``tests.health.access_attacks`` (a second
 or so); either is left out, and the report says so, when its module is not there.
+``--notes`` adds a Markdown file's text under "Notes" (what a campaign found).
 """
 
 from __future__ import annotations
@@ -66,10 +68,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--json", type=Path, action="append", required=True, metavar="FILE",
         help="a campaign's result (bighealth chaos --json FILE); repeatable",
     )  # fmt: skip
+    parser.add_argument(
+        "--notes", type=Path, metavar="FILE", help="Markdown added under Notes (findings)"
+    )
     args = parser.parse_args(argv)
     try:
         campaigns = [json.loads(path.read_text()) for path in args.json]
-        text = render_reliability(campaigns, [*fuzz_figures(), *attack_figures()])
+        notes = args.notes.read_text() if args.notes is not None else ""
+        text = render_reliability(campaigns, [*fuzz_figures(), *attack_figures()], notes)
     except (OSError, ValueError, ReportError) as exc:
         print(f"bench.reliability: {exc}", file=sys.stderr)
         return 1

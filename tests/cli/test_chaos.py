@@ -182,6 +182,7 @@ def test_the_reliability_report_has_a_column_per_campaign_and_the_extras() -> No
     assert "| inputs fuzzed | 1234 | tests/fuzz |" in text
     assert "- fork at 3" in text and "FUZZING.md" in text
     assert "not given" in render_reliability([short])
+    assert "## Notes\n\nA stall." in render_reliability([short], notes="A stall.\n")
     with pytest.raises(ReportError, match="lacks"):
         render_reliability([{"seed": 1}])
 
