@@ -121,13 +121,13 @@ class NetworkBenchOptions:
 
 SMOKE: Final = {
     "validators": 2,
-    "duration_s": 4.0,
+    "duration_s": 3.0,
     "rate_tx_per_s": 40.0,
     "accounts": 64,
     "load_processes": 1,
     "connections_per_node": 1,
     "drain_s": 6.0,
-    "ceiling_s": 0.3,
+    "ceiling_s": 0.2,
 }
 """What ``--smoke`` sets (a few seconds of load at a low rate, for the test suite)."""
 
