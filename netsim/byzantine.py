@@ -45,7 +45,7 @@ from netsim.topology import Topology
 from node.codec import TX_CODEC, block_id, encode_message
 from node.errors import DecodeError
 from node.ports import Clock, Rng
-from node.types import Block, BlockHeader, Status, Transaction, TxBatch
+from node.types import Block, BlockHeader, CompactBlock, Status, Transaction, TxBatch
 
 WRAPPER_TOKEN_BASE: Final = 2**62
 """Timer tokens whose first item is at least this belong to wrappers, not to node code."""
@@ -202,7 +202,7 @@ class ByzantineNode:
         self._roles = frozenset(roles)
         self._key = key
         self._coalition = coalition
-        self._held_blocks: dict[bytes, tuple[tuple[int, ...], Envelope, Block]] = {}
+        self._held_blocks: dict[bytes, tuple[tuple[int, ...], Envelope, Block | CompactBlock]] = {}
         self._seen_proposals: OrderedDict[tuple[int, int], ValueId] = OrderedDict()
         self._height = 1
         self.messages_forged = 0
@@ -254,7 +254,7 @@ class ByzantineNode:
         if isinstance(message, Vote) and message.validator == own:
             self._vote_out(dsts, message, envelope)
         elif (
-            isinstance(message, Block)
+            isinstance(message, Block | CompactBlock)  # a block with txs travels compact
             and ByzantineRole.EQUIVOCATE in roles
             and message.header.proposer == own
         ):

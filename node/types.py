@@ -280,6 +280,37 @@ class BlockRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class CompactBlock:
+    """A proposed block as its header, its transactions' hashes in block order and its
+    evidence: a peer rebuilds the block from the transactions it holds and asks a holder of
+    the block for the rest (``BlockTxsRequest``). The header's ``tx_root`` commits to the
+    transactions, so a rebuilt block is checked like any other."""
+
+    header: BlockHeader
+    tx_hashes: tuple[Hash, ...]
+    evidence: tuple[DuplicateVoteEvidence, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BlockTxsRequest:
+    """Ask a peer holding the proposed block ``block_id`` for its transactions at
+    ``indexes`` (ascending, no repeats)."""
+
+    block_id: Hash
+    indexes: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockTxs:
+    """Transactions of the proposed block ``block_id``: ``txs[i]`` is its transaction at
+    ``indexes[i]`` (the answer to a ``BlockTxsRequest``, in one or more messages)."""
+
+    block_id: Hash
+    indexes: tuple[int, ...]
+    txs: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class CommittedBlock:
     """A decided block with the certificate that decided it (answer to ``BlockRequest``)."""
 
@@ -296,9 +327,12 @@ __all__ = [
     "Block",
     "BlockHeader",
     "BlockRequest",
+    "BlockTxs",
+    "BlockTxsRequest",
     "CommitCertificate",
     "CommitSignature",
     "CommittedBlock",
+    "CompactBlock",
     "DuplicateVoteEvidence",
     "Event",
     "EventAttribute",

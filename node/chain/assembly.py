@@ -17,6 +17,7 @@ from node.app.application import Application
 from node.chain.admission import Admission, Verify
 from node.chain.catch_up_sender import CatchUpSender
 from node.chain.commit import Committer
+from node.chain.compact import PendingBlocks
 from node.chain.config import NodeConfig
 from node.chain.effects import Effects
 from node.chain.evidence import ChainEvidenceLookup, PendingEvidenceLog
@@ -35,6 +36,7 @@ from node.chain.status import NodeStats
 from node.chain.sync import BlockSync
 from node.chain.syncing import Syncing
 from node.chain.wal import ConsensusLog
+from node.codec import ENVELOPE_OVERHEAD_BYTES, KIB
 from node.mempool import Mempool
 from node.ports import Signer, Storage
 
@@ -56,6 +58,8 @@ class Buffers:
     """Admitted client transactions waiting to be gossiped."""
     held: RoundMessages
     """The signed messages of the current height (catch-up, re-proposals)."""
+    pending: PendingBlocks
+    """Compact blocks waiting for transactions this node lacks."""
 
 
 def new_buffers(chain_id: str, config: NodeConfig, signer: Signer | None) -> Buffers:
@@ -82,6 +86,7 @@ def new_buffers(chain_id: str, config: NodeConfig, signer: Signer | None) -> Buf
             max_batch_bytes=config.max_tx_batch_bytes,
         ),
         held=RoundMessages(None if signer is None else signer.public_key),
+        pending=PendingBlocks(config.max_pending_compact_blocks),
     )
 
 
@@ -227,6 +232,12 @@ def _inbound(context: Context, buffers: Buffers, base: _Base) -> Inbound:
         outbox=context.outbox,
         stats=context.stats,
         verify_vote=context.verify_vote,
+        mempool=buffers.mempool,
+        pending=buffers.pending,
+        max_block_txs_message_bytes=min(
+            context.config.max_tx_batch_bytes + KIB,
+            context.genesis.params.max_block_bytes + ENVELOPE_OVERHEAD_BYTES,
+        ),
     )
 
 
@@ -267,4 +278,5 @@ def _effects(context: Context, buffers: Buffers, base: _Base, committer: Committ
         held=buffers.held,
         outbox=context.outbox,
         stats=context.stats,
+        before_proposal=base.admission.drain_gossip,
     )

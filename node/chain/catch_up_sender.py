@@ -15,13 +15,14 @@ from collections.abc import Sequence
 
 from consensus import ConsensusCore, RoundState, ValidatorSet
 from node.chain.catch_up import PeerRounds, TickBudget, catch_up_messages
+from node.chain.compact import proposed_block_message
 from node.chain.config import NodeConfig
 from node.chain.height import HeightState, Outbox
 from node.chain.messages import TOPIC_CONSENSUS
 from node.chain.proposals import ProposedBlocks
 from node.chain.round_messages import RoundMessages
 from node.chain.status import NodeStats
-from node.codec import block_message, encode_message
+from node.codec import encode_message
 from node.ports import PeerId
 from node.types import Proposal, Vote
 
@@ -137,6 +138,5 @@ class CatchUpSender:
                 self._outbox.send(peer, TOPIC_CONSENSUS, data)
 
     def _block_message(self, value_id: bytes) -> bytes | None:
-        """The ``BLOCK`` message of a held block, if held."""
-        data = self._blocks.encoded(value_id)
-        return None if data is None else block_message(data)
+        """The message of a held block (compact when it has transactions), if held."""
+        return proposed_block_message(self._blocks.get(value_id), self._blocks.encoded(value_id))

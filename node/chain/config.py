@@ -48,6 +48,8 @@ class NodeConfig:
     """Proposed blocks kept per sending peer."""
     max_cached_block_bytes: int = 64 * MIB
     """Proposed blocks kept, in encoded bytes."""
+    max_pending_compact_blocks: int = 8
+    """Compact blocks waiting for the transactions this node lacks (the oldest goes)."""
     max_verdicts_per_height: int = 1_024
     """Blocks validated per height; further proposals of the height are not validated (this
     node then prevotes nil on them), so a verdict, once given, never changes."""

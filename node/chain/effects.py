@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from consensus import (
@@ -41,6 +42,7 @@ from consensus import (
 )
 from node.chain.actions import EquivocationDetected
 from node.chain.commit import Committer
+from node.chain.compact import proposed_block_message
 from node.chain.events import TimerKey, TimerKind
 from node.chain.feed import ConsensusFeed, Permit, Work
 from node.chain.height import HeightState, Outbox
@@ -52,7 +54,7 @@ from node.chain.round_messages import RoundMessages
 from node.chain.status import NodeStats
 from node.chain.syncing import Syncing
 from node.chain.wal import ConsensusLog
-from node.codec import block_id, block_message, encode_message, tx_hash
+from node.codec import block_id, encode_message, tx_hash
 from node.mempool import Mempool
 from node.ports import Signer
 from node.types import VoteType
@@ -72,6 +74,7 @@ class Effects:
     """Carries out the work queue's items (see the module docstring)."""
 
     __slots__ = (
+        "_before_proposal",
         "_blocks",
         "_committer",
         "_consensus",
@@ -104,8 +107,12 @@ class Effects:
         held: RoundMessages,
         outbox: Outbox,
         stats: NodeStats,
+        before_proposal: Callable[[], None],
     ) -> None:
+        """``before_proposal``: runs before this node broadcasts a proposal it signed
+        (flushing the transaction gossip)."""
         self._signer = signer
+        self._before_proposal = before_proposal
         self._state = state
         self._consensus = consensus
         self._log = log
@@ -167,8 +174,12 @@ class Effects:
             return
         assert self._signer is not None
         proposal = effect.proposal.with_signature(self._signer.sign(effect.sign_bytes))
-        block = self._blocks.encoded(proposal.value_id)
-        messages = [] if block is None else [block_message(block)]
+        id_ = proposal.value_id
+        # The block goes compact: flush the transactions still queued for gossip first, so
+        # peers hold them (per-peer FIFO) and rebuild it without asking.
+        self._before_proposal()
+        block = proposed_block_message(self._blocks.get(id_), self._blocks.encoded(id_))
+        messages = [] if block is None else [block]
         data = encode_message(proposal)
         messages.append(data)  # after its block: per-peer FIFO
         if proposal.valid_round >= 0:

@@ -10,7 +10,9 @@ topic's size limit, the right kinds) and routes it:
   the height starts); a message of a committed height is stale and dropped; one of a height
   whose set is not known yet only hints (if self-signed) that its sender is ahead;
 - a proposed block waits in ``ProposedBlocks``; once a proposal of the current height names
-  it, consensus hears this node's verdict (``node.chain.judge``);
+  it, consensus hears this node's verdict (``node.chain.judge``); a compact block is rebuilt
+  from the mempool first, and what it lacks is asked of its sender (``node.chain.compact``);
+  any node holding a block answers such requests;
 - transaction batches go to ``node.chain.admission``, status to ``node.chain.syncing``.
 
 Anything a correct peer never sends becomes ``PeerMisbehaved`` and changes nothing.
@@ -36,20 +38,31 @@ from crypto_core.signatures import verify
 from node.chain.actions import Offence
 from node.chain.admission import Admission
 from node.chain.catch_up_sender import CatchUpSender
+from node.chain.compact import PendingBlocks, block_txs_messages, rebuild, whole_block
 from node.chain.events import MessageReceived
 from node.chain.feed import ConsensusFeed, offence_of
 from node.chain.future import FutureMessage, FutureMessages
 from node.chain.height import HeightState, Outbox
 from node.chain.judge import BlockJudge
-from node.chain.messages import PeerFault, decode_inbound
+from node.chain.messages import TOPIC_CONSENSUS, PeerFault, decode_inbound
 from node.chain.proposals import ProposedBlocks
 from node.chain.round_messages import RoundMessages
 from node.chain.schedule import ValidatorSchedule
 from node.chain.status import NodeStats
 from node.chain.syncing import Syncing
 from node.codec import Message, block_id, encode_message, message_body
+from node.mempool import Mempool
 from node.ports import PeerId
-from node.types import Block, Proposal, Status, TxBatch, Vote
+from node.types import (
+    Block,
+    BlockTxs,
+    BlockTxsRequest,
+    CompactBlock,
+    Proposal,
+    Status,
+    TxBatch,
+    Vote,
+)
 
 __all__ = ["Inbound", "VerifyVote"]
 
@@ -71,7 +84,10 @@ class Inbound:
         "_held",
         "_judge",
         "_max_block_bytes",
+        "_max_block_txs_message_bytes",
+        "_mempool",
         "_outbox",
+        "_pending",
         "_schedule",
         "_state",
         "_stats",
@@ -98,9 +114,15 @@ class Inbound:
         outbox: Outbox,
         stats: NodeStats,
         verify_vote: VerifyVote,
+        mempool: Mempool,
+        pending: PendingBlocks,
+        max_block_txs_message_bytes: int,
     ) -> None:
         self._chain_id = chain_id
         self._max_block_bytes = max_block_bytes
+        self._mempool = mempool
+        self._pending = pending
+        self._max_block_txs_message_bytes = max_block_txs_message_bytes
         self._state = state
         self._consensus = consensus
         self._schedule = schedule
@@ -148,6 +170,12 @@ class Inbound:
             self._on_proposal(sender, message, data)
         elif isinstance(message, Block):
             self._on_block(sender, message, message_body(data))
+        elif isinstance(message, CompactBlock):
+            self._on_compact_block(sender, message)
+        elif isinstance(message, BlockTxsRequest):
+            self._on_block_txs_request(sender, message)
+        elif isinstance(message, BlockTxs):
+            self._on_block_txs(message)
         elif isinstance(message, TxBatch):
             self._admission.on_tx_batch(sender, message)
         elif isinstance(message, Status):
@@ -225,6 +253,49 @@ class Inbound:
             verdict = self._judge.judge(id_)
             if verdict is not None:
                 self._feed.feed(ValueValidity(header.height, id_, verdict))
+
+    def _on_compact_block(self, sender: PeerId, compact: CompactBlock) -> None:
+        """Rebuild a proposed block from the mempool, or ask ``sender`` for what is lacking."""
+        header = compact.header
+        if header.chain_id != self._chain_id:
+            raise PeerFault(Offence.WRONG_CHAIN, f"block for chain {header.chain_id!r}")
+        height = self._state.height
+        if not height < header.height <= height + 2:
+            return  # stale, or for a height whose proposal could not be verified yet
+        pending = self._pending
+        pending.drop_through(height)
+        id_ = block_id(header)
+        if self._blocks.get(id_) is not None:
+            return  # held already (whole, rebuilt, or this node's own)
+        if id_ not in pending:
+            txs = rebuild(compact, self._lookup_tx)
+            if all(raw is not None for raw in txs):
+                block, data = whole_block(compact, [raw for raw in txs if raw is not None])
+                self._on_block(sender, block, data)
+                return
+            pending.add(compact, sender, txs)
+            self._stats.compact_blocks_incomplete += 1
+        request = pending.request_to(id_, sender)
+        if request is not None:
+            self._outbox.send(sender, TOPIC_CONSENSUS, encode_message(request))
+
+    def _on_block_txs_request(self, sender: PeerId, request: BlockTxsRequest) -> None:
+        block = self._blocks.get(request.block_id)
+        if block is None:
+            return  # not held (yet, or any more): the asker hears the block from others
+        for data in block_txs_messages(block, request, self._max_block_txs_message_bytes):
+            self._outbox.send(sender, TOPIC_CONSENSUS, data)
+
+    def _on_block_txs(self, answer: BlockTxs) -> None:
+        done = self._pending.fill(answer)
+        if done is not None:
+            compact, txs, first_sender = done
+            block, data = whole_block(compact, txs)
+            self._on_block(first_sender, block, data)
+
+    def _lookup_tx(self, hash_: bytes) -> bytes | None:
+        verified = self._mempool.get(hash_)
+        return None if verified is None else verified.raw
 
     def _feed_proposal(self, sender: PeerId, proposal: Proposal) -> bool:
         verdict = self._judge.judge(proposal.value_id)

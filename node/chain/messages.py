@@ -38,7 +38,16 @@ TOPICS: Final = (TOPIC_CONSENSUS, TOPIC_TXS, TOPIC_STATUS)
 """Every topic a node subscribes to."""
 
 _KINDS_BY_TOPIC: Final = {
-    TOPIC_CONSENSUS: frozenset({MessageKind.PROPOSAL, MessageKind.VOTE, MessageKind.BLOCK}),
+    TOPIC_CONSENSUS: frozenset(
+        {
+            MessageKind.PROPOSAL,
+            MessageKind.VOTE,
+            MessageKind.BLOCK,
+            MessageKind.COMPACT_BLOCK,
+            MessageKind.BLOCK_TXS_REQUEST,
+            MessageKind.BLOCK_TXS,
+        }
+    ),
     TOPIC_TXS: frozenset({MessageKind.TX_BATCH}),
     TOPIC_STATUS: frozenset({MessageKind.STATUS}),
 }

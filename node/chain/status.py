@@ -71,3 +71,6 @@ class NodeStats:
     sync_timeouts: int = 0
     evidence_committed: int = 0
     """Equivocation evidence objects in the committed blocks."""
+    compact_blocks_incomplete: int = 0
+    """Compact blocks this node could not rebuild from its mempool alone (it asked their
+    sender for the transactions it lacked)."""

@@ -18,8 +18,11 @@ from node.codec.schema import (
 from node.codec.schemas import (
     BLOCK_CODEC,
     BLOCK_REQUEST_CODEC,
+    BLOCK_TXS_CODEC,
+    BLOCK_TXS_REQUEST_CODEC,
     COMMIT_CERTIFICATE_CODEC,
     COMMITTED_BLOCK_CODEC,
+    COMPACT_BLOCK_CODEC,
     PROPOSAL_CODEC,
     STATUS_CODEC,
     TX_BATCH_CODEC,
@@ -29,8 +32,11 @@ from node.errors import EncodeError, OversizeError, SchemaError
 from node.types import (
     Block,
     BlockRequest,
+    BlockTxs,
+    BlockTxsRequest,
     CommitCertificate,
     CommittedBlock,
+    CompactBlock,
     Proposal,
     Status,
     TxBatch,
@@ -48,9 +54,23 @@ class MessageKind(IntEnum):
     STATUS = 5
     BLOCK_REQUEST = 6
     COMMITTED_BLOCK = 7
+    COMPACT_BLOCK = 8
+    BLOCK_TXS_REQUEST = 9
+    BLOCK_TXS = 10
 
 
-Message = TxBatch | Proposal | Vote | Block | Status | BlockRequest | CommittedBlock
+Message = (
+    TxBatch
+    | Proposal
+    | Vote
+    | Block
+    | Status
+    | BlockRequest
+    | CommittedBlock
+    | CompactBlock
+    | BlockTxsRequest
+    | BlockTxs
+)
 
 _MESSAGE_CODECS: dict[MessageKind, StructCodec[Any]] = {
     MessageKind.TX_BATCH: TX_BATCH_CODEC,
@@ -60,6 +80,9 @@ _MESSAGE_CODECS: dict[MessageKind, StructCodec[Any]] = {
     MessageKind.STATUS: STATUS_CODEC,
     MessageKind.BLOCK_REQUEST: BLOCK_REQUEST_CODEC,
     MessageKind.COMMITTED_BLOCK: COMMITTED_BLOCK_CODEC,
+    MessageKind.COMPACT_BLOCK: COMPACT_BLOCK_CODEC,
+    MessageKind.BLOCK_TXS_REQUEST: BLOCK_TXS_REQUEST_CODEC,
+    MessageKind.BLOCK_TXS: BLOCK_TXS_CODEC,
 }
 _MESSAGE_KINDS: dict[type, MessageKind] = {
     codec.cls: kind for kind, codec in _MESSAGE_CODECS.items()

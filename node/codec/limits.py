@@ -40,6 +40,12 @@ MAX_STATE_KEY_BYTES: Final = 256
 MAX_STATE_VALUE_BYTES: Final = 64 * KIB
 MAX_PROOF_PATH_HASHES: Final = 64
 MAX_STATE_PROOF_BYTES: Final = 256 * KIB
+# A compact block: the header, a 32-byte hash (34 encoded) per transaction, the evidence.
+MAX_COMPACT_BLOCK_BYTES: Final = (
+    MAX_HEADER_BYTES + 34 * MAX_TXS_PER_BLOCK + MAX_EVIDENCE_PER_BLOCK * MAX_EVIDENCE_BYTES + 16
+)
+# A request for transactions of a block: its id and up to MAX_TXS_PER_BLOCK uint indexes.
+MAX_BLOCK_TXS_REQUEST_BYTES: Final = 64 + 3 * MAX_TXS_PER_BLOCK
 # A tag and an array header around the body of a network message.
 ENVELOPE_OVERHEAD_BYTES: Final = 16
 MAX_MESSAGE_BYTES: Final = MAX_BLOCK_BYTES + MAX_CERTIFICATE_BYTES + ENVELOPE_OVERHEAD_BYTES

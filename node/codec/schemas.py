@@ -14,8 +14,10 @@ from node.codec.limits import (
     KIND_PATTERN,
     MAX_ATTRIBUTE_VALUE_CHARS,
     MAX_BLOCK_BYTES,
+    MAX_BLOCK_TXS_REQUEST_BYTES,
     MAX_CERTIFICATE_BYTES,
     MAX_CHAIN_ID_CHARS,
+    MAX_COMPACT_BLOCK_BYTES,
     MAX_EVENT_ATTRIBUTES,
     MAX_EVENTS_PER_TX,
     MAX_EVIDENCE_BYTES,
@@ -56,9 +58,12 @@ from node.types import (
     Block,
     BlockHeader,
     BlockRequest,
+    BlockTxs,
+    BlockTxsRequest,
     CommitCertificate,
     CommitSignature,
     CommittedBlock,
+    CompactBlock,
     DuplicateVoteEvidence,
     Event,
     EventAttribute,
@@ -231,6 +236,29 @@ COMMITTED_BLOCK_CODEC = StructCodec(
     MAX_BLOCK_BYTES + MAX_CERTIFICATE_BYTES,
 )
 
+COMPACT_BLOCK_CODEC = StructCodec(
+    CompactBlock,
+    [
+        ("header", Nested(HEADER_CODEC)),
+        ("tx_hashes", ArrayOf(_HASH, MAX_TXS_PER_BLOCK)),
+        ("evidence", ArrayOf(Nested(EVIDENCE_CODEC), MAX_EVIDENCE_PER_BLOCK)),
+    ],
+    MAX_COMPACT_BLOCK_BYTES,
+)
+_INDEXES = ArrayOf(UInt(), MAX_TXS_PER_BLOCK)
+BLOCK_TXS_REQUEST_CODEC = StructCodec(
+    BlockTxsRequest, [("block_id", _HASH), ("indexes", _INDEXES)], MAX_BLOCK_TXS_REQUEST_BYTES
+)
+BLOCK_TXS_CODEC = StructCodec(
+    BlockTxs,
+    [
+        ("block_id", _HASH),
+        ("indexes", ArrayOf(UInt(), MAX_TXS_PER_BATCH)),
+        ("txs", ArrayOf(Bytes(MAX_TX_BYTES), MAX_TXS_PER_BATCH)),
+    ],
+    MAX_TX_BATCH_BYTES,
+)
+
 _CODECS: dict[type, StructCodec[Any]] = {
     codec.cls: codec
     for codec in (
@@ -253,6 +281,9 @@ _CODECS: dict[type, StructCodec[Any]] = {
         STATUS_CODEC,
         BLOCK_REQUEST_CODEC,
         COMMITTED_BLOCK_CODEC,
+        COMPACT_BLOCK_CODEC,
+        BLOCK_TXS_REQUEST_CODEC,
+        BLOCK_TXS_CODEC,
     )
 }
 

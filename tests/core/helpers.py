@@ -29,7 +29,7 @@ from node.chain import (
     TimerKey,
 )
 from node.chain.messages import TOPIC_CONSENSUS
-from node.codec import block_id, decode_message, encode_message
+from node.codec import block_id, decode_message, encode_message, tx_hash
 from node.core import NodeCore
 from node.testing import MemoryStorage, TxFactory, key_pair, make_validators
 from node.types import (
@@ -37,6 +37,7 @@ from node.types import (
     Block,
     CommitCertificate,
     CommitSignature,
+    CompactBlock,
     Proposal,
     Vote,
     VoteType,
@@ -128,9 +129,22 @@ def first_block(
     )
 
 
+KNOWN_TXS: dict[bytes, bytes] = {}
+"""Every transaction ``kv_tx`` made, by hash: what the tests rebuild compact blocks from."""
+
+
 def kv_tx(client: int, nonce: int, key: bytes = b"k", value: bytes = b"v") -> bytes:
     """An encoded, signed kv.set transaction of a genesis client."""
-    return TxFactory(CHAIN).encoded(CLIENTS[client], "kv.set", set_payload(key, value), nonce=nonce)
+    raw = TxFactory(CHAIN).encoded(CLIENTS[client], "kv.set", set_payload(key, value), nonce=nonce)
+    KNOWN_TXS[tx_hash(raw)] = raw
+    return raw
+
+
+def whole(message: object) -> object:
+    """``message``, with a compact block of known transactions rebuilt as its ``Block``."""
+    if not isinstance(message, CompactBlock):
+        return message
+    return Block(message.header, tuple(KNOWN_TXS[h] for h in message.tx_hashes), message.evidence)
 
 
 def of_type(actions: list[Action], kind: type[A]) -> list[A]:
@@ -178,7 +192,9 @@ class Solo:
 def broadcast_messages(actions: list[Action]) -> list[object]:
     """The decoded consensus messages among ``actions``."""
     return [
-        decode_message(a.data) for a in of_type(actions, Broadcast) if a.topic == TOPIC_CONSENSUS
+        whole(decode_message(a.data))
+        for a in of_type(actions, Broadcast)
+        if a.topic == TOPIC_CONSENSUS
     ]
 
 

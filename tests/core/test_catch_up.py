@@ -27,10 +27,10 @@ from node.chain import (
     TimerKind,
 )
 from node.chain.messages import TOPIC_CONSENSUS
-from node.codec import decode_message
+from node.codec import block_id, decode_message
 from node.core import NodeCore
 from node.testing.cluster import Cluster, round_loss
-from node.types import Block, Proposal, Vote, VoteType
+from node.types import Block, CompactBlock, Proposal, Vote, VoteType
 from tests.core.helpers import (
     VALIDATORS,
     Solo,
@@ -174,8 +174,8 @@ def describe(message: object) -> tuple[object, ...]:
             message.valid_round,
             message.value_id,
         )
-    assert isinstance(message, Block)
-    return ("block", id_of(message))
+    assert isinstance(message, Block | CompactBlock)  # a block with txs travels compact
+    return ("block", block_id(message.header))
 
 
 def test_a_stalled_node_re_sends_its_votes_and_relays_its_polka_with_proposal_and_block() -> None:
@@ -295,7 +295,8 @@ def test_catch_up_stays_within_the_message_budget_of_a_tick() -> None:
 
 
 def test_a_block_too_big_for_what_is_left_of_the_budget_waits_but_smaller_messages_go() -> None:
-    big = (kv_tx(0, 0, value=b"x" * 4_000), kv_tx(1, 0, value=b"y" * 4_000))
+    # 160 transactions: even compact (34 bytes a transaction) the block exceeds 4 KiB.
+    big = tuple(kv_tx(client, nonce) for nonce in range(40) for client in range(4))
     node = locked(NodeConfig(max_catch_up_bytes_per_tick=4 * 1024), txs=big)
     node.tick()
 

@@ -4,6 +4,7 @@ submissions, and the event's contract enforced before anything changes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -25,7 +26,7 @@ def submitted(solo: Solo, raws: list[bytes]) -> VerifiedTxsSubmitted:
     return VerifiedTxsSubmitted(tuple(tx_hash(raw) for raw in raws), results, solo.now_ms)
 
 
-def results_of(actions: list[object]) -> list[TxResult]:
+def results_of(actions: Sequence[object]) -> list[TxResult]:
     return [action for action in actions if isinstance(action, TxResult)]
 
 

@@ -11,9 +11,12 @@ from node.types import (
     Block,
     BlockHeader,
     BlockRequest,
+    BlockTxs,
+    BlockTxsRequest,
     CommitCertificate,
     CommitSignature,
     CommittedBlock,
+    CompactBlock,
     DuplicateVoteEvidence,
     Event,
     EventAttribute,
@@ -161,6 +164,22 @@ tx_batches = st.builds(TxBatch, txs=tx_lists)
 statuses = st.builds(Status, height=u64, last_block_id=hashes)
 block_requests = st.builds(BlockRequest, height=u64)
 committed_blocks = st.builds(CommittedBlock, block=blocks, commit=certificates)
+compact_blocks = st.builds(
+    CompactBlock,
+    header=headers,
+    tx_hashes=st.lists(hashes, max_size=8).map(tuple),
+    evidence=st.lists(evidence, max_size=2).map(tuple),
+)
+indexes = st.lists(st.integers(0, U32_MAX), max_size=8).map(tuple)
+block_txs_requests = st.builds(BlockTxsRequest, block_id=hashes, indexes=indexes)
+block_txs = st.integers(0, 8).flatmap(
+    lambda n: st.builds(
+        BlockTxs,
+        block_id=hashes,
+        indexes=st.lists(st.integers(0, U32_MAX), min_size=n, max_size=n).map(tuple),
+        txs=st.lists(st.binary(max_size=200), min_size=n, max_size=n).map(tuple),
+    )
+)
 
 BY_TYPE: dict[type, st.SearchStrategy[Any]] = {
     UnsignedTransaction: unsigned_txs,
@@ -182,9 +201,21 @@ BY_TYPE: dict[type, st.SearchStrategy[Any]] = {
     Status: statuses,
     BlockRequest: block_requests,
     CommittedBlock: committed_blocks,
+    CompactBlock: compact_blocks,
+    BlockTxsRequest: block_txs_requests,
+    BlockTxs: block_txs,
 }
 
 any_value = st.one_of(*BY_TYPE.values())
 messages = st.one_of(
-    tx_batches, proposals, votes, blocks, statuses, block_requests, committed_blocks
+    tx_batches,
+    proposals,
+    votes,
+    blocks,
+    statuses,
+    block_requests,
+    committed_blocks,
+    compact_blocks,
+    block_txs_requests,
+    block_txs,
 )
