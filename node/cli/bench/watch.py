@@ -24,6 +24,8 @@ LONG_POLL_MS: Final = 1_000
 HTTP_TIMEOUT_S: Final = 10.0
 MAX_TRACKED_TXS: Final = 4_000_000
 """Transaction hashes the watcher keeps at most (a run's memory stays bounded)."""
+MAX_TRACKED_BLOCKS: Final = 200_000
+"""Blocks the watcher keeps at most (over a day at a block a second)."""
 ERROR_PAUSE_S: Final = 0.05
 
 
@@ -50,6 +52,7 @@ class BlockWatcher:
     tx_seen_s: dict[bytes, float] = field(default_factory=dict)
     errors: int = 0
     dropped_hashes: int = 0
+    dropped_blocks: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -104,6 +107,9 @@ class BlockWatcher:
         )
         hashes = document["tx_hashes"]
         with self._lock:
+            if len(self.blocks) >= MAX_TRACKED_BLOCKS:
+                self.dropped_blocks += 1
+                return
             self.blocks.append(block)
             for text in hashes:
                 if len(self.tx_seen_s) >= MAX_TRACKED_TXS:
