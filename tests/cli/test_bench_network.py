@@ -137,3 +137,11 @@ def test_health_smoke_run_commits_readings(tmp_path: Path) -> None:
     assert report["options"]["workload"] == "health"
     assert report["results"][0]["txs"]["committed_with_drain"] > 0
     assert report["results"][0]["refused"] == {}
+
+
+def test_keep_refuses_a_directory_in_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "something").write_text("mine")
+    assert main(["bench", "network", "--smoke", "--keep", str(tmp_path)]) == 1
+    assert "not an empty directory" in capsys.readouterr().err

@@ -446,10 +446,12 @@ def refused_total(reports: Sequence[WorkerReport]) -> Counter[str]:
 def run_network_bench(
     options: NetworkBenchOptions, directory: Path, progress: TextIO | None = sys.stderr
 ) -> tuple[Any, list[PhaseData]]:
-    """Ceilings, then every phase on one live network in ``directory``; the ceilings and
-    the phases' data."""
+    """Ceilings, then every phase on one live network in ``directory`` (absent or empty:
+    ``BenchError`` otherwise, before anything runs); the ceilings and the phases' data."""
     from node.cli.bench.ceilings import measure_ceilings  # noqa: PLC0415
 
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise BenchError(f"{directory} exists and is not an empty directory")
     ceilings = measure_ceilings(options.ceiling_s)
     phases = []
     with live_network(directory, options) as (net, accounts):
