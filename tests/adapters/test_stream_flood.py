@@ -68,7 +68,8 @@ async def test_a_peer_opening_bare_muxer_streams_is_banned(tmp_path: Path) -> No
                 await trio.sleep(0)
             await wait_until(lambda: attacker.local_peer not in victim.peers())
             (ban,) = victim.banned_peers()
-            assert "stream_flood" in ban.reason and "new streams" in ban.reason
+            # the burst (64 new streams) or the open cap (64 at once): whichever first
+            assert "stream_flood" in ban.reason and "64" in ban.reason
             assert victim._peers.streams_refused >= 5
             nursery.cancel_scope.cancel()
 
