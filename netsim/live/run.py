@@ -87,37 +87,31 @@ class LiveRun:
         return Path(tempfile.mkdtemp(prefix="netsim-live-"))
 
     def _drive(self, nodes: LocalNetwork) -> int:
-        manifest = nodes.manifest
+        """Load and watch the started ``nodes`` until the run ends; stop them; sum up."""
         clocks = {
             node.name: CommitClock(api_client(node, LONG_POLL_MS / 1000 + HTTP_TIMEOUT_S))
-            for node in manifest.validators
+            for node in nodes.manifest.validators
         }
         for clock in clocks.values():
             clock.start()
         started = time.monotonic()
-        clients = {node.name: api_client(node) for node in manifest.nodes}
-        watch = ChainWatch(list(manifest.nodes), clients, started)
+        clients = {node.name: api_client(node) for node in nodes.manifest.nodes}
+        watch = ChainWatch(list(nodes.manifest.nodes), clients, started)
         senders = self._senders(nodes)
         senders.start()
         try:
             end_reason = self._loop(nodes, watch, started)
         except KeyboardInterrupt:
             end_reason = "interrupted"
-        finally:
+        finally:  # also when a node exited: no thread outlives the run
             senders.stop(timeout_s=HTTP_TIMEOUT_S)
+            for clock in clocks.values():
+                clock.stop()
         wall_s = time.monotonic() - started
         committed_s = {name: dict(clock.seen_s) for name, clock in clocks.items()}
-        if end_reason.startswith("timeout"):
-            reached = watch.committed_by_all_validators()
-            message = f"the validators committed {reached} of {self.options.heights} heights"
-            watch.violations.append(Violation("liveness", int(wall_s * 1e6), None, message))
-        for name, code in nodes.stop_all().items():
-            if code != 0 and end_reason != "interrupted":
-                index = nodes.names.index(name)
-                message = f"{name} exited with status {code} on SIGTERM"
-                watch.violations.append(Violation("shutdown", int(wall_s * 1e6), index, message))
+        self._judge_end(nodes, watch, end_reason, wall_s)
         for clock in clocks.values():
-            clock.stop(timeout_s=HTTP_TIMEOUT_S)
+            clock.stop(timeout_s=HTTP_TIMEOUT_S)  # their long polls end with the nodes
         result = build_result(
             self.options, watch, senders, committed_s, end_reason=end_reason, wall_s=wall_s
         )
@@ -133,6 +127,21 @@ class LiveRun:
         if end_reason == "interrupted":
             return EXIT_INTERRUPTED
         return EXIT_OK if result.passed and end_reason == "heights reached" else EXIT_FAILED
+
+    def _judge_end(
+        self, nodes: LocalNetwork, watch: ChainWatch, end_reason: str, wall_s: float
+    ) -> None:
+        """Stop the nodes; a timeout, and a node that did not stop cleanly on SIGTERM, are
+        violations."""
+        if end_reason.startswith("timeout"):
+            reached = watch.committed_by_all_validators()
+            message = f"the validators committed {reached} of {self.options.heights} heights"
+            watch.violations.append(Violation("liveness", int(wall_s * 1e6), None, message))
+        for name, code in nodes.stop_all().items():
+            if code != 0 and end_reason != "interrupted":
+                index = nodes.names.index(name)
+                message = f"{name} exited with status {code} on SIGTERM"
+                watch.violations.append(Violation("shutdown", int(wall_s * 1e6), index, message))
 
     def _loop(self, nodes: LocalNetwork, watch: ChainWatch, started: float) -> str:
         """Watch the chain (the senders send in their threads) until the end; why it ended."""
