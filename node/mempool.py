@@ -54,13 +54,14 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Final
 
+from crypto_core.signatures import verify
 from node.codec import (
     MAX_TX_BYTES,
     MIB,
     TX_CODEC,
     block_tx_bytes,
     tx_hash,
-    tx_signature_ok,
+    tx_sign_bytes_of_encoding,
 )
 from node.errors import DecodeError, RejectReason, TxRejected
 from node.types import Transaction
@@ -120,7 +121,8 @@ def verify_transaction(raw: bytes, chain_id: str) -> VerifiedTx:
         raise TxRejected(RejectReason.MALFORMED, str(exc)) from exc
     if tx.chain_id != chain_id:
         raise TxRejected(RejectReason.WRONG_CHAIN, f"chain {tx.chain_id!r}, not {chain_id!r}")
-    if not tx_signature_ok(tx):
+    # The signed bytes are sliced out of ``raw`` (canonical once decoded), not re-encoded.
+    if not verify(tx.sender, tx_sign_bytes_of_encoding(raw), tx.signature):
         raise TxRejected(RejectReason.BAD_SIGNATURE, "signature does not verify")
     return VerifiedTx(tx=tx, raw=bytes(raw), tx_hash=tx_hash(raw))
 

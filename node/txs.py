@@ -4,14 +4,20 @@ and the Merkle roots and ids a block header commits to."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Final, cast
 
 from crypto_core import hash_leaf, merkle_root
 from crypto_core.signatures import sha256, verify
 from node.codec.limits import BIN_HEADER_MAX_BYTES, TX_SIGN_DOMAIN
 from node.codec.schemas import EVIDENCE_CODEC, HEADER_CODEC, UNSIGNED_TX_CODEC
 from node.ports import Signer
-from node.types import BlockHeader, DuplicateVoteEvidence, Transaction, UnsignedTransaction
+from node.types import (
+    SIGNATURE_BYTES,
+    BlockHeader,
+    DuplicateVoteEvidence,
+    Transaction,
+    UnsignedTransaction,
+)
 
 
 def tx_sign_bytes(tx: UnsignedTransaction | Transaction) -> bytes:
@@ -38,6 +44,22 @@ def sign_transaction(unsigned: UnsignedTransaction, signer: Signer) -> Transacti
         priority=unsigned.priority,
         signature=signature,
     )
+
+
+_SIGNED_TX_HEADER: Final = b"\x97"  # a fixarray of 7: the six unsigned fields, the signature
+_UNSIGNED_TX_HEADER: Final = b"\x96"
+_SIGNATURE_FIELD: Final = b"\xc4" + bytes([SIGNATURE_BYTES])  # bin8 of 64 bytes, the last field
+
+
+def tx_sign_bytes_of_encoding(raw: bytes) -> bytes:
+    """``tx_sign_bytes`` of the transaction whose canonical encoding is ``raw``, without
+    encoding anything: the unsigned transaction's canonical encoding is the signed one's with
+    an array header of six and without the last field (the signature). ``raw`` must be what
+    ``TX_CODEC.decode`` accepted (``ValueError`` for a shape that cannot be one)."""
+    field_bytes = len(_SIGNATURE_FIELD) + SIGNATURE_BYTES
+    if raw[:1] != _SIGNED_TX_HEADER or raw[-field_bytes:-SIGNATURE_BYTES] != _SIGNATURE_FIELD:
+        raise ValueError("not the canonical encoding of a signed transaction")
+    return TX_SIGN_DOMAIN + _UNSIGNED_TX_HEADER + raw[1:-field_bytes]
 
 
 def tx_signature_ok(tx: Transaction) -> bool:

@@ -132,9 +132,13 @@ IDENTITY_CODEC: Final = StructCodec(
         ("registered_height", UInt()),
     ],
     512,
+    memo_entries=16_384,  # read to authenticate every transaction
 )
 KEY_ENTRY_CODEC: Final = StructCodec(
-    KeyEntry, [("identity", _ID), ("next_nonce", UInt()), ("active", Bool())], 96
+    KeyEntry,
+    [("identity", _ID), ("next_nonce", UInt()), ("active", Bool())],
+    96,
+    memo_entries=16_384,  # read at admission, recheck and execution of every transaction
 )
 
 

@@ -106,6 +106,7 @@ ACCOUNT_CODEC = StructCodec(
         ("registered_height", UInt()),
     ],
     128,
+    memo_entries=16_384,  # read at admission, recheck and execution of every transaction
 )
 REGISTER_CODEC = StructCodec(
     RegisterPayload,

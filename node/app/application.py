@@ -30,7 +30,7 @@ Deterministic: the result is a function of the previous state and the block alon
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, cast
 
@@ -69,6 +69,9 @@ from node.types import (
     Transaction,
     TxReceipt,
 )
+
+DecodedTxLookup = Callable[[bytes], "Transaction | None"]
+"""The decoded transaction of a transaction hash, where a caller holds it (else None)."""
 
 GENESIS_HEIGHT: Final = 0
 # Genesis writes are the operator's configuration, not a user's transaction: no gas limit.
@@ -246,13 +249,16 @@ class Application:
         *,
         preverified_tx_hashes: Container[bytes] = frozenset(),
         size_bytes: int | None = None,
+        decoded_tx: DecodedTxLookup | None = None,
     ) -> BlockResult:
         """Execute and commit ``block`` (see the module docstring). ``size_bytes``: the size
-        of the block's canonical encoding, if the caller has it (saves encoding it again)."""
+        of the block's canonical encoding, if the caller has it (saves encoding it again);
+        ``decoded_tx``: the decoded transaction of a hash, where the caller holds it (its
+        mempool), so that transaction is not decoded again."""
         self._check_block(block, size_bytes)
         header = block.header
         info = BlockInfo(self.config.chain_id, header.height, header.time_ms, header.proposer)
-        run = _BlockRun(self, info, preverified_tx_hashes, WriteBuffer(self._state))
+        run = _BlockRun(self, info, preverified_tx_hashes, WriteBuffer(self._state), decoded_tx)
         block_events = record_block_evidence(run.buffer, block) + run.run_due_tasks()
         receipts = tuple(run.deliver(raw) for raw in block.txs)
         changes = run.buffer.changes()
@@ -298,10 +304,12 @@ class _BlockRun:
         info: BlockInfo,
         preverified: Container[bytes],
         buffer: WriteBuffer,
+        decoded_tx: DecodedTxLookup | None = None,
     ) -> None:
         self.app = app
         self.info = info
         self.preverified = preverified
+        self.decoded_tx = decoded_tx
         self.buffer = buffer
         self.updates: dict[bytes, ValidatorUpdate] = {}
         self._sequence = 0
@@ -379,10 +387,12 @@ class _BlockRun:
     def deliver(self, raw: bytes) -> TxReceipt:
         """One transaction of the block: authenticate, consume the nonce, execute."""
         hash_ = tx_hash(raw)
-        try:
-            tx = TX_CODEC.decode(raw)
-        except DecodeError as exc:
-            return TxReceipt(hash_, ResultCode.MALFORMED, _log(str(exc)), 0, ())
+        tx = None if self.decoded_tx is None else self.decoded_tx(hash_)
+        if tx is None:
+            try:
+                tx = TX_CODEC.decode(raw)
+            except DecodeError as exc:
+                return TxReceipt(hash_, ResultCode.MALFORMED, _log(str(exc)), 0, ())
         try:
             self._authenticate(tx, hash_)
         except TxFailed as failure:

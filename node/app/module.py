@@ -239,9 +239,17 @@ class ExecContext:
         self.validator_updates[public_key] = ValidatorUpdate(public_key, voting_power)
 
 
+_CHECKED_KEYS: set[str] = set()
+"""Attribute keys that matched ``ATTRIBUTE_KEY_PATTERN`` (modules use a handful)."""
+_MAX_CHECKED_KEYS = 4_096
+
+
 def _attribute_text(key: str, value: AttributeValue) -> str:
-    if ATTRIBUTE_KEY_PATTERN.fullmatch(key) is None:
-        raise ModuleContractError(f"bad event attribute key {key!r}")
+    if key not in _CHECKED_KEYS:
+        if type(key) is not str or ATTRIBUTE_KEY_PATTERN.fullmatch(key) is None:
+            raise ModuleContractError(f"bad event attribute key {key!r}")
+        if len(_CHECKED_KEYS) < _MAX_CHECKED_KEYS:
+            _CHECKED_KEYS.add(key)
     if isinstance(value, bytes):
         text = value.hex()
     elif isinstance(value, int) and not isinstance(value, bool):

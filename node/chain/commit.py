@@ -38,7 +38,7 @@ from node.codec import committed_block_bytes
 from node.errors import InvalidBlockError, StorageError
 from node.mempool import Mempool, VerifiedTx
 from node.ports import Storage, WriteOp
-from node.types import Block
+from node.types import Block, Transaction
 
 __all__ = ["Committer", "Recheck"]
 
@@ -108,6 +108,11 @@ class Committer:
         self._outbox = outbox
         self._stats = stats
 
+    def _decoded_tx(self, hash_: bytes) -> Transaction | None:
+        """The mempool's decoded transaction of ``hash_`` (execution decodes no tx twice)."""
+        verified = self._mempool.get(hash_)
+        return None if verified is None else verified.tx
+
     def commit(self, decided: Decide, block: Block) -> None:
         """Execute, persist (one synced batch) and announce the decided block, using the
         encoding it arrived as (or was built as): a block is never encoded twice."""
@@ -121,7 +126,10 @@ class Committer:
                 raise ChainHaltError(f"the decided block at height {height} is invalid")
         try:
             result = self._app.finalize_block(
-                block, preverified_tx_hashes=verdict.tx_hashes, size_bytes=len(data)
+                block,
+                preverified_tx_hashes=verdict.tx_hashes,
+                size_bytes=len(data),
+                decoded_tx=self._decoded_tx,
             )
         except InvalidBlockError as exc:
             raise ChainHaltError(f"the decided block at height {height}: {exc}") from exc

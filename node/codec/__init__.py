@@ -123,6 +123,7 @@ from node.txs import (
     tx_hash,
     tx_root,
     tx_sign_bytes,
+    tx_sign_bytes_of_encoding,
     tx_signature_ok,
 )
 
@@ -216,5 +217,6 @@ __all__ = [
     "tx_hash",
     "tx_root",
     "tx_sign_bytes",
+    "tx_sign_bytes_of_encoding",
     "tx_signature_ok",
 ]

@@ -244,9 +244,23 @@ class StructCodec(Generic[T]):
     silently drop it. ``invariant_errors`` are the exceptions the type's own constructor
     raises for fields that fit their kinds but not each other (e.g. two votes of evidence in
     the wrong order); decoding turns them into ``SchemaError``.
+
+    ``memo_entries`` > 0 keeps that many decoded values by their bytes (the oldest goes
+    first): for records read far more often than written (an account is read several times
+    for each of its transactions). Only for types whose values are immutable, since one
+    value is handed to every caller decoding the same bytes.
     """
 
-    __slots__ = ("cls", "field_count", "fields", "invariant_errors", "max_bytes", "name")
+    __slots__ = (
+        "_memo",
+        "_memo_entries",
+        "cls",
+        "field_count",
+        "fields",
+        "invariant_errors",
+        "max_bytes",
+        "name",
+    )
 
     def __init__(
         self,
@@ -255,6 +269,7 @@ class StructCodec(Generic[T]):
         max_bytes: int,
         *,
         invariant_errors: tuple[type[Exception], ...] = (),
+        memo_entries: int = 0,
     ) -> None:
         declared = tuple(f.name for f in dataclasses.fields(cast(Any, cls)))
         named = tuple(name for name, _ in fields)
@@ -266,6 +281,8 @@ class StructCodec(Generic[T]):
         self.field_count = len(self.fields)
         self.max_bytes = max_bytes
         self.invariant_errors = invariant_errors
+        self._memo_entries = memo_entries
+        self._memo: dict[bytes, T] = {}
 
     def to_wire(self, value: object, path: str | None = None) -> list[object]:
         """The msgpack-ready array of a ``value`` of this type (``EncodeError`` if invalid)."""
@@ -303,9 +320,21 @@ class StructCodec(Generic[T]):
     def decode(self, data: bytes) -> T:
         """The value of a canonical encoding; any other input raises a ``DecodeError``."""
         data = _as_bytes(data)
+        if self._memo_entries:
+            known = self._memo.get(data)
+            if known is not None:
+                return known
         raw = _unpack(data, self.max_bytes, self.name)
         value = self.from_wire(raw)
         _require_canonical(raw, data, self.name)
+        if self._memo_entries:
+            memo = self._memo
+            if len(memo) >= self._memo_entries:
+                try:
+                    del memo[next(iter(memo))]
+                except (RuntimeError, KeyError, StopIteration):  # raced by another thread
+                    memo.clear()
+            memo[data] = value
         return value
 
 

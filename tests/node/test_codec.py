@@ -46,6 +46,7 @@ from node.types import (
     CommittedBlock,
     DuplicateVoteEvidence,
     EventAttribute,
+    Status,
     Transaction,
     UnsignedTransaction,
     Vote,
@@ -425,3 +426,21 @@ def test_tx_root_of_no_transactions_is_the_empty_root() -> None:
 def test_bytes_kind_describes_exact_and_ranged_lengths() -> None:
     assert Bytes.exactly(32).description == "32 bytes"
     assert Bytes(10, 1).description == "1..10 bytes"
+
+
+@settings(max_examples=60)
+@given(strategies.transactions)
+def test_the_signed_bytes_sliced_from_an_encoding_are_the_signed_bytes(tx: Transaction) -> None:
+    assert codec.tx_sign_bytes_of_encoding(TX_CODEC.encode(tx)) == codec.tx_sign_bytes(tx)
+
+
+def test_a_memo_codec_hands_back_the_value_it_decoded_and_stays_bounded() -> None:
+    fields = [("height", UInt()), ("last_block_id", Bytes(32))]
+    memo = StructCodec(Status, fields, 64, memo_entries=2)
+    first = memo.decode(memo.encode(Status(1, ZERO_HASH)))
+    assert memo.decode(memo.encode(Status(1, ZERO_HASH))) is first
+    for height in range(2, 6):
+        assert memo.decode(memo.encode(Status(height, ZERO_HASH))) == Status(height, ZERO_HASH)
+    assert len(memo._memo) <= 2
+    with pytest.raises(DecodeError):
+        memo.decode(b"\x92\x01")
