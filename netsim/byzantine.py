@@ -9,7 +9,9 @@ messages), so it wraps any :class:`~netsim.node_api.SimNode`.
 Roles (``--byzantine-roles``; a node may combine several):
 
 - ``equivocate``: as proposer, sign two different blocks for one round and show each half of
-  the network one of them (a *story*).
+  the network one of them (a *story*). The twin is the block with only its header's time
+  changed (same transactions, same evidence); a peer that lacks some of the twin's
+  transactions (blocks travel compact) asks the equivocator by the twin's id and gets them.
 - ``double-vote``: vote for side A's value towards side A and for side B's value (or nil, or
   a made-up value) towards side B; one honest witness sees both and must produce evidence.
 - ``silent``: send nothing at all.
@@ -45,7 +47,16 @@ from netsim.topology import Topology
 from node.codec import TX_CODEC, block_id, encode_message
 from node.errors import DecodeError
 from node.ports import Clock, Rng
-from node.types import Block, BlockHeader, CompactBlock, Status, Transaction, TxBatch
+from node.types import (
+    Block,
+    BlockHeader,
+    BlockTxs,
+    BlockTxsRequest,
+    CompactBlock,
+    Status,
+    Transaction,
+    TxBatch,
+)
 
 WRAPPER_TOKEN_BASE: Final = 2**62
 """Timer tokens whose first item is at least this belong to wrappers, not to node code."""
@@ -59,6 +70,12 @@ MAX_STORIES: Final = 256
 
 MAX_SEEN_PROPOSALS: Final = 64
 """Proposals an amnesiac remembers, to prevote for them (oldest forgotten first)."""
+
+MAX_TWINS: Final = 64
+"""Twin blocks whose transactions an equivocator still hands out (oldest forgotten first)."""
+
+MAX_TWIN_ASKERS: Final = 256
+"""(peer, block) requests for a twin's transactions awaiting the node code's answer."""
 
 FAR_ROUND_OFFSET: Final = 1_000
 SIDE_A: Final = 0
@@ -204,6 +221,8 @@ class ByzantineNode:
         self._coalition = coalition
         self._held_blocks: dict[bytes, tuple[tuple[int, ...], Envelope, Block | CompactBlock]] = {}
         self._seen_proposals: OrderedDict[tuple[int, int], ValueId] = OrderedDict()
+        self._twins: OrderedDict[ValueId, ValueId] = OrderedDict()  # twin id -> original id
+        self._twin_askers: OrderedDict[tuple[int, ValueId], ValueId] = OrderedDict()
         self._height = 1
         self.messages_forged = 0
         coalition.join(env.index, self)
@@ -221,7 +240,7 @@ class ByzantineNode:
     def on_message(self, sender: int, envelope: Envelope) -> None:
         """Note proposals and heights, then let the node code handle the message."""
         self._observe(envelope)
-        self._inner.on_message(sender, envelope)
+        self._inner.on_message(sender, self._as_original(sender, envelope))
         self._flush()
 
     def on_timer(self, token: TimerToken) -> None:
@@ -265,6 +284,8 @@ class ByzantineNode:
             and message.value_id in self._held_blocks
         ):
             self._equivocate(dsts, message, envelope)
+        elif isinstance(message, BlockTxs) and len(dsts) == 1:
+            self._env.multicast(dsts, self._as_twin(dsts[0], message, envelope))
         else:
             self._env.multicast(dsts, envelope)
 
@@ -317,6 +338,9 @@ class ByzantineNode:
             self._key.sign(proposal_sign_bytes_of(twin_proposal))
         )
         self.messages_forged += 1
+        self._twins[twin_id] = proposal.value_id
+        while len(self._twins) > MAX_TWINS:
+            self._twins.popitem(last=False)
         self._split(block_dsts, block_envelope, Envelope(encode_message(twin)))
         self._split(dsts, envelope, Envelope(encode_message(twin_proposal)))
         self._coalition.tell(proposal.height, proposal.round, proposal.value_id, twin_id)
@@ -355,6 +379,35 @@ class ByzantineNode:
     def _signed_vote(self, vote: Vote, value: ValueId | None) -> Vote:
         unsigned = replace(vote, value_id=value, signature=b"")
         return unsigned.with_signature(self._key.sign(vote_sign_bytes_of(unsigned)))
+
+    # --- the twin's transactions -----------------------------------------------------------------
+
+    def _as_original(self, sender: int, envelope: Envelope) -> Envelope:
+        """A peer of side B that lacks some of the twin's transactions (the twin travels
+        compact) asks for them by the twin's id: ask the node code for the original's, the
+        same transactions, and note who asked (its answer goes back under the twin's id)."""
+        try:
+            message = envelope.decoded()
+        except DecodeError:
+            return envelope
+        if not isinstance(message, BlockTxsRequest):
+            return envelope
+        original = self._twins.get(message.block_id)
+        if original is None:  # asked by its own id: answered under it
+            self._twin_askers.pop((sender, message.block_id), None)
+            return envelope
+        self._twin_askers[(sender, original)] = message.block_id
+        while len(self._twin_askers) > MAX_TWIN_ASKERS:
+            self._twin_askers.popitem(last=False)
+        return Envelope(encode_message(replace(message, block_id=original)))
+
+    def _as_twin(self, dst: int, answer: BlockTxs, envelope: Envelope) -> Envelope:
+        """The node code's transactions of an original, for a peer that asked for its twin:
+        sent under the twin's id."""
+        twin_id = self._twin_askers.get((dst, answer.block_id))
+        if twin_id is None:
+            return envelope
+        return Envelope(encode_message(replace(answer, block_id=twin_id)))
 
     # --- what the node receives ------------------------------------------------------------------
 

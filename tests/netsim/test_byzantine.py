@@ -31,7 +31,7 @@ from node.codec import block_id, decode_message, encode_message, evidence_root
 from node.errors import DecodeError
 from node.ports import Clock, Rng
 from node.testing.factories import key_pair
-from node.types import Block, BlockHeader
+from node.types import Block, BlockHeader, BlockTxs, BlockTxsRequest
 
 CHAIN = "netsim"
 KEYS = [key_pair(f"byz-test-{i}") for i in range(6)]
@@ -201,6 +201,47 @@ def test_the_twin_block_keeps_the_evidence_and_transactions_of_the_original() ->
     assert twin.txs == original.txs
     assert twin.header.evidence_root == evidence_root(twin.evidence)
     assert twin.header.time_ms == header.time_ms + 1  # the one field that must differ
+
+
+class Holder(Scripted):
+    """Node code that holds one block's transactions and answers requests for them."""
+
+    def __init__(self, env: NodeEnv, script: list[bytes], value: bytes, txs: list[bytes]):
+        super().__init__(env, script)
+        self.value, self.txs = value, txs
+
+    def on_message(self, sender: int, envelope: Envelope) -> None:
+        super().on_message(sender, envelope)
+        request = decode_message(envelope.data)
+        if isinstance(request, BlockTxsRequest) and request.block_id == self.value:
+            txs = tuple(self.txs[i] for i in request.indexes)
+            answer = BlockTxs(request.block_id, request.indexes, txs)
+            self.env.send(sender, Envelope(encode_message(answer)))
+
+
+def test_a_peer_asking_for_the_twins_transactions_gets_them_under_the_twins_id() -> None:
+    block, proposal, value = proposal_and_block(0)
+    coalition = Coalition((0,), TOPOLOGY, random.Random(1), CHAIN)
+    env = FakeEnv(index=0)
+    txs = [b"tx-a", b"tx-b"]
+
+    def inner(inner_env: NodeEnv) -> SimNode:
+        return Holder(inner_env, [block, proposal], value, txs)
+
+    node = ByzantineNode(
+        env, inner, roles=[ByzantineRole.EQUIVOCATE], key=KEYS[0], coalition=coalition
+    )
+    node.start()
+    story = coalition.story(1, 0)
+    assert story is not None
+    twin = story[1]
+    asker = next(d for d in range(1, 6) if coalition.side_of(d) == 1)
+    env.sent.clear()
+    node.on_message(asker, Envelope(encode_message(BlockTxsRequest(twin, (1,)))))
+    assert decoded(env) == [(asker, BlockTxs(twin, (1,), (b"tx-b",)))]
+    env.sent.clear()  # a request for the original is answered as before
+    node.on_message(asker, Envelope(encode_message(BlockTxsRequest(value, (0,)))))
+    assert decoded(env) == [(asker, BlockTxs(value, (0,), (b"tx-a",)))]
 
 
 def test_a_double_voter_backs_the_story_and_shows_a_witness_both_votes() -> None:
