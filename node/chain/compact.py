@@ -35,6 +35,7 @@ from node.ports import PeerId
 from node.types import Block, BlockTxs, BlockTxsRequest, CompactBlock
 
 __all__ = [
+    "REASK_MS",
     "PendingBlocks",
     "TxLookup",
     "block_txs_messages",
@@ -103,7 +104,9 @@ def block_txs_messages(
 
 
 _MAX_TXS_PER_MESSAGE = 1024  # BLOCK_TXS_CODEC's array limit (MAX_TXS_PER_BATCH)
-_MAX_ASKED_PEERS = 8  # holders asked for one pending block
+_MAX_ASKED_PEERS = 32  # holders asked for one pending block
+REASK_MS = 1_000
+"""How long before the same peer is asked again for a pending block's transactions."""
 
 
 def _txs_message(id_: bytes, block: Block, indexes: list[int]) -> bytes:
@@ -117,7 +120,8 @@ class _Pending:
     sender: PeerId
     txs: list[bytes | None]
     missing: int
-    asked: set[PeerId]
+    asked: dict[PeerId, int]
+    """When each peer was last asked (ms)."""
 
 
 class PendingBlocks:
@@ -142,19 +146,24 @@ class PendingBlocks:
         """Hold ``compact`` with the transactions found so far; returns its block id."""
         id_ = block_id(compact.header)
         missing = sum(1 for raw in txs if raw is None)
-        self._pending[id_] = _Pending(compact, sender, txs, missing, set())
+        self._pending[id_] = _Pending(compact, sender, txs, missing, {})
         self._pending.move_to_end(id_)
         while len(self._pending) > self._max_blocks:
             self._pending.popitem(last=False)
         return id_
 
-    def request_to(self, id_: bytes, peer: PeerId) -> BlockTxsRequest | None:
+    def request_to(self, id_: bytes, peer: PeerId, now_ms: int) -> BlockTxsRequest | None:
         """The request for what the pending block ``id_`` lacks, to send to ``peer`` — None
-        if ``peer`` was asked already (a block heard twice is asked for once per holder)."""
+        if ``peer`` was asked less than ``REASK_MS`` ago (a block heard twice at once is
+        asked for once; a request lost, or sent to a peer that did not hold the block yet, is
+        made again when the block is heard again later)."""
         pending = self._pending[id_]
-        if peer in pending.asked or len(pending.asked) >= _MAX_ASKED_PEERS:
+        last_ms = pending.asked.get(peer)
+        if last_ms is not None and now_ms - last_ms < REASK_MS:
             return None
-        pending.asked.add(peer)
+        if last_ms is None and len(pending.asked) >= _MAX_ASKED_PEERS:
+            return None
+        pending.asked[peer] = now_ms
         missing = tuple(i for i, raw in enumerate(pending.txs) if raw is None)
         return BlockTxsRequest(id_, missing)
 

@@ -275,7 +275,7 @@ class Inbound:
                 return
             pending.add(compact, sender, txs)
             self._stats.compact_blocks_incomplete += 1
-        request = pending.request_to(id_, sender)
+        request = pending.request_to(id_, sender, self._state.now_ms)
         if request is not None:
             self._outbox.send(sender, TOPIC_CONSENSUS, encode_message(request))
 

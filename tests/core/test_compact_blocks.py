@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from node.chain import Offence, SendTo, TxSubmitted
-from node.chain.compact import compact_message, rebuild
+from node.chain.compact import REASK_MS, compact_message, rebuild
 from node.chain.messages import TOPIC_CONSENSUS
 from node.codec import decode_message, encode_message, tx_hash
 from node.types import Block, BlockTxs, BlockTxsRequest, CompactBlock, VoteType
@@ -84,6 +84,18 @@ def test_what_the_mempool_lacks_is_asked_of_the_sender_once_and_checked() -> Non
     answered = solo.send(PEER, BlockTxs(id_of(block), (0, 2), (txs[0], txs[2])))
     assert prevotes(answered) == [id_of(block)]
     assert solo.core.stats.compact_blocks_incomplete == 1 and misbehaviours(answered) == []
+
+
+def test_a_request_not_answered_is_made_again_when_the_block_is_heard_later() -> None:
+    solo = bystander()
+    txs = (kv_tx(0, 0), kv_tx(1, 0))
+    block = first_block(solo.core.app_state_root, txs=txs)
+    request = BlockTxsRequest(id_of(block), (0, 1))
+    assert sent(solo.send(PEER, compact(block))) == [request]
+    solo.now_ms += REASK_MS - 1
+    assert sent(solo.send(PEER, compact(block))) == []
+    solo.now_ms += 1
+    assert sent(solo.send(PEER, compact(block))) == [request]
 
 
 def test_an_answer_that_is_not_the_listed_transaction_is_the_senders_fault() -> None:
