@@ -66,7 +66,7 @@ from node.codec import (
 from node.errors import DecodeError, RejectReason, TxRejected
 from node.types import Transaction
 
-DEFAULT_MAX_TXS: Final = 5_000
+DEFAULT_MAX_TXS: Final = 20_000
 DEFAULT_MAX_BYTES: Final = 64 * MIB
 DEFAULT_MAX_TXS_PER_ACCOUNT: Final = 64
 

@@ -19,12 +19,15 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Final
 
 from node.chain.actions import Offence
+from node.chain.genesis import ConsensusParams
 from node.chain.messages import PeerFault
 from node.codec import (
     BLOCK_CODEC,
     ENVELOPE_OVERHEAD_BYTES,
+    KIB,
     block_id,
     block_message,
     block_tx_bytes,
@@ -32,14 +35,16 @@ from node.codec import (
     tx_hash,
 )
 from node.ports import PeerId
-from node.types import Block, BlockTxs, BlockTxsRequest, CompactBlock
+from node.types import DIGEST_BYTES, Block, BlockTxs, BlockTxsRequest, CompactBlock
 
 __all__ = [
+    "COMPACT_HEADER_ALLOWANCE_BYTES",
     "REASK_MS",
     "PendingBlocks",
     "TxLookup",
     "block_txs_messages",
     "compact_message",
+    "max_compact_message_bytes",
     "proposed_block_message",
     "rebuild",
     "whole_block",
@@ -47,6 +52,22 @@ __all__ = [
 
 TxLookup = Callable[[bytes], "bytes | None"]
 """The encoded transaction of a hash this node holds (its mempool), or None."""
+
+
+COMPACT_HEADER_ALLOWANCE_BYTES: Final = 128 * KIB
+"""Room ``max_compact_message_bytes`` counts for a header: its fields and a commit
+certificate of up to about 1,200 validators (101 bytes a signature)."""
+
+
+def max_compact_message_bytes(params: ConsensusParams) -> int:
+    """The largest ``CompactBlock`` message of a chain with ``params`` (a header within
+    ``COMPACT_HEADER_ALLOWANCE_BYTES``): what the network must carry in one message. A whole
+    block travels in one message only without transactions; block sync answers with whole
+    blocks over request/response. Never more than the whole block's own limit: a hash
+    (34 bytes encoded) is shorter than any transaction."""
+    hashes = 3 + (2 + DIGEST_BYTES) * params.max_block_txs  # array header, bin8 + digest each
+    compact = COMPACT_HEADER_ALLOWANCE_BYTES + hashes + params.max_evidence_bytes + 3
+    return min(compact, params.max_block_bytes) + ENVELOPE_OVERHEAD_BYTES
 
 
 def compact_message(block: Block) -> bytes:

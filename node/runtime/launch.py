@@ -48,9 +48,9 @@ from node.adapters.libp2p import Libp2pNetwork
 from node.api.http import HttpLimits, serve_http
 from node.api.routes import MAX_WAIT_MS, NodeApi
 from node.chain.application import AppFactory, default_application
+from node.chain.compact import max_compact_message_bytes
 from node.chain.errors import InvalidGenesisError, StorageMismatchError
 from node.chain.genesis import ConsensusParams
-from node.codec import ENVELOPE_OVERHEAD_BYTES
 from node.core import NodeCore
 from node.errors import BigHealthError, StorageError
 from node.home import LoadedHome, listen_port, parse_host_port
@@ -65,9 +65,10 @@ from node.runtime.system import SystemClock, SystemRng
 
 logger = logging.getLogger("node.runtime")
 
-MAX_NETWORK_BLOCK_BYTES: Final = MAX_GOSSIP_MESSAGE_BYTES - ENVELOPE_OVERHEAD_BYTES
-"""The largest block (``ConsensusParams.max_block_bytes``) a node can gossip: py-libp2p's
-gossipsub loses messages near 1 MiB, so the network adapter caps messages below it."""
+MAX_NETWORK_MESSAGE_BYTES: Final = MAX_GOSSIP_MESSAGE_BYTES
+"""The largest message a node gossips: py-libp2p's gossipsub loses messages near 1 MiB, so the
+network adapter caps messages below it. Proposed blocks with transactions travel compact
+(``node.chain.compact``), so it bounds ``max_block_txs``, not ``max_block_bytes``."""
 
 
 class NodeStartError(BigHealthError):
@@ -101,12 +102,15 @@ def preflight(loaded: LoadedHome) -> None:
 
 
 def check_block_size(params: ConsensusParams) -> None:
-    """``NodeStartError`` if the genesis allows blocks the network cannot carry."""
-    if params.max_block_bytes > MAX_NETWORK_BLOCK_BYTES:
+    """``NodeStartError`` if the genesis allows blocks the network cannot carry (as compact
+    blocks: a header, evidence and 34 bytes per transaction in one message)."""
+    needed = max_compact_message_bytes(params)
+    if needed > MAX_NETWORK_MESSAGE_BYTES:
         raise NodeStartError(
-            f"the genesis allows blocks of {params.max_block_bytes} bytes, but the libp2p "
-            f"network carries at most {MAX_NETWORK_BLOCK_BYTES}-byte blocks: set "
-            f"params.max_block_bytes <= {MAX_NETWORK_BLOCK_BYTES} in genesis.json"
+            f"the genesis allows blocks of {params.max_block_txs} transactions, whose compact "
+            f"form takes up to {needed} bytes, but the libp2p network carries at most "
+            f"{MAX_NETWORK_MESSAGE_BYTES}-byte messages: lower params.max_block_txs, "
+            "params.max_evidence_bytes or params.max_block_bytes in genesis.json"
         )
 
 
@@ -126,7 +130,8 @@ def check_port_free(host: str, port: int, what: str) -> None:
 
 def network_config(loaded: LoadedHome, version: str) -> Libp2pNetworkConfig:
     """The libp2p settings of a home (messages sized for the genesis' blocks)."""
-    block_message = loaded.genesis.params.max_block_bytes + ENVELOPE_OVERHEAD_BYTES
+    params = loaded.genesis.params
+    block_message = max_compact_message_bytes(params)
     try:
         return Libp2pNetworkConfig(
             chain_id=loaded.genesis.chain_id,

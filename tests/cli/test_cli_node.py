@@ -161,7 +161,8 @@ def test_run_refuses_a_damaged_config_or_genesis(
     assert result.returncode == 1 and "config.toml: not valid TOML" in result.stderr
     (home / "config.toml").write_text(config)
     document = json.loads((home / "genesis.json").read_text())
-    document["params"]["max_block_bytes"] = 4 * 1024 * 1024
+    document["params"]["max_block_bytes"] = 4 * 1024 * 1024  # compact: 34 bytes a tx
+    document["params"]["max_block_txs"] = 20_000
     (home / "genesis.json").write_text(json.dumps(document))
     result = run_process("run", "--home", str(home))
     assert result.returncode == 1
