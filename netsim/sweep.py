@@ -154,7 +154,9 @@ def _client(place: SweepPlace) -> Iterator[Client]:
             threads_per_worker=1,  # a simulation is pure Python: one seed per process
             processes=True,
             dashboard_address=None,
-            silence_logs=logging.ERROR,
+            # a failed task comes back through its future (an ``error`` outcome): what the
+            # workers log below CRITICAL is noise, such as a heartbeat racing the shutdown
+            silence_logs=logging.CRITICAL,
         ) as cluster,
         Client(cluster) as client,  # type: ignore[no-untyped-call]
     ):
