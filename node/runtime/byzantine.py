@@ -8,8 +8,8 @@ the node's core runs honestly, and its outbound path lies. The kinds (``Byzantin
   the consensus sign guard: only here), sent straight to half of the peers (sorted by peer
   id, the first half, at least one; with no peer yet, the next copy of the vote the runtime
   sends tries again);
-- ``invalid-block``: the blocks the node proposes go out with a wrong application state
-  root (the block id, and the proposal naming it, re-signed to match);
+- ``invalid-block``: the blocks the node proposes (whole or compact) go out with a wrong
+  application state root (the block id, and the proposal naming it, re-signed to match);
 - ``oversized``: messages over their kind's limit (a vote of 60 kB) on the gossip topics and
   the direct streams;
 - ``malformed``: bytes that are no message on the gossip topics and the direct streams;
@@ -50,7 +50,7 @@ from node.errors import BigHealthError, DecodeError, NetworkError
 from node.ports import InboundMessage, MessageValidator, NetworkSnapshot, PeerId, Signer
 from node.runtime.logs import fields
 from node.runtime.network import RequestHandler, RuntimeNetwork
-from node.types import Block, Proposal, Transaction, TxBatch, Vote
+from node.types import Block, CompactBlock, Proposal, Transaction, TxBatch, Vote
 
 logger = logging.getLogger("node.runtime.byzantine")
 
@@ -196,7 +196,7 @@ class ByzantineNetwork:
         except DecodeError:
             return data, None
         height = getattr(message, "height", None)
-        if isinstance(message, Block):
+        if isinstance(message, (Block, CompactBlock)):
             height = message.header.height
         if isinstance(height, int):
             self._newest_height = max(self._newest_height, height)
@@ -204,7 +204,7 @@ class ByzantineNetwork:
         if isinstance(message, Vote):
             return data, message
         if ByzantineKind.INVALID_BLOCK in self.kinds:
-            if isinstance(message, Block):
+            if isinstance(message, (Block, CompactBlock)):
                 return self._invalid_block(message), None
             if isinstance(message, Proposal):
                 return self._renamed_proposal(message), None
@@ -234,7 +234,8 @@ class ByzantineNetwork:
                          peers=len(targets)),
         )  # fmt: skip
 
-    def _invalid_block(self, block: Block) -> bytes:
+    def _invalid_block(self, block: Block | CompactBlock) -> bytes:
+        """The block (whole or compact: the header is what is changed) with a bad root."""
         honest_id = block_id(block.header)
         bad_root = hashlib.sha256(b"byzantine/root/" + honest_id).digest()
         bad = replace(block, header=replace(block.header, app_state_root=bad_root))

@@ -33,7 +33,7 @@ from node.runtime.metrics import NodeMetrics
 from node.runtime.node import NodeIdentity, NodeRuntime, RuntimeLimits, TipBoard
 from node.testing import make_validators
 from node.txs import tx_signature_ok
-from node.types import Block, BlockHeader, TxBatch
+from node.types import Block, BlockHeader, CompactBlock, TxBatch
 from tests.runtime.fakes import FakeHub, FakeNetwork, VirtualClock
 from tests.runtime.test_runtime import CONFIG, Net, all_reach, network_of, wait_until
 
@@ -150,17 +150,18 @@ async def test_the_periodic_kinds_wait_for_the_first_equivocation(
         nursery.cancel_scope.cancel()
 
 
-def test_invalid_block_renames_the_block_and_re_signs_its_proposal() -> None:
+@pytest.mark.parametrize("compact", [False, True])
+def test_invalid_block_renames_the_block_and_re_signs_its_proposal(compact: bool) -> None:
     liar, peers = _liar({ByzantineKind.INVALID_BLOCK})
     header = BlockHeader(CHAIN, 3, 1_000, b"\x00" * 32, b"\x11" * 32, b"\x22" * 32,
                          b"\x33" * 32, KEYS[0].public_key, None)  # fmt: skip
-    block = Block(header, ())
+    block: Block | CompactBlock = CompactBlock(header, ()) if compact else Block(header, ())
     proposal = Proposal(CHAIN, 3, 0, block_id(header), -1, KEYS[0].public_key, b"")
     proposal = proposal.with_signature(KEYS[0].sign(proposal_sign_bytes_of(proposal)))
     liar.broadcast(TOPIC_CONSENSUS, encode_message(block))
     liar.broadcast(TOPIC_CONSENSUS, encode_message(proposal))
     sent_block, sent_proposal = (decode_message(m.data) for m in peers["p1"].inbox)
-    assert isinstance(sent_block, Block) and isinstance(sent_proposal, Proposal)
+    assert isinstance(sent_block, type(block)) and isinstance(sent_proposal, Proposal)
     assert sent_block.header.app_state_root != header.app_state_root
     assert sent_proposal.value_id == block_id(sent_block.header) != block_id(header)
     assert verify(KEYS[0].public_key, proposal_sign_bytes_of(sent_proposal),
