@@ -56,6 +56,7 @@ SET_CODEC = StructCodec(
     KvSet,
     [("key", _KEY), ("value", Bytes(MAX_KV_VALUE_BYTES)), ("expire_at_ms", UInt())],
     MAX_KV_VALUE_BYTES + 128,
+    memo_entries=8_192,  # a payload decoded at admission is decoded again at execution
 )
 DELETE_CODEC = StructCodec(KvDelete, [("key", _KEY)], 128)
 ENTRY_CODEC = StructCodec(

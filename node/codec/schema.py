@@ -199,8 +199,13 @@ class ArrayOf(Kind):
     def to_wire(self, value: object, path: str) -> object:
         if not self.accepts(value):
             raise EncodeError(f"{path}: expected {self.description}, got {_show(value)}")
-        to_wire = self.inner.to_wire
-        return [to_wire(item, f"{path}[{i}]") for i, item in enumerate(cast(tuple[Any], value))]
+        inner = self.inner
+        items = cast(tuple[Any], value)
+        if isinstance(inner, Bytes) and all(inner.accepts(item) for item in items):
+            return list(items)  # a block's transactions: no per-item work
+        # One path for every item (``[]``): paths stay few, so nested codecs keep theirs.
+        to_wire, item_path = inner.to_wire, f"{path}[]"
+        return [to_wire(item, item_path) for item in items]
 
     def from_wire(self, raw: object, path: str) -> object:
         if type(raw) is not list or len(raw) > self.max_items:
@@ -234,6 +239,9 @@ class Nested(Kind):
 
 # -- struct codec ---------------------------------------------------------------------------
 
+_MAX_KEPT_PATHS = 64
+"""Parent paths whose field paths a codec keeps (array items make paths without end)."""
+
 
 class StructCodec(Generic[T]):
     """The schema of one dataclass: its fields, in declaration order, each with a ``Kind``,
@@ -252,6 +260,7 @@ class StructCodec(Generic[T]):
     """
 
     __slots__ = (
+        "_field_paths",
         "_memo",
         "_memo_entries",
         "cls",
@@ -283,13 +292,27 @@ class StructCodec(Generic[T]):
         self.invariant_errors = invariant_errors
         self._memo_entries = memo_entries
         self._memo: dict[bytes, T] = {}
+        # Error paths of the fields, made once per parent path: a decode is hot, an error rare.
+        self._field_paths: dict[str, tuple[str, ...]] = {}
 
     def to_wire(self, value: object, path: str | None = None) -> list[object]:
         """The msgpack-ready array of a ``value`` of this type (``EncodeError`` if invalid)."""
         path = path or self.name
         if type(value) is not self.cls:
             raise EncodeError(f"{path}: expected a {self.name}, got {_show(value)}")
-        return [kind.to_wire(getattr(value, name), f"{path}.{name}") for name, kind in self.fields]
+        return [
+            kind.to_wire(getattr(value, name), field_path)
+            for (name, kind), field_path in zip(self.fields, self._paths(path), strict=True)
+        ]
+
+    def _paths(self, path: str) -> tuple[str, ...]:
+        """``path.<field>`` of every field (kept for up to ``_MAX_KEPT_PATHS`` parents)."""
+        paths = self._field_paths.get(path)
+        if paths is None:
+            paths = tuple(f"{path}.{name}" for name, _ in self.fields)
+            if len(self._field_paths) < _MAX_KEPT_PATHS:
+                self._field_paths[path] = paths
+        return paths
 
     def from_wire(self, raw: object, path: str | None = None) -> T:
         """The value of a decoded wire array (``SchemaError`` if it does not fit)."""
@@ -302,8 +325,8 @@ class StructCodec(Generic[T]):
                 f"{path}: {len(raw)} fields, expected {self.field_count} ({which} fields)"
             )
         values = [
-            kind.from_wire(item, f"{path}.{name}")
-            for (name, kind), item in zip(self.fields, raw, strict=True)
+            kind.from_wire(item, field_path)
+            for (_, kind), item, field_path in zip(self.fields, raw, self._paths(path), strict=True)
         ]
         try:
             return self.cls(*values)
