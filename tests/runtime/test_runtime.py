@@ -200,6 +200,30 @@ async def test_a_batch_is_verified_off_the_core_task_and_committed(
         await wait_until(all_committed)
 
 
+async def test_client_submissions_never_crowd_the_inbox_ahead_of_consensus(
+    autojump_clock: MockClock,
+) -> None:
+    async with network_of(1) as net:
+        node = net.nodes["v0"]
+        core = NodeCore.open(node.storage, node.signer, net.genesis, CONFIG)
+        tip = TipBoard(core.height, core.last_block_id)
+        network = net.hub.join("v0", tip.encoded)
+        runtime = NodeRuntime(
+            core, network, VirtualClock(), identity=NodeIdentity("v0", "test", None),
+            metrics=NodeMetrics(network.snapshot),
+            max_block_bytes=net.genesis.params.max_block_bytes,
+            limits=RuntimeLimits(submission_slots=2), tip=tip,
+        )  # fmt: skip
+        raw = net.txs.encoded(net.clients[0], "kv.set", set_payload(b"k", b"v"))
+        async with trio.open_nursery() as nursery:  # the core task is not running: all wait
+            for _ in range(6):
+                nursery.start_soon(runtime.submit_txs, [raw])
+                nursery.start_soon(runtime.submit_tx, raw)
+            await trio.sleep(1)
+            assert runtime._inbox_receive.statistics().current_buffer_used == 2
+            nursery.cancel_scope.cancel()
+
+
 async def test_a_rejected_transaction_is_answered_with_its_reason(
     autojump_clock: MockClock,
 ) -> None:
