@@ -11,6 +11,7 @@ import pytest
 
 from crypto_core.signatures import Ed25519KeyPair
 from node.cli import main, testnet
+from node.cli.bench import report
 from node.cli.bench.facts import ProcessSample, cpu_percent, percentiles
 from node.cli.bench.health_load import HealthBenchTestnet, reading_payload
 from node.cli.bench.load import LoadError, _encoded, kv_value_bytes
@@ -145,3 +146,21 @@ def test_keep_refuses_a_directory_in_use(
     (tmp_path / "something").write_text("mine")
     assert main(["bench", "network", "--smoke", "--keep", str(tmp_path)]) == 1
     assert "not an empty directory" in capsys.readouterr().err
+
+
+def test_a_sweep_plots_its_curve(tmp_path: Path) -> None:
+    def phase(rate: float | None, offered: float, committed: float) -> dict[str, object]:
+        finality = {"p50": 900.0, "p95": 1500.0, "p99": 2000.0}
+        return {
+            "offered_rate_tx_per_s": rate,
+            "offered_tx_per_s": offered,
+            "committed_tx_per_s": committed,
+            "finality_ms": finality if committed else dict.fromkeys(finality),
+        }
+
+    document = {
+        "options": {"sweep": True, "validators": 4, "workload": "kv"},
+        "results": [phase(250.0, 249.0, 240.0), phase(500.0, 498.0, 0.0), phase(None, 900, 0.0)],
+    }
+    report.plot(document, [], tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").stat().st_size > 0

@@ -243,14 +243,7 @@ def plot(document: Mapping[str, Any], phases: Sequence[PhaseData], path: Path) -
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     results = document["results"]
     if document["options"]["sweep"]:
-        offered = [r["offered_tx_per_s"] for r in results]
-        left.plot(offered, [r["committed_tx_per_s"] for r in results], "o-", label="committed")
-        top = max([*offered, 1.0])
-        left.plot([0, top], [0, top], ":", color="grey", label="committed = offered")
-        left.set(xlabel="offered tx/s", ylabel="committed tx/s", title="saturation")
-        right.plot(offered, [r["finality_ms"]["p50"] for r in results], "o-", label="p50")
-        right.plot(offered, [r["finality_ms"]["p99"] for r in results], "s-", label="p99")
-        right.set(xlabel="offered tx/s", ylabel="finality ms", title="finality against load")
+        _plot_sweep(left, right, results)
     else:
         phase = phases[-1]
         inside = [b for b in phase.blocks if b.seen_s >= phase.start_s]
@@ -271,11 +264,32 @@ def plot(document: Mapping[str, Any], phases: Sequence[PhaseData], path: Path) -
         if axes.get_legend_handles_labels()[0]:
             axes.legend()
     left.yaxis.set_major_locator(MaxNLocator(integer=True))
+    best = max(r["committed_tx_per_s"] for r in results)
     figure.suptitle(
         f"bighealth bench network: {document['options']['validators']} validators, "
-        f"committed {document['committed_tx_per_s']:g} tx/s"
+        f"{document['options']['workload']}, at best {best:g} tx/s committed"
     )
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def _plot_sweep(left: Any, right: Any, results: Sequence[Mapping[str, Any]]) -> None:
+    """The saturation curve of the open-loop phases (in order of offered rate), the closed
+    loop as a point of its own."""
+    open_loop = sorted(
+        (r for r in results if r["offered_rate_tx_per_s"] is not None),
+        key=lambda r: r["offered_tx_per_s"],
+    )
+    closed = [r for r in results if r["offered_rate_tx_per_s"] is None]
+    offered = [r["offered_tx_per_s"] for r in open_loop]
+    left.plot(offered, [r["committed_tx_per_s"] for r in open_loop], "o-", label="committed")
+    for r in closed:
+        left.plot(r["offered_tx_per_s"], r["committed_tx_per_s"], "D", label="closed loop (max)")
+    top = max([*offered, *(r["offered_tx_per_s"] for r in closed), 1.0])
+    left.plot([0, top], [0, top], ":", color="grey", label="committed = offered")
+    left.set(xlabel="offered tx/s", ylabel="committed tx/s", title="saturation")
+    right.plot(offered, [r["finality_ms"]["p50"] for r in open_loop], "o-", label="p50")
+    right.plot(offered, [r["finality_ms"]["p99"] for r in open_loop], "s-", label="p99")
+    right.set(xlabel="offered tx/s", ylabel="finality ms", title="finality against load")
