@@ -332,12 +332,26 @@ class Mempool:
         committed_txs: Iterable[bytes],
         next_nonce: NonceLookup,
         recheck: Recheck | None = None,
+        *,
+        senders: Iterable[bytes] | None = None,
     ) -> UpdateOutcome:
-        """Re-validate the pool after a committed block (see the module docstring)."""
+        """Re-validate the pool after a committed block (see the module docstring).
+
+        ``senders``: the accounts of the block's transactions, if the caller knows them; then
+        only their runs are revisited (the block moved no other account's nonce). Another
+        account's transaction the block's state changes made invalid (rare: its account
+        deactivated by someone else) then stays until it is proposed and fails in its block
+        with a receipt — rechecking the whole pool after every block cost ~1 s of the core's
+        time per block with 20,000 pending."""
         committed_hashes = {tx_hash(raw) for raw in committed_txs}
         committed: list[bytes] = []
         dropped: list[bytes] = []
-        for sender in list(self._by_sender):  # insertion order: deterministic
+        if senders is None:
+            revisit = list(self._by_sender)  # insertion order: deterministic
+        else:
+            wanted = set(senders)
+            revisit = [s for s in self._by_sender if s in wanted]
+        for sender in revisit:
             queue = self._by_sender[sender]
             keep = self._surviving(queue, next_nonce(sender), committed_hashes, recheck)
             for entry in self._replace_run(sender, keep):

@@ -34,8 +34,8 @@ from node.chain.status import NodeStats
 from node.chain.store import BlockResults
 from node.chain.sync import BlockSync
 from node.chain.wal import ConsensusLog
-from node.codec import committed_block_bytes
-from node.errors import InvalidBlockError, StorageError
+from node.codec import TX_CODEC, committed_block_bytes, tx_hash
+from node.errors import DecodeError, InvalidBlockError, StorageError
 from node.mempool import Mempool, VerifiedTx
 from node.ports import Storage, WriteOp
 from node.types import Block, Transaction
@@ -113,6 +113,19 @@ class Committer:
         verified = self._mempool.get(hash_)
         return None if verified is None else verified.tx
 
+    def _senders_of(self, block: Block) -> set[bytes]:
+        """The accounts of a committed block's transactions (those that decode)."""
+        senders: set[bytes] = set()
+        for raw in block.txs:
+            tx = self._decoded_tx(tx_hash(raw))
+            if tx is None:
+                try:
+                    tx = TX_CODEC.decode(raw)
+                except DecodeError:
+                    continue  # failed in its block: it moved no nonce
+            senders.add(tx.sender)
+        return senders
+
     def commit(self, decided: Decide, block: Block) -> None:
         """Execute, persist (one synced batch) and announce the decided block, using the
         encoding it arrived as (or was built as): a block is never encoded twice."""
@@ -133,7 +146,9 @@ class Committer:
             )
         except InvalidBlockError as exc:
             raise ChainHaltError(f"the decided block at height {height}: {exc}") from exc
-        self._mempool.update(block.txs, self._app.next_nonce, self._recheck)
+        self._mempool.update(
+            block.txs, self._app.next_nonce, self._recheck, senders=self._senders_of(block)
+        )
         encoded = committed_block_bytes(data, decided.certificate)
         ops = store.commit_ops(encoded, height, result.state_changes, result.state_root)
         results = BlockResults(height, block.header.time_ms, result.block_events, result.receipts)

@@ -244,6 +244,24 @@ def test_update_removes_committed_and_stale_and_rechecks(txs: TxFactory) -> None
     pool.check_invariants()
 
 
+def test_update_told_the_block_senders_revisits_only_theirs(txs: TxFactory) -> None:
+    pool = small_pool()
+    alice = [txs.encoded(ALICE, "kv.set", bytes([i])) for i in range(3)]
+    bob = [txs.encoded(BOB, "kv.set", bytes([i])) for i in range(2)]
+    for raw in alice + bob:
+        pool.admit(raw, nonces())
+    committed = {ALICE.public_key: 1, BOB.public_key: 0}
+
+    def refuse_all(_: VerifiedTx) -> bool:
+        return False
+
+    outcome = pool.update(alice[:1], nonces(committed), refuse_all, senders=[ALICE.public_key])
+    assert outcome.committed == (verified(alice[0]).tx_hash,)
+    assert len(outcome.dropped) == 2  # Alice's run was rechecked (and refused)
+    assert [v.tx.nonce for v in pool.pending_of(BOB.public_key)] == [0, 1]  # untouched
+    pool.check_invariants()
+
+
 def test_update_drops_a_run_that_no_longer_starts_at_the_committed_nonce(txs: TxFactory) -> None:
     pool = small_pool()
     for _ in range(2):
