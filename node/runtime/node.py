@@ -68,7 +68,7 @@ from node.chain.events import (
     TxSubmitted,
     VerifiedTxsSubmitted,
 )
-from node.chain.messages import TOPIC_CONSENSUS, TOPICS, PeerFault, decode_inbound
+from node.chain.messages import TOPIC_CONSENSUS, TOPIC_TXS, TOPICS, PeerFault, decode_inbound
 from node.chain.queries import (
     BadQueryError,
     ChainQueries,
@@ -116,6 +116,7 @@ from node.runtime.sync_wire import (
     response_codec,
 )
 from node.runtime.timers import DEFAULT_MAX_TIMERS, TimerOverflowError, TimerQueue
+from node.runtime.tx_batches import TxBatchVerifier
 from node.types import CommittedBlock, Status
 
 logger = logging.getLogger("node.runtime")
@@ -149,6 +150,8 @@ class RuntimeLimits:
     """Extensions' subscriptions to committed heights (``node.runtime.services``)."""
     verify_threads: int = 2
     """Worker threads verifying transactions (decode and Ed25519) off the core task."""
+    tx_batch_queue: int = 64
+    """Peers' transaction batches waiting for verification in worker threads."""
     submission_slots: int = 2
     """Client submissions (a transaction or a batch) in the core's inbox at once; the others
     wait their turn outside it, so peers' messages and timers are never stuck behind them."""
@@ -256,6 +259,14 @@ class NodeRuntime:
         # more than ``submission_slots`` of them (a closed-loop load once kept hundreds of
         # 256-transaction batches ahead of consensus, and rounds timed out).
         self._submission_slots = trio.Semaphore(self.limits.submission_slots)
+        self.tx_batches = TxBatchVerifier(
+            chain_id=self._chain_id,
+            max_block_bytes=max_block_bytes,
+            clock=clock,
+            limiter=self._verify_limiter,
+            max_queued=self.limits.tx_batch_queue,
+        )
+        """Peers' transaction batches, verified in worker threads."""
         self._inbox_send, self._inbox_receive = trio.open_memory_channel[InboxItem](
             self.limits.inbox_items
         )
@@ -288,6 +299,7 @@ class NodeRuntime:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._pump_network)
+            nursery.start_soon(self.tx_batches.run, self._deliver)
             nursery.start_soon(self._watch_peers)
             self._handle(Start(self._clock.now_ms()))
             task_status.started()
@@ -467,12 +479,18 @@ class NodeRuntime:
             seen = network.arrivals
             messages = network.receive(batch)
             for message in messages:
+                if message.topic == TOPIC_TXS:
+                    self.tx_batches.offload(message)  # verified in threads, then handed over
+                    continue
                 event = MessageReceived(
                     message.sender, message.topic, message.data, self._clock.now_ms()
                 )
                 await self._inbox_send.send(Handle(event))
             if len(messages) < batch:
                 await network.wait_arrival(seen)
+
+    async def _deliver(self, event: Event) -> None:
+        await self._inbox_send.send(Handle(event))
 
     async def _watch_peers(self) -> None:
         known: set[PeerId] = set()

@@ -51,6 +51,8 @@ def cmd_bench_network(args: argparse.Namespace) -> int:
         load_processes=args.load_processes,
         connections_per_node=args.connections,
         batch_max=args.batch,
+        window_txs=args.window,
+        commit_wait_ms=args.commit_wait_ms,
         smoke=args.smoke,
         workload=args.workload,
     )
@@ -133,6 +135,21 @@ def add_bench_network(sub: Subparsers) -> None:
     )
     parser.add_argument(
         "--batch", type=int, default=256, metavar="N", help="most transactions per request"
+    )
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=4_000,
+        metavar="N",
+        help="with --rate max: transactions admitted and not yet committed at most "
+        "(the closed loop's bound; finality is about N / the committed rate)",
+    )
+    parser.add_argument(
+        "--commit-wait-ms",
+        type=int,
+        default=200,
+        metavar="MS",
+        help="the nodes' pause after a commit ([chain] commit_wait_ms)",
     )
     parser.set_defaults(handler=cmd_bench_network)
 

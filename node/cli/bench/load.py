@@ -47,6 +47,8 @@ from node.errors import BigHealthError
 from node.types import UnsignedTransaction
 
 TICK_S: Final = 0.025
+WINDOW_PAUSE_S: Final = 0.01
+"""How long a closed-loop connection waits when the window is full."""
 """How often an open-loop connection sends what fell due."""
 MAX_BATCH_TXS: Final = 1_024
 MAX_BATCH_BYTES: Final = 240 * 1024
@@ -59,6 +61,28 @@ RETRY_PAUSE_S: Final = 0.05
 """A connection whose request met a full mempool waits this long before the next one (the
 node asks for 1 s; a shorter pause keeps the pool topped up without spinning on it)."""
 KEY_PREFIX: Final = b"bench/"
+
+
+@dataclass(frozen=True)
+class Window:
+    """The closed loop's bound, shared by the load processes (``multiprocessing`` values):
+    ``accepted`` counts admitted transactions, ``committed`` what the parent's block watcher
+    saw committed; at most ``limit_txs`` in between (``--window``). Keep it well below a
+    node's mempool (20,000): without a bound the load filled each mempool with its own
+    clients' transactions, peers refused each other's gossip, every proposal's transactions
+    had to be fetched, and the chain stalled."""
+
+    accepted: Any
+    committed: Any
+    limit_txs: int
+
+    def full(self) -> bool:
+        """True while ``limit_txs`` or more are admitted and not committed."""
+        return int(self.accepted.value) - int(self.committed.value) >= self.limit_txs
+
+    def add_accepted(self, count: int) -> None:
+        with self.accepted.get_lock():
+            self.accepted.value += count
 
 
 class LoadError(BigHealthError):
@@ -237,6 +261,7 @@ class _Lane:
     dead: set[int] = field(default_factory=set)
     cursor: int = 0
     batch_path: bool = True
+    window: Window | None = None
 
     def next_batch(self, most: int) -> list[int]:
         """Indexes of up to ``most`` accounts with a transaction to send, round robin."""
@@ -267,6 +292,9 @@ class _Lane:
                         time.sleep(min(TICK_S, end_s - now))
                         continue
                     most = min(most, due)
+                elif self.window is not None and self.window.full():
+                    time.sleep(WINDOW_PAUSE_S)
+                    continue
                 batch = self.next_batch(most)
                 if not batch:
                     break  # every account is spent
@@ -288,6 +316,8 @@ class _Lane:
         self.sent += len(batch)
         self.offered += sum(1 for index in batch if index not in self.retrying)
         retry = False
+        if self.window is not None:
+            self.window.add_accepted(sum(1 for reason in verdicts if reason is None))
         for index, reason in zip(batch, verdicts, strict=True):
             queue = self.queues[index]
             self.retrying.discard(index)
@@ -305,19 +335,23 @@ class _Lane:
             time.sleep(RETRY_PAUSE_S)
 
 
-def _lanes(plan: WorkerPlan, queues: list[deque[tuple[bytes, bytes]]]) -> list[_Lane]:
+def _lanes(
+    plan: WorkerPlan, queues: list[deque[tuple[bytes, bytes]]], window: Window | None
+) -> list[_Lane]:
     addresses = [a for a in plan.api_addresses for _ in range(plan.connections_per_node)]
     rate = None if plan.rate_tx_per_s is None else plan.rate_tx_per_s / len(addresses)
     return [
-        _Lane(address, queues[i :: len(addresses)], rate, plan.batch_max)
+        _Lane(address, queues[i :: len(addresses)], rate, plan.batch_max, window=window)
         for i, address in enumerate(addresses)
     ]
 
 
-def run_worker(plan: WorkerPlan, ready: Any, go: Any, done: Any) -> None:
+def run_worker(
+    plan: WorkerPlan, ready: Any, go: Any, done: Any, window: Window | None = None
+) -> None:
     """A load process: sign, say ready (``ready.put``), wait for the start time
-    (``go.get()``: monotonic seconds), send until ``duration_s`` past it, write the result
-    file and put the ``WorkerReport`` on ``done``."""
+    (``go.get()``: monotonic seconds), send until ``duration_s`` past it (a closed loop within
+    ``window``), write the result file and put the ``WorkerReport`` on ``done``."""
     report = WorkerReport(plan.index)
     try:
         started = time.monotonic()
@@ -325,7 +359,7 @@ def run_worker(plan: WorkerPlan, ready: Any, go: Any, done: Any) -> None:
         report.sign_s = time.monotonic() - started
         ready.put(plan.index)
         start_s = float(go.get())
-        lanes = _lanes(plan, queues)
+        lanes = _lanes(plan, queues, window if plan.rate_tx_per_s is None else None)
         threads = [
             threading.Thread(
                 target=lane.run, args=(start_s, start_s + plan.duration_s), daemon=True

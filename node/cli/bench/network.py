@@ -24,12 +24,13 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from node.cli.bench.facts import ProcessSample
 from node.cli.bench.load import (
     MAX_BATCH_TXS,
     LoadError,
+    Window,
     WorkerPlan,
     WorkerReport,
     read_records,
@@ -41,9 +42,14 @@ from node.cli.localnet import LocalNetwork
 from node.errors import BigHealthError
 from node.home.keys import ACCOUNT_KEY, read_key_file
 
+if TYPE_CHECKING:
+    from node.chain.genesis import ConsensusParams
+
 CHAIN_ID: Final = "bench-network"
 MAX_VALIDATORS: Final = 16
 MAX_DURATION_S: Final = 3_600.0
+MAX_WINDOW_TXS: Final = 20_000
+"""The closed loop's bound at most: one node's mempool."""
 MAX_RATE_TX_PER_S: Final = 100_000.0
 MAX_ACCOUNTS: Final = 10_000
 MAX_LOAD_PROCESSES: Final = 16
@@ -80,6 +86,10 @@ class NetworkBenchOptions:
     load_processes: int = 2
     connections_per_node: int = 2
     batch_max: int = 256
+    window_txs: int = 4_000
+    """The closed loop's bound: transactions admitted and not yet committed, at most."""
+    commit_wait_ms: int = 200
+    """The nodes' pause after a commit (``NodeConfig.commit_wait_ms``)."""
     drain_s: float = 10.0
     ceiling_s: float = 2.0
     smoke: bool = False
@@ -97,6 +107,8 @@ class NetworkBenchOptions:
                 f"--rate must be max or in (0, {MAX_RATE_TX_PER_S:g}]",
             ),
             (1 <= self.accounts <= MAX_ACCOUNTS, f"--accounts must be 1..{MAX_ACCOUNTS}"),
+            (1 <= self.window_txs <= MAX_WINDOW_TXS, f"--window must be 1..{MAX_WINDOW_TXS}"),
+            (0 <= self.commit_wait_ms <= 60_000, "--commit-wait-ms must be 0..60000"),
             (
                 1 <= self.load_processes <= MAX_LOAD_PROCESSES,
                 f"--load-processes must be 1..{MAX_LOAD_PROCESSES}",
@@ -256,11 +268,16 @@ def run_phase(
     context = multiprocessing.get_context("spawn")
     ready: Any = context.Queue()
     done: Any = context.Queue()
+    window = Window(
+        context.Value("q", 0),
+        context.Value("q", 0),
+        options.window_txs,
+    )
     with tempfile.TemporaryDirectory(prefix="bench-load-") as scratch:
         plans = _plans(options, net, accounts, rate, Path(scratch))
         gos = [context.Queue() for _ in plans]
         processes = [
-            context.Process(target=run_worker, args=(plan, ready, go, done), daemon=True)
+            context.Process(target=run_worker, args=(plan, ready, go, done, window), daemon=True)
             for plan, go in zip(plans, gos, strict=True)
         ]
         signing = time.monotonic()
@@ -271,7 +288,14 @@ def run_phase(
             sign_s = time.monotonic() - signing
             pids = [p.pid for p in processes if p.pid is not None]
             data = _load_window(
-                options, net, rate, gos=gos, done=done, progress=progress, load_pids=pids
+                options,
+                net,
+                rate,
+                gos=gos,
+                done=done,
+                progress=progress,
+                load_pids=pids,
+                committed_counter=window.committed,
             )
         finally:
             for process in processes:
@@ -311,9 +335,11 @@ def _load_window(
     done: Any,
     progress: TextIO | None,
     load_pids: Sequence[int],
+    committed_counter: Any = None,
 ) -> PhaseData:
     first = net.names[0]
     watcher = BlockWatcher(net.node(first).api, from_height=max(0, net.height(first)))
+    watcher.committed_counter = committed_counter
     watcher.start()
     try:
         ports = p2p_ports(net)
@@ -402,6 +428,15 @@ def _drain(watcher: BlockWatcher, reports: list[WorkerReport], drain_s: float) -
         time.sleep(DRAIN_POLL_S)
 
 
+def bench_params() -> ConsensusParams:
+    """The consensus parameters ``bighealth testnet`` writes (2 MiB blocks, 1 s / 0.5 s /
+    0.5 s timeouts): the network an operator starts is the one measured (the pause after a
+    commit is ``--commit-wait-ms``, 200 ms by default against ``testnet``'s 500)."""
+    from node.cli.home_commands import node_params  # noqa: PLC0415
+
+    return node_params(timeout_propose_ms=1_000, timeout_prevote_ms=500, timeout_precommit_ms=500)
+
+
 @contextlib.contextmanager
 def live_network(
     directory: Path, options: NetworkBenchOptions
@@ -409,13 +444,20 @@ def live_network(
     """A testnet of ``options.validators`` validators in ``directory``, running, and its
     sending accounts: client accounts of a generic chain (kv), or the devices of a health
     chain (``health_load``)."""
+    from node.chain.config import NodeConfig  # noqa: PLC0415
     from node.cli.bench.health_load import HealthBenchTestnet  # noqa: PLC0415
     from node.cli.health_net import HealthTestnet  # noqa: PLC0415
     from node.cli.testnet import TestnetSpec, create_testnet  # noqa: PLC0415 (imports libp2p)
     from node.runtime.system import SystemRng  # noqa: PLC0415
 
     rng = SystemRng()
-    spec = TestnetSpec(validators=options.validators, clients=options.accounts, chain_id=CHAIN_ID)
+    spec = TestnetSpec(
+        validators=options.validators,
+        clients=options.accounts,
+        chain_id=CHAIN_ID,
+        params=bench_params(),
+        chain=NodeConfig(commit_wait_ms=options.commit_wait_ms),
+    )
     health = None
     if options.workload == "health":
         health = HealthBenchTestnet(HealthTestnet(rng, clinics=0), options.accounts)

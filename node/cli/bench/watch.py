@@ -56,6 +56,9 @@ class BlockWatcher:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    committed_counter: Any = None
+    """A shared ``multiprocessing`` value the watcher adds each block's transactions to (the
+    load's closed-loop window), if given."""
 
     @property
     def height(self) -> int:
@@ -111,6 +114,8 @@ class BlockWatcher:
                 self.dropped_blocks += 1
                 return
             self.blocks.append(block)
+            if self.committed_counter is not None:
+                self.committed_counter.value += block.num_txs
             for text in hashes:
                 if len(self.tx_seen_s) >= MAX_TRACKED_TXS:
                     self.dropped_hashes += 1
