@@ -139,7 +139,7 @@ def add_bench_network(sub: Subparsers) -> None:
     parser.add_argument(
         "--window",
         type=int,
-        default=4_000,
+        default=1_200,
         metavar="N",
         help="with --rate max: transactions admitted and not yet committed at most "
         "(the closed loop's bound; finality is about N / the committed rate)",
