@@ -12,46 +12,30 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-CPUINFO = Path("/proc/cpuinfo")
+from node.cli.bench.facts import cpuinfo_field, machine_facts
 
-
-def _cpuinfo_field(name: str) -> str:
-    """The first ``name`` line of /proc/cpuinfo, or "" where there is none."""
-    if not CPUINFO.exists():
-        return ""
-    for line in CPUINFO.read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == name:
-            return value.strip()
-    return ""
+__all__ = [
+    "Column",
+    "Stats",
+    "cpu_flags",
+    "machine_facts",
+    "machine_line",
+    "render_table",
+    "timed_repeats",
+    "write_json",
+]
 
 
 def cpu_flags() -> frozenset[str]:
     """The CPU's feature flags (Linux only; empty elsewhere)."""
-    return frozenset(_cpuinfo_field("flags").split())
-
-
-def machine_facts(**extra: Any) -> dict[str, Any]:
-    """Where the figures were measured; ``extra`` adds a benchmark's own facts."""
-    load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
-    return {
-        "cpu": _cpuinfo_field("model name") or platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "load_1m": load,
-        **extra,
-    }
+    return frozenset(cpuinfo_field("flags").split())
 
 
 def machine_line(info: Mapping[str, Any]) -> str:

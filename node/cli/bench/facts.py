@@ -24,7 +24,7 @@ PROC: Final = Path("/proc")
 PERCENTILES: Final = (50, 95, 99)
 
 
-def _cpuinfo_field(name: str) -> str:
+def cpuinfo_field(name: str) -> str:
     """The first ``name`` line of /proc/cpuinfo, or "" where there is none."""
     if not CPUINFO.exists():
         return ""
@@ -39,7 +39,7 @@ def machine_facts(**extra: Any) -> dict[str, Any]:
     """Where the figures were measured; ``extra`` adds a benchmark's own facts."""
     load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     return {
-        "cpu": _cpuinfo_field("model name") or platform.processor() or platform.machine(),
+        "cpu": cpuinfo_field("model name") or platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
