@@ -115,20 +115,32 @@ class Bytes(Kind):
 class Text(Kind):
     """A ``str`` of at most ``max_chars`` characters, optionally matching ``pattern``."""
 
-    __slots__ = ("max_chars", "pattern")
+    __slots__ = ("_matched", "max_chars", "pattern")
 
     def __init__(self, max_chars: int, pattern: re.Pattern[str] | None = None) -> None:
         rule = f" matching {pattern.pattern!r}" if pattern else ""
         super().__init__(f"text of at most {max_chars} characters{rule}")
         self.max_chars = max_chars
         self.pattern = pattern
+        # Patterned texts (chain ids, kinds, event names, attribute keys) repeat endlessly:
+        # each distinct one is matched once (at most _MAX_MATCHED_TEXTS kept).
+        self._matched: set[str] = set()
 
     def accepts(self, value: object) -> bool:
         if type(value) is not str or len(value) > self.max_chars:
             return False
-        if self.pattern is not None:
-            return self.pattern.fullmatch(value) is not None
-        return value.isascii() or _is_utf8_encodable(value)
+        if self.pattern is None:
+            return value.isascii() or _is_utf8_encodable(value)
+        if value in self._matched:
+            return True
+        if self.pattern.fullmatch(value) is None:
+            return False
+        if len(self._matched) < _MAX_MATCHED_TEXTS:
+            self._matched.add(value)
+        return True
+
+
+_MAX_MATCHED_TEXTS = 4_096
 
 
 def _is_utf8_encodable(text: str) -> bool:
