@@ -435,7 +435,7 @@ class IdentityModule(Module):
         if entry is None:
             raise AssertionError("consume_nonce of an unauthenticated sender")
         updated = replace(entry, next_nonce=entry.next_nonce + 1)
-        buffer.set(signing_key_key(sender), KEY_ENTRY_CODEC.encode(updated))
+        buffer.set(signing_key_key(sender), KEY_ENTRY_CODEC.encode_remembered(updated))
 
     # -- transactions -----------------------------------------------------------------------
 

@@ -189,7 +189,7 @@ class AccountsModule(Module):
         if account is None:
             raise AssertionError("consume_nonce of an unauthenticated sender")
         updated = replace(account, next_nonce=account.next_nonce + 1)
-        buffer.set(account_key(sender), ACCOUNT_CODEC.encode(updated))
+        buffer.set(account_key(sender), ACCOUNT_CODEC.encode_remembered(updated))
 
     # -- transactions -----------------------------------------------------------------------
 

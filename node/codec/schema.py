@@ -352,6 +352,14 @@ class StructCodec(Generic[T]):
             raise EncodeError(f"{self.name}: {len(data)} bytes exceeds {self.max_bytes} bytes")
         return data
 
+    def encode_remembered(self, value: T) -> bytes:
+        """``encode``, and on a memo codec keep ``value`` as the decoding of the result (a
+        record written now is read back soon: an account's nonce, at its next transaction)."""
+        data = self.encode(value)
+        if self._memo_entries:
+            self._remember(data, value)
+        return data
+
     def decode(self, data: bytes) -> T:
         """The value of a canonical encoding; any other input raises a ``DecodeError``."""
         data = _as_bytes(data)
@@ -363,14 +371,17 @@ class StructCodec(Generic[T]):
         value = self.from_wire(raw)
         _require_canonical(raw, data, self.name)
         if self._memo_entries:
-            memo = self._memo
-            if len(memo) >= self._memo_entries:
-                try:
-                    del memo[next(iter(memo))]
-                except (RuntimeError, KeyError, StopIteration):  # raced by another thread
-                    memo.clear()
-            memo[data] = value
+            self._remember(data, value)
         return value
+
+    def _remember(self, data: bytes, value: T) -> None:
+        memo = self._memo
+        if len(memo) >= self._memo_entries:
+            try:
+                del memo[next(iter(memo))]
+            except (RuntimeError, KeyError, StopIteration):  # raced by another thread
+                memo.clear()
+        memo[data] = value
 
 
 def _as_bytes(data: object) -> bytes:

@@ -444,3 +444,5 @@ def test_a_memo_codec_hands_back_the_value_it_decoded_and_stays_bounded() -> Non
     assert len(memo._memo) <= 2
     with pytest.raises(DecodeError):
         memo.decode(b"\x92\x01")
+    written = Status(9, ZERO_HASH)
+    assert memo.decode(memo.encode_remembered(written)) is written  # read back, not decoded
