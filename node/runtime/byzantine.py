@@ -39,7 +39,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Any, Final
+from typing import Final
 
 import trio
 
@@ -47,9 +47,10 @@ from consensus import proposal_sign_bytes_of, vote_sign_bytes_of
 from node.chain.messages import TOPIC_CONSENSUS, TOPIC_TXS
 from node.codec import TX_CODEC, MessageKind, block_id, decode_message, encode_message
 from node.errors import BigHealthError, DecodeError, NetworkError
-from node.ports import InboundMessage, MessageValidator, NetworkSnapshot, PeerId, Signer
+from node.ports import PeerId, Signer
+from node.runtime.forwarding import ForwardingNetwork
 from node.runtime.logs import fields
-from node.runtime.network import RequestHandler, RuntimeNetwork
+from node.runtime.network import RuntimeNetwork
 from node.types import Block, CompactBlock, Proposal, Transaction, TxBatch, Vote
 
 logger = logging.getLogger("node.runtime.byzantine")
@@ -137,7 +138,7 @@ class ByzantineSettings:
                 raise ValueError(f"ByzantineSettings.{name} must be >= 1")
 
 
-class ByzantineNetwork:
+class ByzantineNetwork(ForwardingNetwork):
     """A ``RuntimeNetwork`` whose outbound path lies (see the module docstring)."""
 
     def __init__(
@@ -150,7 +151,7 @@ class ByzantineNetwork:
         settings: ByzantineSettings | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.kinds = frozenset(kinds)
         self._signer = signer
         self._chain_id = chain_id
@@ -325,60 +326,6 @@ class ByzantineNetwork:
             self._inner.send(peer, topic, data)
         except NetworkError as exc:
             logger.debug("byzantine send refused: %s", exc)
-
-    # -- passed through ------------------------------------------------------------------------
-
-    @property
-    def local_peer(self) -> PeerId:
-        return self._inner.local_peer
-
-    @property
-    def max_message_bytes(self) -> int:
-        return self._inner.max_message_bytes
-
-    @property
-    def arrivals(self) -> int:
-        return self._inner.arrivals
-
-    @property
-    def listen_addrs(self) -> tuple[str, ...]:
-        return self._inner.listen_addrs
-
-    def peers(self) -> tuple[PeerId, ...]:
-        return self._inner.peers()
-
-    def receive(self, max_messages: int) -> list[InboundMessage]:
-        return self._inner.receive(max_messages)
-
-    def subscribe(self, topic: str) -> None:
-        self._inner.subscribe(topic)
-
-    def unsubscribe(self, topic: str) -> None:
-        self._inner.unsubscribe(topic)
-
-    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        await self._inner.serve(task_status=task_status)
-
-    async def wait_arrival(self, after: int) -> None:
-        await self._inner.wait_arrival(after)
-
-    def register_handler(self, protocol: str, handler: RequestHandler) -> None:
-        self._inner.register_handler(protocol, handler)
-
-    async def request(self, peer: PeerId, protocol: str, data: bytes, timeout_ms: int) -> bytes:
-        return await self._inner.request(peer, protocol, data, timeout_ms)
-
-    def set_validator(self, topic: str, validator: MessageValidator | None) -> None:
-        self._inner.set_validator(topic, validator)
-
-    def peer_status(self, peer: PeerId) -> bytes | None:
-        return self._inner.peer_status(peer)
-
-    def ban(self, peer: PeerId, reason: str, duration_ms: int | None = None) -> object:
-        return self._inner.ban(peer, reason, duration_ms)
-
-    def snapshot(self) -> NetworkSnapshot:
-        return self._inner.snapshot()
 
 
 def byzantine_network(

@@ -33,10 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import trio
-
 from node.errors import BigHealthError, PeerUnreachableError, RequestRejectedError
-from node.ports import InboundMessage, MessageValidator, NetworkSnapshot, PeerId
+from node.ports import InboundMessage, PeerId
+from node.runtime.forwarding import ForwardingNetwork
 from node.runtime.logs import fields
 from node.runtime.network import RequestHandler, RuntimeNetwork
 
@@ -152,11 +151,11 @@ class GateFile:
         )
 
 
-class FaultGate:
+class FaultGate(ForwardingNetwork):
     """A ``RuntimeNetwork`` that drops what ``gate``'s rules say (see the module docstring)."""
 
     def __init__(self, inner: RuntimeNetwork, gate: GateFile) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._gate = gate
         self.dropped = 0
         """Messages and requests dropped or refused so far."""
@@ -200,54 +199,6 @@ class FaultGate:
             return await handler(peer, data)
 
         self._inner.register_handler(protocol, gated)
-
-    # -- passed through -------------------------------------------------------------------------
-
-    @property
-    def local_peer(self) -> PeerId:
-        return self._inner.local_peer
-
-    @property
-    def max_message_bytes(self) -> int:
-        return self._inner.max_message_bytes
-
-    @property
-    def arrivals(self) -> int:
-        return self._inner.arrivals
-
-    @property
-    def listen_addrs(self) -> tuple[str, ...]:
-        return self._inner.listen_addrs
-
-    def peers(self) -> tuple[PeerId, ...]:
-        return self._inner.peers()
-
-    def subscribe(self, topic: str) -> None:
-        self._inner.subscribe(topic)
-
-    def unsubscribe(self, topic: str) -> None:
-        self._inner.unsubscribe(topic)
-
-    def broadcast(self, topic: str, data: bytes) -> None:
-        self._inner.broadcast(topic, data)
-
-    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        await self._inner.serve(task_status=task_status)
-
-    async def wait_arrival(self, after: int) -> None:
-        await self._inner.wait_arrival(after)
-
-    def set_validator(self, topic: str, validator: MessageValidator | None) -> None:
-        self._inner.set_validator(topic, validator)
-
-    def peer_status(self, peer: PeerId) -> bytes | None:
-        return self._inner.peer_status(peer)
-
-    def ban(self, peer: PeerId, reason: str, duration_ms: int | None = None) -> object:
-        return self._inner.ban(peer, reason, duration_ms)
-
-    def snapshot(self) -> NetworkSnapshot:
-        return self._inner.snapshot()
 
 
 @dataclass(frozen=True, slots=True)
