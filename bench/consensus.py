@@ -20,14 +20,22 @@ Target: thousands of inputs per second at 64 validators. ``--smoke`` runs tiny s
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-from bench.common import Column, Stats, machine_facts, machine_line, render_table, write_json
+from bench.common import (
+    Column,
+    Stats,
+    bench_parser,
+    machine_facts,
+    machine_line,
+    mode_of,
+    render_table,
+    sizes_for,
+    write_json,
+)
 from consensus import (
     ConsensusCore,
     Decide,
@@ -188,14 +196,8 @@ def render(rows: Sequence[Row], info: dict[str, object] | None = None, repeat: i
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; 0 on success, 1 if a full run misses the 64-validator target."""
-    parser = argparse.ArgumentParser(prog="python -m bench.consensus", description=__doc__)
-    parser.add_argument("--json", type=Path, help="write the results to this file")
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="runs per case (fastest, min, median, max shown)"
-    )
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run (for tests)")
-    args = parser.parse_args(argv)
-    sizes, repeat = (SMOKE_HEIGHTS, 1) if args.smoke else (FULL_HEIGHTS, max(1, args.repeat))
+    args = bench_parser("consensus", __doc__).parse_args(argv)
+    sizes, repeat = sizes_for(args.smoke, SMOKE_HEIGHTS, FULL_HEIGHTS, args.repeat)
     rows = measure(sizes, repeat)
     info = machine_facts()
     print(render(rows, info, repeat))
@@ -214,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "consensus",
             info,
             results,
-            mode="smoke" if args.smoke else "full",
+            mode=mode_of(args.smoke),
             repeat=repeat,
             rows=results,
         )

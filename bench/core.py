@@ -20,16 +20,23 @@ least, median and greatest figure of the runs):
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import crypto_core
-from bench.common import Column, Stats, machine_facts, machine_line, render_table, write_json
+from bench.common import (
+    BestRow,
+    Stats,
+    bench_parser,
+    best_columns,
+    machine_facts,
+    render_best,
+    sizes_for,
+    write_case_rows,
+)
 from node.chain import NodeConfig
 from node.mempool import MempoolLimits
 from node.testing.cluster import Cluster
@@ -50,17 +57,6 @@ class Sizes:
 
 FULL = Sizes(empty_blocks=200, loaded_blocks=20, txs_per_second=1_000, clients=64)
 SMOKE = Sizes(empty_blocks=5, loaded_blocks=3, txs_per_second=50, clients=4)
-
-
-@dataclass
-class Row:
-    """One case: its result (of the fastest run) and unit, and the spread of all runs."""
-
-    case: str
-    what: str
-    value: float
-    unit: str
-    spread: Stats
 
 
 @dataclass(frozen=True)
@@ -96,33 +92,51 @@ def runs(repeat: int, blocks: int, sizes: Sizes, *, loaded: bool) -> list[Run]:
     return sorted(done, key=lambda r: r.seconds)
 
 
-def rows_for(sizes: Sizes, repeat: int) -> list[Row]:
+def row_of(
+    case: str, what: str, unit: str, done: Sequence[Run], figure: Callable[[Run], float]
+) -> BestRow:
+    """``figure`` of the fastest run (``done[0]``, as ``runs`` orders them), beside the spread
+    of every run's."""
+    return BestRow(case, what, figure(done[0]), unit, Stats.of(figure(r) for r in done))
+
+
+def blocks_per_s(run: Run) -> float:
+    """Blocks committed per wall second of ``run``."""
+    return run.blocks / run.seconds
+
+
+def txs_per_s(run: Run) -> float:
+    """Transactions committed per wall second of ``run``."""
+    return run.txs / run.seconds
+
+
+def rows_for(sizes: Sizes, repeat: int) -> list[BestRow]:
     """Every case at ``sizes``: the fastest of ``repeat`` runs, and the spread of them all."""
     empty = runs(repeat, sizes.empty_blocks, sizes, loaded=False)
     loaded = runs(repeat, sizes.loaded_blocks, sizes, loaded=True)
-    fastest, best = empty[0], loaded[0]
+    blocks, best = empty[0].blocks, loaded[0]
     per_block = best.txs / best.blocks
     return [
-        Row(
+        row_of(
             "empty_blocks",
-            f"{fastest.blocks} empty blocks, {VALIDATORS} nodes",
-            fastest.blocks / fastest.seconds,
+            f"{blocks} empty blocks, {VALIDATORS} nodes",
             "blocks/s",
-            Stats.of(r.blocks / r.seconds for r in empty),
+            empty,
+            blocks_per_s,
         ),
-        Row(
+        row_of(
             "loaded_blocks",
             f"{best.blocks} blocks of ~{per_block:.0f} kv.set txs",
-            best.blocks / best.seconds,
             "blocks/s",
-            Stats.of(r.blocks / r.seconds for r in loaded),
+            loaded,
+            blocks_per_s,
         ),
-        Row(
+        row_of(
             "loaded_txs",
             f"{best.txs} txs committed by all {VALIDATORS} nodes",
-            best.txs / best.seconds,
             "tx/s",
-            Stats.of(r.txs / r.seconds for r in loaded),
+            loaded,
+            txs_per_s,
         ),
     ]
 
@@ -132,58 +146,26 @@ def machine() -> dict[str, Any]:
     return machine_facts(merkle_backend=crypto_core.BACKEND)
 
 
-COLUMNS = (
-    Column("case", 15),
-    Column("what", 46),
-    Column("best", 12, ">", ",.1f"),
-    Column("min", 12, ">", ",.1f"),
-    Column("median", 12, ">", ",.1f"),
-    Column("max", 12, ">", ",.1f"),
-    Column("unit", 8),
-)
-
-
-def render(rows: Sequence[Row], info: dict[str, Any], repeat: int = 1) -> str:
-    """The results as a table: ``best`` is the fastest run's figure."""
-    heading = (
-        f"{machine_line(info)}, merkle backend {info['merkle_backend']}\n"
-        f"best: the fastest of {repeat} run(s); min / median / max: over all of them"
-    )
-    table = render_table(
-        COLUMNS,
-        (
-            (r.case, r.what, r.value, r.spread.min, r.spread.median, r.spread.max, r.unit)
-            for r in rows
-        ),
-    )
-    return f"{heading}\n{table}"
+COLUMNS = best_columns(case=15, what=46, unit=8)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; see the module docstring for the options."""
-    parser = argparse.ArgumentParser(prog="python -m bench.core", description=__doc__)
-    parser.add_argument("--json", type=Path, help="write the results to this file")
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="runs per case (fastest, min, median, max shown)"
-    )
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run (for tests)")
-    args = parser.parse_args(argv)
-    sizes, repeat = (SMOKE, 1) if args.smoke else (FULL, max(1, args.repeat))
+    args = bench_parser("core", __doc__).parse_args(argv)
+    sizes, repeat = sizes_for(args.smoke, SMOKE, FULL, args.repeat)
     rows = rows_for(sizes, repeat)
     info = machine()
-    print(render(rows, info, repeat))
+    print(render_best(COLUMNS, rows, info, repeat))
     if args.json:
-        results = [asdict(r) for r in rows]
-        write_json(
+        write_case_rows(
             args.json,
             "core",
             info,
-            results,
-            mode="smoke" if args.smoke else "full",
+            rows,
+            smoke=args.smoke,
+            figures="values",
             repeat=repeat,
             sizes=asdict(sizes),
-            rows=results,
-            values={r.case: r.value for r in rows},
         )
     return 0
 

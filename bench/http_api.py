@@ -35,7 +35,16 @@ from typing import Any, Final
 import h11
 import trio
 
-from bench.common import Column, Stats, machine_facts, machine_line, render_table, write_json
+from bench.common import (
+    Column,
+    Stats,
+    machine_facts,
+    machine_line,
+    mode_of,
+    render_table,
+    sizes_for,
+    write_json,
+)
 
 SERVERS: Final = ("h11", "starlette-hypercorn")
 BODY: Final = b'{"status":"ok","height":42}'
@@ -245,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per server")
     parser.add_argument("--smoke", action="store_true", help="a fraction of a second, h11 only")
     args = parser.parse_args(argv)
-    seconds, repeat = (0.3, 1) if args.smoke else (args.seconds, max(1, args.repeat))
+    seconds, repeat = sizes_for(args.smoke, 0.3, args.seconds, args.repeat)
     servers = ("h11",) if args.smoke else SERVERS
     missing = [server for server in servers if not available(server)]
     results = [
@@ -261,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             "http_api",
             info,
             [asdict(r) for r in results],
-            mode="smoke" if args.smoke else "full",
+            mode=mode_of(args.smoke),
             repeat=repeat,
             seconds_per_run=seconds,
             not_installed=missing,

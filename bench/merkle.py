@@ -15,24 +15,25 @@ with AVX-512.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from bench.common import (
     Column,
     Stats,
+    bench_parser,
     cpu_flags,
     machine_facts,
     machine_line,
+    mode_of,
     render_table,
+    sizes_for,
     write_json,
 )
 from crypto_core import MerkleTree, _merkle_c, _merkle_py
@@ -261,14 +262,15 @@ def render(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.merkle", description=__doc__)
-    parser.add_argument("--json", type=Path, help="write the results and ratios to this file")
-    parser.add_argument(
-        "--repeat", type=int, default=5, help="alternated runs per backend (min/median/max)"
+    parser = bench_parser(
+        "merkle",
+        __doc__,
+        repeat=5,
+        json_help="write the results and ratios to this file",
+        repeat_help="alternated runs per backend (min/median/max)",
     )
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run (for tests)")
     args = parser.parse_args(argv)
-    sizes, repeat = (SMOKE, 1) if args.smoke else (FULL, max(1, args.repeat))
+    sizes, repeat = sizes_for(args.smoke, SMOKE, FULL, args.repeat)
 
     large = make_leaves(sizes.large_log2)
     items = make_items(large, sizes.proofs)
@@ -283,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "merkle",
             info,
             results,
-            mode="smoke" if args.smoke else "full",
+            mode=mode_of(args.smoke),
             repeat=repeat,
             sizes=asdict(sizes),
             rows=results,

@@ -16,16 +16,21 @@ Cases (wall time on this machine; virtual-time figures come from the runs themse
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-from bench.common import Column, machine_facts, machine_line, render_table, write_json
+from bench.common import (
+    Column,
+    bench_parser,
+    machine_facts,
+    machine_line,
+    render_table,
+    write_case_rows,
+)
 from netsim.config import SimConfig
 from netsim.core_adapter import CoreBuilder
 from netsim.engine import EventLoop
@@ -146,9 +151,7 @@ def render(rows: Sequence[Row], info: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.netsim", description=__doc__)
-    parser.add_argument("--json", type=Path, help="write the results to this file")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (for tests)")
+    parser = bench_parser("netsim", __doc__, repeat=None, smoke_help="tiny sizes (for tests)")
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else FULL
     rows = engine_rows(sizes) + network_rows(sizes)
@@ -162,16 +165,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = machine()
     print(render(rows, info))
     if args.json:
-        results = [asdict(r) for r in rows]
-        write_json(
+        write_case_rows(
             args.json,
             "netsim",
             info,
-            results,
-            mode="smoke" if args.smoke else "full",
+            rows,
+            smoke=args.smoke,
+            figures="values",
             sizes=asdict(sizes),
-            rows=results,
-            values={r.case: r.value for r in rows},
         )
     return 0
 

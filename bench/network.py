@@ -38,7 +38,7 @@ from typing import Any, Final
 
 import trio
 
-from bench.common import Column, machine_facts, machine_line, render_table, write_json
+from bench.common import Column, machine_facts, machine_line, render_table, write_case_rows
 from node.adapters.config import Libp2pNetworkConfig
 from node.adapters.libp2p import Libp2pNetwork
 from node.testing import SeededRng
@@ -375,17 +375,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = trio.run(run_bench, sizes, in_process)
     print(render(rows, mode, info))
     if args.json:
-        results = [asdict(r) for r in rows]
-        write_json(
+        write_case_rows(
             args.json,
             "network",
             info,
-            results,
-            mode="smoke" if args.smoke else "full",
+            rows,
+            smoke=args.smoke,
+            figures="figures",
             in_process=in_process,
             sizes=asdict(sizes),
-            rows=results,
-            figures={r.case: r.value for r in rows},
         )
     return 0
 

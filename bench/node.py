@@ -21,26 +21,26 @@ least, median and greatest figure of the runs; throughputs are per second of wal
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import msgpack
 
 import crypto_core
 from bench.common import (
-    Column,
+    BestRow,
     Stats,
+    bench_parser,
+    best_columns,
     machine_facts,
-    machine_line,
-    render_table,
+    render_best,
+    sizes_for,
     timed_repeats,
-    write_json,
+    write_case_rows,
 )
 from crypto_core.signatures import sha256
 from node.app import (
@@ -82,27 +82,16 @@ FULL = Sizes(4_000, 200, 8, 500, 100_000, 1_000, 1_000)
 SMOKE = Sizes(60, 6, 2, 10, 500, 20, 20)
 
 
-@dataclass
-class Row:
-    """One case: its result (of the fastest run) and unit, and the spread of all runs."""
-
-    case: str
-    what: str
-    value: float
-    unit: str
-    spread: Stats
-
-
-def rate_row(case: str, what: str, count: int, seconds: Stats, unit: str) -> Row:
+def rate_row(case: str, what: str, count: int, seconds: Stats, unit: str) -> BestRow:
     """``count`` per second: the fastest run's rate, and the spread of them all."""
     rates = seconds.per(count)
-    return Row(case, what, rates.max, unit, rates)
+    return BestRow(case, what, rates.max, unit, rates)
 
 
-def ms_row(case: str, what: str, seconds: Stats) -> Row:
+def ms_row(case: str, what: str, seconds: Stats) -> BestRow:
     """Milliseconds: the fastest run's, and the spread of them all."""
     ms = seconds.scaled(1e3)
-    return Row(case, what, ms.min, "ms", ms)
+    return BestRow(case, what, ms.min, "ms", ms)
 
 
 def signed_txs(sizes: Sizes, count: int) -> list[bytes]:
@@ -118,7 +107,7 @@ def signed_txs(sizes: Sizes, count: int) -> list[bytes]:
 # -- mempool --------------------------------------------------------------------------------
 
 
-def admission_rows(sizes: Sizes, repeat: int) -> list[Row]:
+def admission_rows(sizes: Sizes, repeat: int) -> list[BestRow]:
     raws = signed_txs(sizes, sizes.admit_txs)
     limits = MempoolLimits(max_txs=len(raws) + 1, max_txs_per_account=len(raws))
 
@@ -194,7 +183,7 @@ def chain_of_blocks(app: Application, txs: list[bytes], per_block: int) -> list[
     return blocks
 
 
-def finalize_rows(sizes: Sizes, repeat: int) -> list[Row]:
+def finalize_rows(sizes: Sizes, repeat: int) -> list[BestRow]:
     txs = signed_txs(sizes, sizes.blocks * sizes.txs_per_block)
     blocks = chain_of_blocks(make_app(sizes), txs, sizes.txs_per_block)
     hashes = frozenset(sha256(raw) for raw in txs)
@@ -218,7 +207,7 @@ def finalize_rows(sizes: Sizes, repeat: int) -> list[Row]:
 # -- state root upkeep ----------------------------------------------------------------------
 
 
-def state_rows(sizes: Sizes, repeat: int) -> list[Row]:
+def state_rows(sizes: Sizes, repeat: int) -> list[BestRow]:
     base = {sha256(i.to_bytes(8, "big")): b"v" * 32 for i in range(sizes.state_keys)}
     keys = sorted(base)
 
@@ -247,7 +236,7 @@ def state_rows(sizes: Sizes, repeat: int) -> list[Row]:
 # -- codec ----------------------------------------------------------------------------------
 
 
-def codec_rows(sizes: Sizes, repeat: int) -> list[Row]:
+def codec_rows(sizes: Sizes, repeat: int) -> list[BestRow]:
     txs = signed_txs(sizes, sizes.codec_txs)
     block = build_block(
         chain_id=CHAIN,
@@ -285,42 +274,13 @@ def machine() -> dict[str, Any]:
     return machine_facts(merkle_backend=crypto_core.BACKEND)
 
 
-COLUMNS = (
-    Column("case", 22),
-    Column("what", 50),
-    Column("best", 12, ">", ",.1f"),
-    Column("min", 12, ">", ",.1f"),
-    Column("median", 12, ">", ",.1f"),
-    Column("max", 12, ">", ",.1f"),
-    Column("unit", 5),
-)
-
-
-def render(rows: Sequence[Row], info: dict[str, Any], repeat: int = 1) -> str:
-    """The results as a table: ``best`` is the fastest run's figure."""
-    heading = (
-        f"{machine_line(info)}, merkle backend {info['merkle_backend']}\n"
-        f"best: the fastest of {repeat} run(s); min / median / max: over all of them"
-    )
-    table = render_table(
-        COLUMNS,
-        (
-            (r.case, r.what, r.value, r.spread.min, r.spread.median, r.spread.max, r.unit)
-            for r in rows
-        ),
-    )
-    return f"{heading}\n{table}"
+COLUMNS = best_columns(case=22, what=50, unit=5)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.node", description=__doc__)
-    parser.add_argument("--json", type=Path, help="write the results to this file")
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="runs per case (fastest, min, median, max shown)"
-    )
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run (for tests)")
-    args = parser.parse_args(argv)
-    sizes, repeat = (SMOKE, 1) if args.smoke else (FULL, max(1, args.repeat))
+    """Run the benchmark; see the module docstring for the options."""
+    args = bench_parser("node", __doc__).parse_args(argv)
+    sizes, repeat = sizes_for(args.smoke, SMOKE, FULL, args.repeat)
     rows = (
         admission_rows(sizes, repeat)
         + finalize_rows(sizes, repeat)
@@ -328,19 +288,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         + codec_rows(sizes, repeat)
     )
     info = machine()
-    print(render(rows, info, repeat))
+    print(render_best(COLUMNS, rows, info, repeat))
     if args.json:
-        results = [asdict(r) for r in rows]
-        write_json(
+        write_case_rows(
             args.json,
             "node",
             info,
-            results,
-            mode="smoke" if args.smoke else "full",
+            rows,
+            smoke=args.smoke,
+            figures="values",
             repeat=repeat,
             sizes=asdict(sizes),
-            rows=results,
-            values={r.case: r.value for r in rows},
         )
     return 0
 

@@ -42,7 +42,6 @@ runs them and reports, and re-exports their names.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -50,7 +49,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.common import Column, machine_facts, machine_line, render_table, write_json
+from bench.common import (
+    Column,
+    bench_parser,
+    machine_facts,
+    machine_line,
+    mode_of,
+    render_table,
+    sizes_for,
+    write_case_rows,
+)
 from bench.records_crypto import (
     best_seconds,
     crypto_rows,
@@ -172,28 +180,29 @@ def run_bench(sizes: Sizes, repeat: int, counts: dict[str, int]) -> list[Row]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; see the module docstring for the options."""
-    parser = argparse.ArgumentParser(prog="python -m bench.records", description=__doc__)
-    parser.add_argument("--json", type=Path, help="write the figures to this file")
-    parser.add_argument("--smoke", action="store_true", help="tiny counts (for tests)")
+    parser = bench_parser(
+        "records",
+        __doc__,
+        repeat=None,
+        json_help="write the figures to this file",
+        smoke_help="tiny counts (for tests)",
+    )
     args = parser.parse_args(argv)
-    sizes, repeat = (SMOKE, 1) if args.smoke else (FULL, 3)
+    sizes, repeat = sizes_for(args.smoke, SMOKE, FULL, 3)
     info = machine()
     counts: dict[str, int] = {}
     rows = run_bench(sizes, repeat, counts)
-    mode = "smoke" if args.smoke else "full"
-    print(render(rows, info, sizes, mode))
+    print(render(rows, info, sizes, mode_of(args.smoke)))
     if args.json:
-        results = [asdict(r) for r in rows]
-        write_json(
+        write_case_rows(
             args.json,
             "records",
             info,
-            results,
-            mode=mode,
+            rows,
+            smoke=args.smoke,
+            figures="figures",
             sizes=asdict(sizes),
             counts=counts,
-            rows=results,
-            figures={r.case: r.value for r in rows},
         )
     return 0
 
