@@ -103,10 +103,11 @@ class VaultLimits:
 
 
 @dataclass(frozen=True, slots=True)
-class PendingBlob:
-    """An uploaded blob waiting for its commitment: the commitment fields the author signed
-    (``author_signature`` over ``envelopes.commitment_statement``), the ciphertext and the
-    data key wrapped for each first reader (recipient identity id -> wrapped key)."""
+class RecordFields:
+    """The commitment fields every form of a record in the vault starts with: the record,
+    its owner and author, what it is (FHIR type and code), its key epoch and data time.
+    ``PendingBlob``, ``StoredRecord`` and ``RecordMeta`` extend it, so these stay their
+    first fields, in this order (``META_CODEC`` encodes ``RecordMeta`` in field order)."""
 
     record_id: bytes
     owner: bytes
@@ -115,22 +116,23 @@ class PendingBlob:
     code: str
     key_epoch: int
     data_time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingBlob(RecordFields):
+    """An uploaded blob waiting for its commitment: the commitment fields the author signed
+    (``author_signature`` over ``envelopes.commitment_statement``), the ciphertext and the
+    data key wrapped for each first reader (recipient identity id -> wrapped key)."""
+
     ciphertext: bytes
     wrapped_keys: dict[bytes, bytes]
     author_signature: bytes
 
 
 @dataclass(frozen=True, slots=True)
-class StoredRecord:
+class StoredRecord(RecordFields):
     """A stored record: its commitment fields, the ciphertext and every wrapped key."""
 
-    record_id: bytes
-    owner: bytes
-    author: bytes
-    resource_type: str
-    code: str
-    key_epoch: int
-    data_time_ms: int
     ciphertext_sha256: bytes
     ciphertext: bytes
     wrapped_keys: dict[bytes, bytes]
@@ -138,16 +140,9 @@ class StoredRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class RecordMeta:
+class RecordMeta(RecordFields):
     """What the vault keeps of a record beside its ciphertext and keys."""
 
-    record_id: bytes
-    owner: bytes
-    author: bytes
-    resource_type: str
-    code: str
-    key_epoch: int
-    data_time_ms: int
     ciphertext_sha256: bytes
     size_bytes: int
     author_signature: bytes
