@@ -42,9 +42,9 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import trio
 
@@ -99,6 +99,11 @@ PURPOSES: Final = frozenset({Purpose.TREATMENT, Purpose.RESEARCH})
 """What a fetch may be for; ``find_access`` keeps the grants whose purpose is one of them."""
 FINAL_REASONS: Final = frozenset({"forbidden", "erased", "bad_signature", "stale", "replayed"})
 """Refusals no other custodian would answer differently (the fetch proxy stops at them)."""
+
+R = TypeVar("R")
+_Statement = Callable[[str, bytes, bytes, bytes, bytes, int], bytes]
+"""``fetch_statement`` or ``store_statement``: (chain id, requester, record, custodian,
+nonce, time) to the bytes the requester signs."""
 
 
 class NonceCache:
@@ -215,11 +220,7 @@ class Custodian:
 
     async def fetch(self, request: FetchRequest) -> FetchResponse:
         """Serve a reader's fetch (see the module docstring); ``RecordsError`` otherwise."""
-        try:
-            response = await self._fetch(request, self.clock())
-        except RecordsError as exc:
-            self._count_refusal(exc)
-            raise
+        response = await self._counting_refusals(self._fetch(request, self.clock()))
         self.counters.served += 1
         return response
 
@@ -244,16 +245,7 @@ class Custodian:
             return _FetchView(None if identity is None else identity.signing_key, record, access)
 
         view = await self.services.query(read)
-        statement = fetch_statement(
-            self.services.chain_id,
-            request.requester,
-            request.record,
-            request.custodian,
-            request.nonce,
-            request.time_ms,
-        )
-        self._check_signed(view.signing_key, statement, request.signature)
-        self._remember_nonce(b"f" + request.requester + request.nonce, request.time_ms, now_ms)
+        self._check_request(request, view.signing_key, fetch_statement, b"f", now_ms)
         record = self._require_record(view.record)
         access = view.access
         refusal = self._fetch_refusal(record, access)
@@ -285,11 +277,7 @@ class Custodian:
     async def store(self, request: StoreRequest) -> StoreResponse:
         """Serve another custodian's repair request: the blob and every wrapped key of a
         committed record that names both custodians."""
-        try:
-            response = await self._store(request, self.clock())
-        except RecordsError as exc:
-            self._count_refusal(exc)
-            raise
+        response = await self._counting_refusals(self._store(request, self.clock()))
         self.counters.stores_served += 1
         return response
 
@@ -302,16 +290,7 @@ class Custodian:
             return key, get_record(reader, request.record)
 
         signing_key, found = await self.services.query(read)
-        statement = store_statement(
-            self.services.chain_id,
-            request.requester,
-            request.record,
-            request.custodian,
-            request.nonce,
-            request.time_ms,
-        )
-        self._check_signed(signing_key, statement, request.signature)
-        self._remember_nonce(b"s" + request.requester + request.nonce, request.time_ms, now_ms)
+        self._check_request(request, signing_key, store_statement, b"s", now_ms)
         record = self._require_record(found)
         if record.erased:
             raise RecordsError("erased", f"record {record.id.hex()} was erased by its owner")
@@ -330,13 +309,31 @@ class Custodian:
         if abs(time_ms - now_ms) > skew:
             raise RecordsError("stale", f"the request's time is more than {skew} ms from ours")
 
-    @staticmethod
-    def _check_signed(signing_key: bytes | None, statement: bytes, signature: bytes) -> None:
-        if signing_key is None or not verify(signing_key, statement, signature):
+    def _check_request(
+        self,
+        request: FetchRequest | StoreRequest,
+        signing_key: bytes | None,
+        statement_of: _Statement,
+        tag: bytes,
+        now_ms: int,
+    ) -> None:
+        """Check who signed ``request`` and that it is new: ``bad_signature`` unless
+        ``signing_key`` (the requester's current key; None: no such identity) signed the
+        statement ``statement_of`` makes of it; then its nonce, under ``tag`` (one per kind
+        of request), is remembered for the skew window: ``replayed`` if it was seen already,
+        ``busy`` when the cache is full."""
+        statement = statement_of(
+            self.services.chain_id,
+            request.requester,
+            request.record,
+            request.custodian,
+            request.nonce,
+            request.time_ms,
+        )
+        if signing_key is None or not verify(signing_key, statement, request.signature):
             raise RecordsError("bad_signature", "not signed by the requester's current signing key")
-
-    def _remember_nonce(self, key: bytes, time_ms: int, now_ms: int) -> None:
-        self.nonces.remember(key, time_ms + self.config.max_request_skew_ms, now_ms)
+        expires_ms = request.time_ms + self.config.max_request_skew_ms
+        self.nonces.remember(tag + request.requester + request.nonce, expires_ms, now_ms)
 
     def _require_record(self, record: RecordCommitment | None) -> RecordCommitment:
         if record is None:
@@ -344,6 +341,14 @@ class Custodian:
         if self.custodian_id not in record.custodians:
             raise RecordsError("not_custodian", "this node is not a custodian of the record")
         return record
+
+    async def _counting_refusals(self, serving: Awaitable[R]) -> R:
+        """What ``serving`` answers; a ``RecordsError`` it raises is counted, then raised."""
+        try:
+            return await serving
+        except RecordsError as exc:
+            self._count_refusal(exc)
+            raise
 
     def _count_refusal(self, error: RecordsError) -> None:
         refused = self.counters.refused
