@@ -133,10 +133,6 @@ def _ignore(_: object) -> None:
     pass
 
 
-def machine() -> dict[str, Any]:
-    return machine_facts()
-
-
 COLUMNS = (
     Column("case", 24),
     Column("what", 48),
@@ -162,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes.scale_validators + sizes.scale_others,
         sizes.scale_heights,
     )
-    info = machine()
+    info = machine_facts()
     print(render(rows, info))
     if args.json:
         write_case_rows(

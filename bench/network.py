@@ -338,10 +338,6 @@ async def run_bench(sizes: Sizes, in_process: bool) -> list[Row]:
     return rows
 
 
-def machine() -> dict[str, Any]:
-    return machine_facts()
-
-
 COLUMNS = (
     Column("case", 14),
     Column("what", 58),
@@ -352,7 +348,7 @@ COLUMNS = (
 
 
 def render(rows: Sequence[Row], mode: str, info: dict[str, Any] | None = None) -> str:
-    info = machine() if info is None else info
+    info = machine_facts() if info is None else info
     table = render_table(COLUMNS, ((r.case, r.what, r.value, r.unit, r.reference) for r in rows))
     return f"network benchmark ({mode}); {machine_line(info)}\n{table}"
 
@@ -371,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = SMOKE if args.smoke else FULL
     in_process = args.in_process or args.smoke
     mode = ("smoke, " if args.smoke else "") + ("one process" if in_process else "processes")
-    info = machine()
+    info = machine_facts()
     rows = trio.run(run_bench, sizes, in_process)
     print(render(rows, mode, info))
     if args.json:
