@@ -2,8 +2,8 @@
 
 - ``machine_facts()``: where the figures were measured (CPU model, cores, Python, platform,
   1-minute load average at the call), plus whatever a benchmark adds of its own;
-- ``Stats`` and ``timed_repeats``: the least, median and greatest of repeated measurements,
-  so a report shows the spread of its runs and not the best alone;
+- ``Stats``, ``seconds_of`` and ``timed_repeats``: the least, median and greatest of repeated
+  measurements, so a report shows the spread of its runs and not the best alone;
 - ``render_table``: the fixed-width tables the benchmarks print;
 - ``write_json``: one shape for every benchmark's JSON report,
   ``{"bench": name, "machine": {...}, "results": [...], ...}``; ``write_case_rows`` the
@@ -40,6 +40,7 @@ __all__ = [
     "mode_of",
     "render_best",
     "render_table",
+    "seconds_of",
     "sizes_for",
     "timed_repeats",
     "write_case_rows",
@@ -90,14 +91,16 @@ class Stats:
         )
 
 
+def seconds_of(fn: Callable[[], object]) -> float:
+    """Wall seconds of one call of ``fn``."""
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
 def timed_repeats(fn: Callable[[], object], repeat: int) -> Stats:
     """Wall seconds of ``repeat`` calls of ``fn`` (at least one)."""
-    seconds = []
-    for _ in range(max(1, repeat)):
-        started = time.perf_counter()
-        fn()
-        seconds.append(time.perf_counter() - started)
-    return Stats.of(seconds)
+    return Stats.of(seconds_of(fn) for _ in range(max(1, repeat)))
 
 
 @dataclass(frozen=True)

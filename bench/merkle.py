@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from types import ModuleType
@@ -33,6 +32,7 @@ from bench.common import (
     machine_line,
     mode_of,
     render_table,
+    seconds_of,
     sizes_for,
     write_json,
 )
@@ -78,12 +78,6 @@ class Row:
         return None if self.target is None else self.ratio >= self.target
 
 
-def _seconds(fn: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
-
-
 def side_by_side(
     repeat: int, run: Callable[[ModuleType], object], check: Callable[[object], None]
 ) -> tuple[Stats, Stats, Stats]:
@@ -92,7 +86,7 @@ def side_by_side(
     check(run(_merkle_py))
     check(run(_merkle_c))
     pairs = [
-        (_seconds(lambda: run(_merkle_py)), _seconds(lambda: run(_merkle_c)))
+        (seconds_of(lambda: run(_merkle_py)), seconds_of(lambda: run(_merkle_c)))
         for _ in range(max(1, repeat))
     ]
     return (
@@ -193,8 +187,8 @@ def two_thread_speedup(items: list[Item], repeat: int) -> Stats:
 
     ratios = []
     for _ in range(max(1, repeat)):
-        one_s = _seconds(lambda: _merkle_c.verify_inclusion_batch(items))
-        two_s = _seconds(two)
+        one_s = seconds_of(lambda: _merkle_c.verify_inclusion_batch(items))
+        two_s = seconds_of(two)
         ratios.append(one_s / two_s if two_s > 0 else float("inf"))
     return Stats.of(ratios)
 

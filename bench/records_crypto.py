@@ -3,12 +3,12 @@ grantee, and for comparison sealing a 1 KiB record and wrapping one key."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import nacl.utils
 from nacl.public import PrivateKey
 
+from bench.common import timed_repeats
 from bench.records_testnet import (
     Row,
     Sizes,
@@ -26,13 +26,8 @@ from health.envelopes import (
 
 
 def best_seconds(repeat: int, run: Callable[[], object]) -> float:
-    """The least wall time of ``repeat`` runs."""
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - started)
-    return best
+    """The least wall time of ``repeat`` runs (at least one)."""
+    return timed_repeats(run, repeat).min
 
 
 def crypto_rows(sizes: Sizes, repeat: int) -> list[Row]:
