@@ -277,10 +277,10 @@ class _ModuleState(Kind):
             and _MODULE_STATE.accepts(value[1])
         )
 
-    def to_wire(self, value: object, path: str) -> object:
+    def to_wire(self, value: object, path: str | None) -> object:
         return list(cast(tuple[str, bytes], super().to_wire(value, path)))
 
-    def from_wire(self, raw: object, path: str) -> object:
+    def from_wire(self, raw: object, path: str | None) -> object:
         if type(raw) is not list:
             raise SchemaError(f"{path}: expected {self.description}")
         return super().from_wire(tuple(raw), path)

@@ -163,6 +163,6 @@ def decode_message(data: bytes) -> Message:
     codec = _MESSAGE_CODECS[MessageKind(tag)]
     if len(data) > codec.max_bytes + ENVELOPE_OVERHEAD_BYTES:
         raise OversizeError(f"message: a {codec.name} of {len(data)} bytes exceeds its limit")
-    message = codec.from_wire(raw[1], codec.name)
+    message = codec.from_wire(raw[1])
     _require_canonical(raw, data, "message")
     return cast(Message, message)

@@ -44,14 +44,16 @@ class Kind:
         """True when ``value`` is a valid Python value of this kind."""
         raise NotImplementedError
 
-    def to_wire(self, value: object, path: str) -> object:
-        """The msgpack-ready form of a valid ``value``."""
+    def to_wire(self, value: object, path: str | None) -> object:
+        """The msgpack-ready form of a valid ``value``. ``path`` names the value in the error
+        message; ``None`` is the fast pass of a ``StructCodec``, which repeats a failed
+        conversion with paths to say where it failed."""
         if not self.accepts(value):
             raise EncodeError(f"{path}: expected {self.description}, got {_show(value)}")
         return value
 
-    def from_wire(self, raw: object, path: str) -> object:
-        """The Python value of a decoded wire item."""
+    def from_wire(self, raw: object, path: str | None) -> object:
+        """The Python value of a decoded wire item (``path`` as in ``to_wire``)."""
         if not self.accepts(raw):
             raise SchemaError(f"{path}: expected {self.description}, got {_show(raw)}")
         return raw
@@ -69,6 +71,17 @@ class Int(Kind):
 
     def accepts(self, value: object) -> bool:
         return type(value) is int and self.low <= value <= self.high
+
+    # The conversions check inline: integers are most of a message's fields.
+    def to_wire(self, value: object, path: str | None) -> object:
+        if type(value) is int and self.low <= value <= self.high:
+            return value
+        raise EncodeError(f"{path}: expected {self.description}, got {_show(value)}")
+
+    def from_wire(self, raw: object, path: str | None) -> object:
+        if type(raw) is int and self.low <= raw <= self.high:
+            return raw
+        raise SchemaError(f"{path}: expected {self.description}, got {_show(raw)}")
 
 
 class UInt(Int):
@@ -110,6 +123,16 @@ class Bytes(Kind):
 
     def accepts(self, value: object) -> bool:
         return type(value) is bytes and self.min_len <= len(value) <= self.max_len
+
+    def to_wire(self, value: object, path: str | None) -> object:
+        if type(value) is bytes and self.min_len <= len(value) <= self.max_len:
+            return value
+        raise EncodeError(f"{path}: expected {self.description}, got {_show(value)}")
+
+    def from_wire(self, raw: object, path: str | None) -> object:
+        if type(raw) is bytes and self.min_len <= len(raw) <= self.max_len:
+            return raw
+        raise SchemaError(f"{path}: expected {self.description}, got {_show(raw)}")
 
 
 class Text(Kind):
@@ -167,10 +190,10 @@ class EnumOf(Kind, Generic[E]):
     def accepts(self, value: object) -> bool:
         return isinstance(value, self.enum_cls)
 
-    def to_wire(self, value: object, path: str) -> object:
+    def to_wire(self, value: object, path: str | None) -> object:
         return int(cast(int, super().to_wire(value, path)))
 
-    def from_wire(self, raw: object, path: str) -> object:
+    def from_wire(self, raw: object, path: str | None) -> object:
         if type(raw) is not int or raw not in self.values:
             raise SchemaError(f"{path}: expected {self.description}, got {_show(raw)}")
         return self.enum_cls(raw)
@@ -188,10 +211,10 @@ class Maybe(Kind):
     def accepts(self, value: object) -> bool:
         return value is None or self.inner.accepts(value)
 
-    def to_wire(self, value: object, path: str) -> object:
+    def to_wire(self, value: object, path: str | None) -> object:
         return None if value is None else self.inner.to_wire(value, path)
 
-    def from_wire(self, raw: object, path: str) -> object:
+    def from_wire(self, raw: object, path: str | None) -> object:
         return None if raw is None else self.inner.from_wire(raw, path)
 
 
@@ -208,26 +231,30 @@ class ArrayOf(Kind):
     def accepts(self, value: object) -> bool:
         return isinstance(value, tuple) and len(value) <= self.max_items
 
-    def to_wire(self, value: object, path: str) -> object:
+    def to_wire(self, value: object, path: str | None) -> object:
         if not self.accepts(value):
             raise EncodeError(f"{path}: expected {self.description}, got {_show(value)}")
         inner = self.inner
         items = cast(tuple[Any], value)
         if isinstance(inner, Bytes) and all(inner.accepts(item) for item in items):
             return list(items)  # a block's transactions: no per-item work
-        # One path for every item (``[]``): paths stay few, so nested codecs keep theirs.
-        to_wire, item_path = inner.to_wire, f"{path}[]"
+        to_wire = inner.to_wire
+        if path is None:
+            return [to_wire(item, None) for item in items]
+        item_path = f"{path}[]"
         return [to_wire(item, item_path) for item in items]
 
-    def from_wire(self, raw: object, path: str) -> object:
+    def from_wire(self, raw: object, path: str | None) -> object:
         if type(raw) is not list or len(raw) > self.max_items:
             raise SchemaError(f"{path}: expected {self.description}, got {_show(raw)}")
         inner = self.inner
-        # The hot path of blocks (a list of tx encodings): one pass, no per-item paths.
+        # The hot path of blocks (a list of tx encodings): one pass, no per-item work.
         if isinstance(inner, Bytes) and all(inner.accepts(item) for item in raw):
             return tuple(raw)
-        from_wire = self.inner.from_wire
-        return tuple(from_wire(item, f"{path}[{i}]") for i, item in enumerate(raw))
+        from_wire = inner.from_wire
+        if path is None:
+            return tuple([from_wire(item, None) for item in raw])
+        return tuple([from_wire(item, f"{path}[{i}]") for i, item in enumerate(raw)])
 
 
 class Nested(Kind):
@@ -242,17 +269,14 @@ class Nested(Kind):
     def accepts(self, value: object) -> bool:
         return type(value) is self.codec.cls
 
-    def to_wire(self, value: object, path: str) -> object:
+    def to_wire(self, value: object, path: str | None) -> object:
         return self.codec.to_wire(value, path)
 
-    def from_wire(self, raw: object, path: str) -> object:
+    def from_wire(self, raw: object, path: str | None) -> object:
         return self.codec.from_wire(raw, path)
 
 
 # -- struct codec ---------------------------------------------------------------------------
-
-_MAX_KEPT_PATHS = 64
-"""Parent paths whose field paths a codec keeps (array items make paths without end)."""
 
 
 class StructCodec(Generic[T]):
@@ -272,9 +296,11 @@ class StructCodec(Generic[T]):
     """
 
     __slots__ = (
-        "_field_paths",
+        "_from_wires",
         "_memo",
         "_memo_entries",
+        "_names",
+        "_to_wires",
         "cls",
         "field_count",
         "fields",
@@ -304,31 +330,45 @@ class StructCodec(Generic[T]):
         self.invariant_errors = invariant_errors
         self._memo_entries = memo_entries
         self._memo: dict[bytes, T] = {}
-        # Error paths of the fields, made once per parent path: a decode is hot, an error rare.
-        self._field_paths: dict[str, tuple[str, ...]] = {}
+        # The fast pass's per-field work, bound once.
+        self._names = named
+        self._to_wires = tuple(kind.to_wire for _, kind in self.fields)
+        self._from_wires = tuple(kind.from_wire for _, kind in self.fields)
 
     def to_wire(self, value: object, path: str | None = None) -> list[object]:
-        """The msgpack-ready array of a ``value`` of this type (``EncodeError`` if invalid)."""
-        path = path or self.name
+        """The msgpack-ready array of a ``value`` of this type (``EncodeError`` if invalid).
+
+        Without ``path`` (a top-level or fast-pass call) the fields convert without naming
+        their places; only a failure converts again with paths (``<type>.<field>[]...``), so
+        the error says where while a success never builds a path."""
+        if path is not None:
+            return self._fields_to_wire(value, path)
+        try:
+            return self._fields_to_wire(value, None)
+        except EncodeError:
+            return self._fields_to_wire(value, self.name)  # raises, naming the place
+
+    def _fields_to_wire(self, value: object, path: str | None) -> list[object]:
         if type(value) is not self.cls:
             raise EncodeError(f"{path}: expected a {self.name}, got {_show(value)}")
-        return [
-            kind.to_wire(getattr(value, name), field_path)
-            for (name, kind), field_path in zip(self.fields, self._paths(path), strict=True)
-        ]
-
-    def _paths(self, path: str) -> tuple[str, ...]:
-        """``path.<field>`` of every field (kept for up to ``_MAX_KEPT_PATHS`` parents)."""
-        paths = self._field_paths.get(path)
-        if paths is None:
-            paths = tuple(f"{path}.{name}" for name, _ in self.fields)
-            if len(self._field_paths) < _MAX_KEPT_PATHS:
-                self._field_paths[path] = paths
-        return paths
+        if path is None:
+            return [
+                to_wire(getattr(value, name), None)
+                for name, to_wire in zip(self._names, self._to_wires, strict=True)
+            ]
+        return [kind.to_wire(getattr(value, name), f"{path}.{name}") for name, kind in self.fields]
 
     def from_wire(self, raw: object, path: str | None = None) -> T:
-        """The value of a decoded wire array (``SchemaError`` if it does not fit)."""
-        path = path or self.name
+        """The value of a decoded wire array (``SchemaError`` if it does not fit); ``path``
+        as in ``to_wire``: a failed fast pass decodes again to name the place."""
+        if path is not None:
+            return self._fields_from_wire(raw, path)
+        try:
+            return self._fields_from_wire(raw, None)
+        except SchemaError:
+            return self._fields_from_wire(raw, self.name)  # raises, naming the place
+
+    def _fields_from_wire(self, raw: object, path: str | None) -> T:
         if type(raw) is not list:
             raise SchemaError(f"{path}: expected an array of {self.field_count} fields")
         if len(raw) != self.field_count:
@@ -336,10 +376,15 @@ class StructCodec(Generic[T]):
             raise SchemaError(
                 f"{path}: {len(raw)} fields, expected {self.field_count} ({which} fields)"
             )
-        values = [
-            kind.from_wire(item, field_path)
-            for (_, kind), item, field_path in zip(self.fields, raw, self._paths(path), strict=True)
-        ]
+        if path is None:
+            values = [
+                from_wire(item, None) for from_wire, item in zip(self._from_wires, raw, strict=True)
+            ]
+        else:
+            values = [
+                kind.from_wire(item, f"{path}.{name}")
+                for (name, kind), item in zip(self.fields, raw, strict=True)
+            ]
         try:
             return self.cls(*values)
         except self.invariant_errors as exc:

@@ -13,10 +13,12 @@ from hypothesis import strategies as st
 from crypto_core import EMPTY_ROOT
 from crypto_core.signatures import sha256
 from node import codec
+from node.chain.store import RESULTS_CODEC, BlockResults
 from node.codec import (
     BLOCK_CODEC,
     MAX_BLOCK_BYTES,
     MAX_TX_BYTES,
+    RECEIPT_CODEC,
     TX_CODEC,
     VOTE_CODEC,
     Bytes,
@@ -45,9 +47,12 @@ from node.types import (
     CommitCertificate,
     CommittedBlock,
     DuplicateVoteEvidence,
+    Event,
     EventAttribute,
+    ResultCode,
     Status,
     Transaction,
+    TxReceipt,
     UnsignedTransaction,
     Vote,
     VoteType,
@@ -256,6 +261,17 @@ def test_nested_errors_name_the_path() -> None:
     other[1][0] = "not bytes"
     with pytest.raises(SchemaError, match=r"Block\.txs\[0\]"):
         BLOCK_CODEC.decode(pack(other))
+
+
+def test_encode_errors_name_the_path() -> None:
+    # The fast pass builds no paths: a failure is converted again to say where it is.
+    bad_event = Event("kv.set", (EventAttribute("key", "\udc80"),))  # a lone surrogate
+    receipt = TxReceipt(bytes(32), ResultCode.OK, "", 0, (bad_event,))
+    results = BlockResults(1, 0, (), (receipt,))
+    with pytest.raises(EncodeError, match=r"BlockResults\.receipts\[\]\.events\[\]\.attributes"):
+        RESULTS_CODEC.encode(results)
+    with pytest.raises(EncodeError, match=r"^TxReceipt\.gas_used"):
+        RECEIPT_CODEC.encode(dataclasses.replace(receipt, events=(), gas_used=-1))
 
 
 def test_evidence_that_proves_nothing_does_not_decode() -> None:
