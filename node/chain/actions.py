@@ -72,6 +72,8 @@ class BlockCommitted:
     app_state_root: bytes
     events: tuple[Event, ...]
     receipts: tuple[TxReceipt, ...]
+    round: int = 0
+    """The consensus round that decided it (above 0: earlier rounds timed out)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,6 +169,7 @@ class Committer:
                 result.state_root,
                 result.block_events,
                 result.receipts,
+                decided.round,
             )
         )
         self._after_commit(decided, block)

@@ -441,6 +441,7 @@ class NodeRuntime:
             "committed",
             extra=fields(
                 height=action.height,
+                round=action.round,
                 block_id=action.block_id.hex(),
                 txs=action.num_txs,
                 interval_ms=None if interval_s is None else round(interval_s * 1000),
