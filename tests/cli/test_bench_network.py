@@ -5,6 +5,7 @@ size, parsing ``ss`` counters, percentiles, CPU shares, option checks."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from node.cli import main, testnet
 from node.cli.bench import report
 from node.cli.bench.facts import ProcessSample, cpu_percent, percentiles
 from node.cli.bench.health_load import HealthBenchTestnet, reading_payload
-from node.cli.bench.load import LoadError, _encoded, kv_value_bytes
+from node.cli.bench.load import LoadError, Window, _encoded, kv_value_bytes
 from node.cli.bench.network import BenchError, NetworkBenchOptions
 from node.cli.bench.wire import bytes_between, parse_ss
 from node.cli.health_net import HealthTestnet
@@ -73,6 +74,18 @@ def test_a_transaction_is_padded_to_the_size_asked() -> None:
         assert size - 4 <= len(_encoded("bench-network", key, 1_000, value)) <= size
     with pytest.raises(LoadError, match="at least"):
         kv_value_bytes("bench-network", 20)
+
+
+def test_the_window_counts_requests_in_flight() -> None:
+    window = Window(multiprocessing.Value("q", 0), multiprocessing.Value("q", 0), 100)
+    assert window.reserve(70) == 70  # sent, no answer yet: already counted
+    assert window.reserve(70) == 30  # only what fits
+    assert window.reserve(1) == 0
+    window.release(10)  # ten were refused
+    assert window.reserve(50) == 10
+    window.committed.value += 40  # the watcher saw them committed
+    assert window.reserve(50) == 40
+    assert int(window.accepted.value) - int(window.committed.value) == 100
 
 
 def test_ss_counters_of_the_p2p_ports_only() -> None:

@@ -47,9 +47,9 @@ from node.errors import BigHealthError
 from node.types import UnsignedTransaction
 
 TICK_S: Final = 0.025
+"""How often an open-loop connection sends what fell due."""
 WINDOW_PAUSE_S: Final = 0.01
 """How long a closed-loop connection waits when the window is full."""
-"""How often an open-loop connection sends what fell due."""
 MAX_BATCH_TXS: Final = 1_024
 MAX_BATCH_BYTES: Final = 240 * 1024
 """Request bodies stay below the API's default body limit (256 KiB)."""
@@ -66,23 +66,32 @@ KEY_PREFIX: Final = b"bench/"
 @dataclass(frozen=True)
 class Window:
     """The closed loop's bound, shared by the load processes (``multiprocessing`` values):
-    ``accepted`` counts admitted transactions, ``committed`` what the parent's block watcher
-    saw committed; at most ``limit_txs`` in between (``--window``). Keep it well below a
-    node's mempool (20,000): without a bound the load filled each mempool with its own
-    clients' transactions, peers refused each other's gossip, every proposal's transactions
-    had to be fetched, and the chain stalled."""
+    ``accepted`` counts transactions sent and not refused (a request's transactions count
+    from the moment it is sent), ``committed`` what the parent's block watcher saw
+    committed; at most ``limit_txs`` in between (``--window``). Counting a request before
+    its answer keeps the bound exact: counted at the answer, every connection's request in
+    flight came on top of the limit. Keep it well below a node's mempool (20,000): without
+    a bound the load filled each mempool with its own clients' transactions, peers refused
+    each other's gossip, every proposal's transactions had to be fetched, and the chain
+    stalled."""
 
     accepted: Any
     committed: Any
     limit_txs: int
 
-    def full(self) -> bool:
-        """True while ``limit_txs`` or more are admitted and not committed."""
-        return int(self.accepted.value) - int(self.committed.value) >= self.limit_txs
-
-    def add_accepted(self, count: int) -> None:
+    def reserve(self, most: int) -> int:
+        """Count up to ``most`` transactions as in flight; how many fit (0: full)."""
         with self.accepted.get_lock():
-            self.accepted.value += count
+            room = self.limit_txs - (int(self.accepted.value) - int(self.committed.value))
+            granted = max(0, min(most, room))
+            self.accepted.value += granted
+        return granted
+
+    def release(self, count: int) -> None:
+        """Uncount ``count`` reserved transactions that were refused or not sent."""
+        if count:
+            with self.accepted.get_lock():
+                self.accepted.value -= count
 
 
 class LoadError(BigHealthError):
@@ -292,10 +301,14 @@ class _Lane:
                         time.sleep(min(TICK_S, end_s - now))
                         continue
                     most = min(most, due)
-                elif self.window is not None and self.window.full():
-                    time.sleep(WINDOW_PAUSE_S)
-                    continue
+                elif self.window is not None:
+                    most = self.window.reserve(most)
+                    if most == 0:
+                        time.sleep(WINDOW_PAUSE_S)
+                        continue
                 batch = self.next_batch(most)
+                if self.window is not None:
+                    self.window.release(most - len(batch))
                 if not batch:
                     break  # every account is spent
                 self._send(connection, batch)
@@ -311,13 +324,15 @@ class _Lane:
             verdicts = connection.submit(raws)
         except (OSError, http.client.HTTPException):
             self.request_errors += 1
+            if self.window is not None:
+                self.window.release(len(batch))
             time.sleep(RETRY_PAUSE_S)
             return
         self.sent += len(batch)
         self.offered += sum(1 for index in batch if index not in self.retrying)
         retry = False
         if self.window is not None:
-            self.window.add_accepted(sum(1 for reason in verdicts if reason is None))
+            self.window.release(sum(1 for reason in verdicts if reason is not None))
         for index, reason in zip(batch, verdicts, strict=True):
             queue = self.queues[index]
             self.retrying.discard(index)
