@@ -436,9 +436,11 @@ class NodeCore:
 
     def _on_verified_txs(self, event: VerifiedTxsReceived) -> None:
         self._parts.admission.on_verified_txs(event)
+        self._parts.inbound.on_txs_admitted(verified.tx_hash for verified in event.verified)
 
     def _on_verified_submitted(self, event: VerifiedTxsSubmitted) -> None:
         self._parts.admission.on_verified_submitted(event)
+        self._parts.inbound.on_txs_admitted(event.tx_hashes)
 
     def _on_blocks_received(self, event: BlocksReceived) -> None:
         self._parts.syncing.on_blocks_received(event)

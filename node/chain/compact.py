@@ -16,7 +16,7 @@ signature are checked by the block's judge as usual.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Final
@@ -143,6 +143,9 @@ class _Pending:
     missing: int
     asked: dict[PeerId, int]
     """When each peer was last asked (ms)."""
+    missing_at: dict[bytes, int]
+    """The index of each missing transaction's hash (its first, if a block lists it twice:
+    the second then comes from an answer)."""
 
 
 class PendingBlocks:
@@ -166,8 +169,12 @@ class PendingBlocks:
     def add(self, compact: CompactBlock, sender: PeerId, txs: list[bytes | None]) -> bytes:
         """Hold ``compact`` with the transactions found so far; returns its block id."""
         id_ = block_id(compact.header)
+        missing_at: dict[bytes, int] = {}
+        for index, raw in enumerate(txs):
+            if raw is None:
+                missing_at.setdefault(compact.tx_hashes[index], index)
         missing = sum(1 for raw in txs if raw is None)
-        self._pending[id_] = _Pending(compact, sender, txs, missing, {})
+        self._pending[id_] = _Pending(compact, sender, txs, missing, {}, missing_at)
         self._pending.move_to_end(id_)
         while len(self._pending) > self._max_blocks:
             self._pending.popitem(last=False)
@@ -204,10 +211,36 @@ class PendingBlocks:
             if pending.txs[index] is None:
                 pending.txs[index] = raw
                 pending.missing -= 1
+                if pending.missing_at.get(hashes[index]) == index:
+                    del pending.missing_at[hashes[index]]
         if pending.missing:
             return None
         del self._pending[answer.block_id]
         return pending.compact, [raw for raw in pending.txs if raw is not None], pending.sender
+
+    def fill_from(
+        self, tx_hashes: Iterable[bytes], lookup: TxLookup
+    ) -> list[tuple[CompactBlock, list[bytes], PeerId]]:
+        """Take the transactions of ``tx_hashes`` that this node now holds (``lookup``:
+        admitted since the blocks were heard, e.g. gossip that was still being verified);
+        the blocks this completed, as ``fill`` returns them (and forget them). A block's
+        request may be out already: its answer then finds nothing pending."""
+        if not self._pending:
+            return []
+        hashes = tuple(tx_hashes)
+        done: list[tuple[CompactBlock, list[bytes], PeerId]] = []
+        for id_, pending in list(self._pending.items()):
+            for hash_ in hashes:
+                index = pending.missing_at.pop(hash_, None)
+                raw = None if index is None else lookup(hash_)
+                if index is not None and raw is not None:
+                    pending.txs[index] = raw
+                    pending.missing -= 1
+            if pending.missing == 0:
+                del self._pending[id_]
+                txs = [raw for raw in pending.txs if raw is not None]
+                done.append((pending.compact, txs, pending.sender))
+        return done
 
     def drop_through(self, height: int) -> None:
         """Forget the compact blocks of heights up to ``height`` (committed)."""

@@ -20,7 +20,7 @@ Anything a correct peer never sends becomes ``PeerMisbehaved`` and changes nothi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from consensus import (
     ConsensusCore,
@@ -50,7 +50,7 @@ from node.chain.round_messages import RoundMessages
 from node.chain.schedule import ValidatorSchedule
 from node.chain.status import NodeStats
 from node.chain.syncing import Syncing
-from node.codec import Message, block_id, encode_message, message_body
+from node.codec import Message, block_id, encode_message, message_body, tx_hash
 from node.mempool import Mempool
 from node.ports import PeerId
 from node.types import (
@@ -178,6 +178,8 @@ class Inbound:
             self._on_block_txs(message)
         elif isinstance(message, TxBatch):
             self._admission.on_tx_batch(sender, message)
+            if self._pending:
+                self.on_txs_admitted(tx_hash(raw) for raw in message.txs)
         elif isinstance(message, Status):
             self._syncing.on_status(sender, message.height)
 
@@ -290,6 +292,13 @@ class Inbound:
         done = self._pending.fill(answer)
         if done is not None:
             compact, txs, first_sender = done
+            block, data = whole_block(compact, txs)
+            self._on_block(first_sender, block, data)
+
+    def on_txs_admitted(self, tx_hashes: Iterable[bytes]) -> None:
+        """Transactions that entered the mempool: complete the compact blocks waiting for
+        them (gossip verified after the block arrived) without waiting for an answer."""
+        for compact, txs, first_sender in self._pending.fill_from(tx_hashes, self._lookup_tx):
             block, data = whole_block(compact, txs)
             self._on_block(first_sender, block, data)
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from node.chain import Offence, SendTo, TxSubmitted
+from node.chain import Offence, SendTo, TxSubmitted, VerifiedTxsReceived
 from node.chain.compact import REASK_MS, compact_message, rebuild
-from node.chain.messages import TOPIC_CONSENSUS
+from node.chain.messages import TOPIC_CONSENSUS, TOPIC_TXS
 from node.codec import decode_message, encode_message, tx_hash
-from node.types import Block, BlockTxs, BlockTxsRequest, CompactBlock, VoteType
+from node.mempool import verify_transactions
+from node.types import Block, BlockTxs, BlockTxsRequest, CompactBlock, TxBatch, VoteType
 from tests.core.helpers import (
+    CHAIN,
     VALIDATORS,
     Solo,
     first_block,
@@ -84,6 +86,26 @@ def test_what_the_mempool_lacks_is_asked_of_the_sender_once_and_checked() -> Non
     answered = solo.send(PEER, BlockTxs(id_of(block), (0, 2), (txs[0], txs[2])))
     assert prevotes(answered) == [id_of(block)]
     assert solo.core.stats.compact_blocks_incomplete == 1 and misbehaviours(answered) == []
+
+
+def test_gossip_verified_after_the_block_arrived_completes_it_without_the_answer() -> None:
+    solo = bystander()
+    txs = (kv_tx(0, 0), kv_tx(1, 0), kv_tx(2, 0))
+    block = first_block(solo.core.app_state_root, txs=txs)
+    assert sent(solo.send(PEER, compact(block))) == [BlockTxsRequest(id_of(block), (0, 1, 2))]
+    assert prevotes(solo.send(PEER, proposal_of(block))) == []
+
+    # Another peer's batch, verified by the shell while the block waited.
+    verified = VerifiedTxsReceived.from_results(
+        "other-peer", verify_transactions(txs[:2], CHAIN), solo.now_ms
+    )
+    assert prevotes(solo.core.handle(verified)) == []  # one still missing
+    batch = encode_message(TxBatch((txs[2],)))
+    completed = solo.receive("third-peer", TOPIC_TXS, batch)  # a batch the core verifies
+    assert prevotes(completed) == [id_of(block)]
+
+    late = solo.send(PEER, BlockTxs(id_of(block), (0, 1, 2), txs))  # nothing pending
+    assert misbehaviours(late) == [] and prevotes(late) == []
 
 
 def test_a_request_not_answered_is_made_again_when_the_block_is_heard_later() -> None:
