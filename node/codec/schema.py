@@ -4,8 +4,10 @@ transaction payloads the same guarantees as the chain's own types."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from enum import IntEnum
 from typing import Any, Generic, TypeVar, cast
@@ -329,7 +331,9 @@ class StructCodec(Generic[T]):
         self.max_bytes = max_bytes
         self.invariant_errors = invariant_errors
         self._memo_entries = memo_entries
-        self._memo: dict[bytes, T] = {}
+        # An OrderedDict: dropping a plain dict's first key scans past the keys deleted
+        # before it (6 us an insert at 16,384 entries, against 0.3 us).
+        self._memo: OrderedDict[bytes, T] = OrderedDict()
         # The fast pass's per-field work, bound once.
         self._names = named
         self._to_wires = tuple(kind.to_wire for _, kind in self.fields)
@@ -422,10 +426,8 @@ class StructCodec(Generic[T]):
     def _remember(self, data: bytes, value: T) -> None:
         memo = self._memo
         if len(memo) >= self._memo_entries:
-            try:
-                del memo[next(iter(memo))]
-            except (RuntimeError, KeyError, StopIteration):  # raced by another thread
-                memo.clear()
+            with contextlib.suppress(KeyError):  # emptied by another thread meanwhile
+                memo.popitem(last=False)
         memo[data] = value
 
 
