@@ -8,12 +8,13 @@ import contextlib
 import dataclasses
 import re
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 from typing import Any, Generic, TypeVar, cast
 
 import msgpack
 
+from node.codec.compiled import Binder, compile_from_wire, compile_to_wire
 from node.codec.limits import U64_MAX
 from node.errors import (
     EncodeError,
@@ -60,6 +61,16 @@ class Kind:
             raise SchemaError(f"{path}: expected {self.description}, got {_show(raw)}")
         return raw
 
+    def wire_source(self, var: str, bind: Binder) -> tuple[str | None, str]:
+        """Python source of the check (``None``: none) and the wire value of the variable
+        ``var`` (``node.codec.compiled``); by default a call of ``to_wire``. A kind that
+        writes its check inline must accept no more than ``to_wire`` does."""
+        return None, f"{bind(self.to_wire)}({var}, None)"
+
+    def value_source(self, var: str, bind: Binder) -> tuple[str | None, str]:
+        """``wire_source`` for ``from_wire``."""
+        return None, f"{bind(self.from_wire)}({var}, None)"
+
 
 class Int(Kind):
     """An ``int`` (never a ``bool``) within ``[low, high]``."""
@@ -85,6 +96,12 @@ class Int(Kind):
             return raw
         raise SchemaError(f"{path}: expected {self.description}, got {_show(raw)}")
 
+    def wire_source(self, var: str, bind: Binder) -> tuple[str | None, str]:
+        return f"(type({var}) is int and {self.low} <= {var} <= {self.high})", var
+
+    def value_source(self, var: str, bind: Binder) -> tuple[str | None, str]:
+        return self.wire_source(var, bind)
+
 
 class UInt(Int):
     """An unsigned integer, ``0..high`` (u64 by default)."""
@@ -105,6 +122,12 @@ class Bool(Kind):
 
     def accepts(self, value: object) -> bool:
         return type(value) is bool
+
+    def wire_source(self, var: str, bind: Binder) -> tuple[str | None, str]:
+        return f"type({var}) is bool", var
+
+    def value_source(self, var: str, bind: Binder) -> tuple[str | None, str]:
+        return self.wire_source(var, bind)
 
 
 class Bytes(Kind):
@@ -136,6 +159,12 @@ class Bytes(Kind):
             return raw
         raise SchemaError(f"{path}: expected {self.description}, got {_show(raw)}")
 
+    def wire_source(self, var: str, bind: Binder) -> tuple[str | None, str]:
+        return f"(type({var}) is bytes and {self.min_len} <= len({var}) <= {self.max_len})", var
+
+    def value_source(self, var: str, bind: Binder) -> tuple[str | None, str]:
+        return self.wire_source(var, bind)
+
 
 class Text(Kind):
     """A ``str`` of at most ``max_chars`` characters, optionally matching ``pattern``."""
@@ -163,6 +192,16 @@ class Text(Kind):
         if len(self._matched) < _MAX_MATCHED_TEXTS:
             self._matched.add(value)
         return True
+
+    def wire_source(self, var: str, bind: Binder) -> tuple[str | None, str]:
+        if self.pattern is not None:
+            return f"{bind(self.accepts)}({var})", var
+        encodable = bind(_is_utf8_encodable)
+        check = f"type({var}) is str and len({var}) <= {self.max_chars}"
+        return f"({check} and ({var}.isascii() or {encodable}({var})))", var
+
+    def value_source(self, var: str, bind: Binder) -> tuple[str | None, str]:
+        return self.wire_source(var, bind)
 
 
 _MAX_MATCHED_TEXTS = 4_096
@@ -199,6 +238,13 @@ class EnumOf(Kind, Generic[E]):
         if type(raw) is not int or raw not in self.values:
             raise SchemaError(f"{path}: expected {self.description}, got {_show(raw)}")
         return self.enum_cls(raw)
+
+    def wire_source(self, var: str, bind: Binder) -> tuple[str | None, str]:
+        return f"isinstance({var}, {bind(self.enum_cls)})", f"int({var})"
+
+    def value_source(self, var: str, bind: Binder) -> tuple[str | None, str]:
+        members = bind({int(member): member for member in self.enum_cls})
+        return f"(type({var}) is int and {var} in {members})", f"{members}[{var}]"
 
 
 class Maybe(Kind):
@@ -258,6 +304,20 @@ class ArrayOf(Kind):
             return tuple([from_wire(item, None) for item in raw])
         return tuple([from_wire(item, f"{path}[{i}]") for i, item in enumerate(raw)])
 
+    def wire_source(self, var: str, bind: Binder) -> tuple[str | None, str]:
+        if not isinstance(self.inner, Nested):
+            return super().wire_source(var, bind)
+        item = bind(self.inner.codec.wire_fast)
+        check = f"(type({var}) is tuple and len({var}) <= {self.max_items})"
+        return check, f"[{item}(x) for x in {var}]"
+
+    def value_source(self, var: str, bind: Binder) -> tuple[str | None, str]:
+        if not isinstance(self.inner, Nested):
+            return super().value_source(var, bind)
+        item = bind(self.inner.codec.value_fast)
+        check = f"(type({var}) is list and len({var}) <= {self.max_items})"
+        return check, f"tuple([{item}(x) for x in {var}])"
+
 
 class Nested(Kind):
     """A dataclass encoded by its own ``StructCodec``."""
@@ -276,6 +336,12 @@ class Nested(Kind):
 
     def from_wire(self, raw: object, path: str | None) -> object:
         return self.codec.from_wire(raw, path)
+
+    def wire_source(self, var: str, bind: Binder) -> tuple[str | None, str]:
+        return None, f"{bind(self.codec.wire_fast)}({var})"
+
+    def value_source(self, var: str, bind: Binder) -> tuple[str | None, str]:
+        return None, f"{bind(self.codec.value_fast)}({var})"
 
 
 # -- struct codec ---------------------------------------------------------------------------
@@ -298,17 +364,16 @@ class StructCodec(Generic[T]):
     """
 
     __slots__ = (
-        "_from_wires",
         "_memo",
         "_memo_entries",
-        "_names",
-        "_to_wires",
         "cls",
         "field_count",
         "fields",
         "invariant_errors",
         "max_bytes",
         "name",
+        "value_fast",
+        "wire_fast",
     )
 
     def __init__(
@@ -334,10 +399,14 @@ class StructCodec(Generic[T]):
         # An OrderedDict: dropping a plain dict's first key scans past the keys deleted
         # before it (6 us an insert at 16,384 entries, against 0.3 us).
         self._memo: OrderedDict[bytes, T] = OrderedDict()
-        # The fast pass's per-field work, bound once.
-        self._names = named
-        self._to_wires = tuple(kind.to_wire for _, kind in self.fields)
-        self._from_wires = tuple(kind.from_wire for _, kind in self.fields)
+        # The fast pass: generated functions with every field's check inline; they raise
+        # without a message, and the traced path (``_fields_*``) then names the place.
+        self.wire_fast = compile_to_wire(cls, self.fields, EncodeError)
+        """``value -> wire array`` without error paths (``EncodeError`` with no message)."""
+        self.value_fast: Callable[[object], T] = compile_from_wire(
+            cls, self.fields, SchemaError, invariant_errors
+        )
+        """``wire array -> value`` without error paths (``SchemaError`` with no message)."""
 
     def to_wire(self, value: object, path: str | None = None) -> list[object]:
         """The msgpack-ready array of a ``value`` of this type (``EncodeError`` if invalid).
@@ -348,18 +417,13 @@ class StructCodec(Generic[T]):
         if path is not None:
             return self._fields_to_wire(value, path)
         try:
-            return self._fields_to_wire(value, None)
+            return self.wire_fast(value)
         except EncodeError:
             return self._fields_to_wire(value, self.name)  # raises, naming the place
 
-    def _fields_to_wire(self, value: object, path: str | None) -> list[object]:
+    def _fields_to_wire(self, value: object, path: str) -> list[object]:
         if type(value) is not self.cls:
             raise EncodeError(f"{path}: expected a {self.name}, got {_show(value)}")
-        if path is None:
-            return [
-                to_wire(getattr(value, name), None)
-                for name, to_wire in zip(self._names, self._to_wires, strict=True)
-            ]
         return [kind.to_wire(getattr(value, name), f"{path}.{name}") for name, kind in self.fields]
 
     def from_wire(self, raw: object, path: str | None = None) -> T:
@@ -368,11 +432,11 @@ class StructCodec(Generic[T]):
         if path is not None:
             return self._fields_from_wire(raw, path)
         try:
-            return self._fields_from_wire(raw, None)
+            return self.value_fast(raw)
         except SchemaError:
             return self._fields_from_wire(raw, self.name)  # raises, naming the place
 
-    def _fields_from_wire(self, raw: object, path: str | None) -> T:
+    def _fields_from_wire(self, raw: object, path: str) -> T:
         if type(raw) is not list:
             raise SchemaError(f"{path}: expected an array of {self.field_count} fields")
         if len(raw) != self.field_count:
@@ -380,15 +444,10 @@ class StructCodec(Generic[T]):
             raise SchemaError(
                 f"{path}: {len(raw)} fields, expected {self.field_count} ({which} fields)"
             )
-        if path is None:
-            values = [
-                from_wire(item, None) for from_wire, item in zip(self._from_wires, raw, strict=True)
-            ]
-        else:
-            values = [
-                kind.from_wire(item, f"{path}.{name}")
-                for (name, kind), item in zip(self.fields, raw, strict=True)
-            ]
+        values = [
+            kind.from_wire(item, f"{path}.{name}")
+            for (name, kind), item in zip(self.fields, raw, strict=True)
+        ]
         try:
             return self.cls(*values)
         except self.invariant_errors as exc:

@@ -462,3 +462,51 @@ def test_a_memo_codec_hands_back_the_value_it_decoded_and_stays_bounded() -> Non
         memo.decode(b"\x92\x01")
     written = Status(9, ZERO_HASH)
     assert memo.decode(memo.encode_remembered(written)) is written  # read back, not decoded
+
+
+# -- the generated fast pass against the traced path -----------------------------------------
+
+_WIRE_ITEMS = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**64), max_value=2**64)
+    | st.binary(max_size=70)
+    | st.text(max_size=70),
+    lambda inner: st.lists(inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _outcome(convert: Any, raw: object) -> tuple[bool, object]:
+    try:
+        return True, convert(raw)
+    except (SchemaError, EncodeError):
+        return False, None
+
+
+@pytest.mark.parametrize(
+    ("codec_", "example"),
+    [
+        (TX_CODEC, a_tx),
+        (VOTE_CODEC, a_vote),
+        (RECEIPT_CODEC, lambda: TxReceipt(bytes(32), ResultCode.OK, "log", 7, ())),
+        (codec.HEADER_CODEC, block_header),
+    ],
+    ids=["tx", "vote", "receipt", "header"],
+)
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_the_fast_pass_accepts_exactly_what_the_traced_path_accepts(
+    codec_: StructCodec[Any], example: Any, data: st.DataObject
+) -> None:
+    value = example()
+    wire = codec_.to_wire(value)
+    field = data.draw(st.integers(min_value=0, max_value=len(wire) - 1))
+    wire[field] = data.draw(_WIRE_ITEMS)
+    fast = _outcome(codec_.value_fast, wire)
+    traced = _outcome(lambda raw: codec_.from_wire(raw, codec_.name), wire)
+    assert fast == traced
+    mutated = dataclasses.replace(value, **{codec_.fields[field][0]: data.draw(_WIRE_ITEMS)})
+    fast = _outcome(codec_.wire_fast, mutated)
+    traced = _outcome(lambda v: codec_.to_wire(v, codec_.name), mutated)
+    assert fast == traced
