@@ -20,6 +20,7 @@ Errors an operator can fix are raised as ``NodeStartError`` (with what to do); a
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import socket
@@ -69,6 +70,25 @@ MAX_NETWORK_MESSAGE_BYTES: Final = MAX_GOSSIP_MESSAGE_BYTES
 """The largest message a node gossips: py-libp2p's gossipsub loses messages near 1 MiB, so the
 network adapter caps messages below it. Proposed blocks with transactions travel compact
 (``node.chain.compact``), so it bounds ``max_block_txs``, not ``max_block_bytes``."""
+
+
+GC_YOUNG_THRESHOLD: Final = 50_000
+"""Allocations between two collections of the garbage collector's youngest generation
+(Python's default is 700)."""
+
+
+def tune_garbage_collector() -> None:
+    """Leave what start-up loaded (code, the state) out of the cyclic collector's scans and
+    collect the youngest generation every ``GC_YOUNG_THRESHOLD`` allocations. A node's data
+    is bytes, tuples and dataclasses that reference counting frees; at 700 the collector ran
+    hundreds of times a second under load and scanned the mempool and the blocks in flight
+    each time: executing a block of 1,500 ``kv.set`` and encoding its results took 32.4 us
+    a transaction with Python's default, 25.6 us with young collections this rare. Cycles
+    (trio's tasks, exceptions) are still collected, just in larger steps."""
+    gc.collect()
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, oldest)
 
 
 class NodeStartError(BigHealthError):
@@ -242,6 +262,7 @@ async def run_node(
     preflight(loaded)
     with open_storage(loaded) as storage, extensions(loaded) as plugged:
         core = open_core(storage, loaded, app_factory)
+        tune_garbage_collector()
         try:
             await _serve(core, loaded, version, plugged, faults, byzantine=byzantine)
         except BaseExceptionGroup as group:
