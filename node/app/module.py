@@ -154,19 +154,23 @@ class ExecContext:
 
     def emit(self, name: str, **attributes: AttributeValue) -> None:
         """Record the event ``"<module>.<name>"``; bytes become hex, ints decimal text."""
-        if NAME_PATTERN.fullmatch(name) is None:
-            raise ModuleContractError(f"bad event name {name!r}")
+        if name not in _CHECKED_NAMES:
+            if type(name) is not str or NAME_PATTERN.fullmatch(name) is None:
+                raise ModuleContractError(f"bad event name {name!r}")
+            if len(_CHECKED_NAMES) < _MAX_CHECKED_NAMES:
+                _CHECKED_NAMES.add(name)
         if len(self.events) >= self._limits.max_events_per_tx:
             raise TxFailed(ResultCode.LIMIT_EXCEEDED, "too many events")
         if len(attributes) > MAX_EVENT_ATTRIBUTES:
             raise ModuleContractError(f"more than {MAX_EVENT_ATTRIBUTES} event attributes")
-        pairs = tuple(
-            EventAttribute(key, _attribute_text(key, value))
-            for key, value in sorted(attributes.items())
-        )
-        size = len(name) + sum(len(p.key) + len(p.value) for p in pairs)
+        pairs: list[EventAttribute] = []
+        size = len(name)
+        for key in sorted(attributes):  # one loop: this runs for every event of every tx
+            text = _attribute_text(key, attributes[key])
+            pairs.append(EventAttribute(key, text))
+            size += len(key) + len(text)
         self._meter.consume(self._gas.event_base + self._gas.event_per_byte * size, "event")
-        self.events.append(Event(f"{self.module}.{name}", pairs))
+        self.events.append(Event(f"{self.module}.{name}", tuple(pairs)))
 
     def schedule(self, due_ms: int, kind: str, payload: bytes = b"") -> bytes:
         """Run ``on_due`` of this module with a ``DueTask(kind, payload)`` at the first block
@@ -239,6 +243,9 @@ class ExecContext:
         self.validator_updates[public_key] = ValidatorUpdate(public_key, voting_power)
 
 
+_CHECKED_NAMES: set[str] = set()
+"""Event names that matched ``NAME_PATTERN`` (modules emit a handful)."""
+_MAX_CHECKED_NAMES = 4_096
 _CHECKED_KEYS: set[str] = set()
 """Attribute keys that matched ``ATTRIBUTE_KEY_PATTERN`` (modules use a handful)."""
 _MAX_CHECKED_KEYS = 4_096
