@@ -53,6 +53,7 @@ def cmd_bench_network(args: argparse.Namespace) -> int:
         batch_max=args.batch,
         window_txs=args.window,
         commit_wait_ms=args.commit_wait_ms,
+        tx_gossip_ms=args.tx_gossip_ms,
         smoke=args.smoke,
         workload=args.workload,
     )
@@ -150,6 +151,14 @@ def add_bench_network(sub: Subparsers) -> None:
         default=200,
         metavar="MS",
         help="the nodes' pause after a commit ([chain] commit_wait_ms)",
+    )
+    parser.add_argument(
+        "--tx-gossip-ms",
+        type=int,
+        default=100,
+        metavar="MS",
+        help="how often the nodes flush their clients' transactions to peers "
+        "([chain] tx_gossip_interval_ms)",
     )
     parser.set_defaults(handler=cmd_bench_network)
 

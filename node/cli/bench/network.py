@@ -90,6 +90,11 @@ class NetworkBenchOptions:
     """The closed loop's bound: transactions admitted and not yet committed, at most."""
     commit_wait_ms: int = 200
     """The nodes' pause after a commit (``NodeConfig.commit_wait_ms``)."""
+    tx_gossip_ms: int = 100
+    """How often the nodes flush their clients' transactions to peers
+    (``NodeConfig.tx_gossip_interval_ms``): ``testnet`` writes 500 ms for 8-node networks
+    under light load; a loaded 4-validator network sends full batches anyway, and a
+    transaction waits less."""
     drain_s: float = 10.0
     ceiling_s: float = 2.0
     smoke: bool = False
@@ -109,6 +114,7 @@ class NetworkBenchOptions:
             (1 <= self.accounts <= MAX_ACCOUNTS, f"--accounts must be 1..{MAX_ACCOUNTS}"),
             (1 <= self.window_txs <= MAX_WINDOW_TXS, f"--window must be 1..{MAX_WINDOW_TXS}"),
             (0 <= self.commit_wait_ms <= 60_000, "--commit-wait-ms must be 0..60000"),
+            (1 <= self.tx_gossip_ms <= 60_000, "--tx-gossip-ms must be 1..60000"),
             (
                 1 <= self.load_processes <= MAX_LOAD_PROCESSES,
                 f"--load-processes must be 1..{MAX_LOAD_PROCESSES}",
@@ -428,12 +434,6 @@ def _drain(watcher: BlockWatcher, reports: list[WorkerReport], drain_s: float) -
         time.sleep(DRAIN_POLL_S)
 
 
-BENCH_TX_GOSSIP_MS: Final = 100
-"""How often the nodes flush their clients' transactions to peers ([chain]
-tx_gossip_interval_ms): ``testnet`` writes 500 ms for 8-node networks under light load; a
-loaded 4-validator network sends full batches anyway, and a transaction waits less."""
-
-
 def bench_params() -> ConsensusParams:
     """The consensus parameters ``bighealth testnet`` writes (2 MiB blocks, 1 s / 0.5 s /
     0.5 s timeouts): the network an operator starts is the one measured (the pause after a
@@ -463,7 +463,7 @@ def live_network(
         chain_id=CHAIN_ID,
         params=bench_params(),
         chain=NodeConfig(
-            commit_wait_ms=options.commit_wait_ms, tx_gossip_interval_ms=BENCH_TX_GOSSIP_MS
+            commit_wait_ms=options.commit_wait_ms, tx_gossip_interval_ms=options.tx_gossip_ms
         ),
     )
     health = None

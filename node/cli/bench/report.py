@@ -161,6 +161,9 @@ def bench_document(
             "load_processes": options.load_processes,
             "connections_per_node": options.connections_per_node,
             "batch_max": options.batch_max,
+            "window_txs": options.window_txs,
+            "commit_wait_ms": options.commit_wait_ms,
+            "tx_gossip_ms": options.tx_gossip_ms,
         },
         "ceilings": {
             **ceilings.as_json(),
