@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from node.cli.common import EXIT_OK, Subparsers, add_home_argument, print_json
-from node.cli.options import API_LISTEN, LOG_LEVELS, P2P_LISTEN, TESTNET_PASSPHRASE
+from node.cli.options import (
+    API_LISTEN,
+    LOG_LEVELS,
+    P2P_LISTEN,
+    TESTNET_COMMIT_WAIT_MS,
+    TESTNET_PASSPHRASE,
+)
 
 if TYPE_CHECKING:
     from crypto_core.signatures import Ed25519KeyPair
@@ -185,7 +191,9 @@ def add_testnet(sub: Subparsers) -> None:
     parser.add_argument("--clients", type=int, default=8, help="client accounts (default 8)")
     parser.add_argument("--chain-id", default="bighealth-testnet")
     parser.add_argument("--host", default="127.0.0.1", help="address every node listens on")
-    parser.add_argument("--commit-wait-ms", type=int, default=500, help="pause after a commit")
+    parser.add_argument(
+        "--commit-wait-ms", type=int, default=TESTNET_COMMIT_WAIT_MS, help="pause after a commit"
+    )
     parser.add_argument(
         "--max-block-bytes", type=int, default=NODE_BLOCK_BYTES, help="genesis block size limit"
     )

@@ -35,3 +35,6 @@ METER_RETRY_DELAY_S: Final = 1.0
 """``health.meter.runner.DEFAULT_RETRY_DELAY_S``."""
 IDENTITY_ID_BYTES: Final = 32
 """``health.contracts.common.ID_BYTES``: the length of an identity id."""
+TESTNET_COMMIT_WAIT_MS: Final = 500
+"""The pause after a commit ``bighealth testnet`` writes (``[chain] commit_wait_ms``), also
+the pause of the networks ``bighealth bench network`` measures."""

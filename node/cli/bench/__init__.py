@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from node.cli.common import Subparsers
+from node.cli.options import TESTNET_COMMIT_WAIT_MS
 
 
 def _rate(text: str) -> float | None:
@@ -140,15 +141,15 @@ def add_bench_network(sub: Subparsers) -> None:
     parser.add_argument(
         "--window",
         type=int,
-        default=1_200,
+        default=2_500,
         metavar="N",
-        help="with --rate max: transactions admitted and not yet committed at most "
+        help="with --rate max: transactions sent and not yet committed at most "
         "(the closed loop's bound; finality is about N / the committed rate)",
     )
     parser.add_argument(
         "--commit-wait-ms",
         type=int,
-        default=200,
+        default=TESTNET_COMMIT_WAIT_MS,
         metavar="MS",
         help="the nodes' pause after a commit ([chain] commit_wait_ms)",
     )

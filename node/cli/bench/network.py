@@ -39,6 +39,7 @@ from node.cli.bench.load import (
 from node.cli.bench.watch import BlockWatcher
 from node.cli.bench.wire import TcpCounters, tcp_bytes_sent
 from node.cli.localnet import LocalNetwork
+from node.cli.options import TESTNET_COMMIT_WAIT_MS
 from node.errors import BigHealthError
 from node.home.keys import ACCOUNT_KEY, read_key_file
 
@@ -86,10 +87,11 @@ class NetworkBenchOptions:
     load_processes: int = 2
     connections_per_node: int = 2
     batch_max: int = 256
-    window_txs: int = 1_200
+    window_txs: int = 2_500
     """The closed loop's bound: transactions admitted and not yet committed, at most."""
-    commit_wait_ms: int = 200
-    """The nodes' pause after a commit (``NodeConfig.commit_wait_ms``)."""
+    commit_wait_ms: int = TESTNET_COMMIT_WAIT_MS
+    """The nodes' pause after a commit (``NodeConfig.commit_wait_ms``), as ``bighealth
+    testnet`` writes it: the network an operator starts is the one measured."""
     tx_gossip_ms: int = 100
     """How often the nodes flush their clients' transactions to peers
     (``NodeConfig.tx_gossip_interval_ms``): ``testnet`` writes 500 ms for 8-node networks
@@ -437,7 +439,7 @@ def _drain(watcher: BlockWatcher, reports: list[WorkerReport], drain_s: float) -
 def bench_params() -> ConsensusParams:
     """The consensus parameters ``bighealth testnet`` writes (2 MiB blocks, 1 s / 0.5 s /
     0.5 s timeouts): the network an operator starts is the one measured (the pause after a
-    commit is ``--commit-wait-ms``, 200 ms by default against ``testnet``'s 500)."""
+    commit is ``--commit-wait-ms``, ``testnet``'s 500 ms by default)."""
     from node.cli.home_commands import node_params  # noqa: PLC0415
 
     return node_params(timeout_propose_ms=1_000, timeout_prevote_ms=500, timeout_precommit_ms=500)
