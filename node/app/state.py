@@ -161,10 +161,8 @@ class VersionedState:
         costs O(n) memory copies and O(changes log n) Python steps, not a Python step per
         key of the whole state; changed values of kept keys patch their leaves in place."""
         keys, leaves = self._keys, self._leaves
-        if removed:
-            keys, leaves = _without(keys, leaves, sorted(removed))
-        if added:  # ``added`` is sorted: the caller walks the changes in key order
-            keys, leaves = _with(keys, leaves, added, self._leaf_of)
+        if added or removed:
+            keys, leaves = _spliced(keys, leaves, removed, added, self._leaf_of)
         self._keys, self._leaves = keys, leaves
         fresh = set(added)
         for key in changed:
@@ -263,37 +261,29 @@ def _absence_ok(proof: StateProof) -> bool:
     return upper.leaf_index == lower.leaf_index + 1
 
 
-def _without(
-    keys: list[bytes], leaves: list[bytes], gone: list[bytes]
+def _spliced(
+    keys: list[bytes],
+    leaves: list[bytes],
+    gone: Iterable[bytes],
+    fresh: Iterable[bytes],
+    leaf_of: Mapping[bytes, bytes],
 ) -> tuple[list[bytes], list[bytes]]:
-    """``keys`` and ``leaves`` without the sorted keys ``gone`` (each present)."""
+    """``keys`` and ``leaves`` without the keys ``gone`` (each present) and with the keys
+    ``fresh`` (each absent, its leaf in ``leaf_of``), in one pass of slices."""
+    edits = sorted([(key, False) for key in gone] + [(key, True) for key in fresh])
     new_keys: list[bytes] = []
     new_leaves: list[bytes] = []
     start = 0
-    for key in gone:
+    for key, adding in edits:
         index = bisect_left(keys, key, start)
         new_keys += keys[start:index]
         new_leaves += leaves[start:index]
-        start = index + 1
-    new_keys += keys[start:]
-    new_leaves += leaves[start:]
-    return new_keys, new_leaves
-
-
-def _with(
-    keys: list[bytes], leaves: list[bytes], fresh: list[bytes], leaf_of: Mapping[bytes, bytes]
-) -> tuple[list[bytes], list[bytes]]:
-    """``keys`` and ``leaves`` with the sorted keys ``fresh`` (each absent) in place."""
-    new_keys: list[bytes] = []
-    new_leaves: list[bytes] = []
-    start = 0
-    for key in fresh:
-        index = bisect_left(keys, key, start)
-        new_keys += keys[start:index]
-        new_leaves += leaves[start:index]
-        new_keys.append(key)
-        new_leaves.append(leaf_of[key])
-        start = index
+        if adding:
+            new_keys.append(key)
+            new_leaves.append(leaf_of[key])
+            start = index
+        else:
+            start = index + 1  # the key itself is left out
     new_keys += keys[start:]
     new_leaves += leaves[start:]
     return new_keys, new_leaves
