@@ -43,6 +43,16 @@ class Kind:
     def __init__(self, description: str) -> None:
         self.description = description
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "accepts" in cls.__dict__:
+            # A subclass that narrows ``accepts`` (``class Hash(Bytes)``) converts through
+            # it unless it writes its own conversions: a parent's inline check (Int, Bytes)
+            # would accept more than it does.
+            for name in ("to_wire", "from_wire", "wire_source", "value_source"):
+                if name not in cls.__dict__:
+                    setattr(cls, name, getattr(Kind, name))
+
     def accepts(self, value: object) -> bool:
         """True when ``value`` is a valid Python value of this kind."""
         raise NotImplementedError

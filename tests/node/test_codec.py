@@ -510,3 +510,25 @@ def test_the_fast_pass_accepts_exactly_what_the_traced_path_accepts(
     fast = _outcome(codec_.wire_fast, mutated)
     traced = _outcome(lambda v: codec_.to_wire(v, codec_.name), mutated)
     assert fast == traced
+
+
+class _EvenLength(Bytes):
+    """A kind narrowing ``accepts`` (as an application module's own kind may)."""
+
+    def accepts(self, value: object) -> bool:
+        return super().accepts(value) and len(cast(bytes, value)) % 2 == 0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Pair:
+    left: bytes
+    right: int
+
+
+def test_a_kind_narrowing_accepts_is_honoured_by_the_fast_pass() -> None:
+    pair_codec = StructCodec(_Pair, [("left", _EvenLength(8)), ("right", UInt())], 64)
+    assert pair_codec.decode(pair_codec.encode(_Pair(b"ab", 1))) == _Pair(b"ab", 1)
+    with pytest.raises(EncodeError, match=r"_Pair\.left"):
+        pair_codec.encode(_Pair(b"abc", 1))
+    with pytest.raises(SchemaError, match=r"_Pair\.left"):
+        pair_codec.decode(pack([b"abc", 1]))
