@@ -253,6 +253,10 @@ class NodeCore:
         """The application state root after the last committed block."""
         return self._app.state_root
 
+    def holds_tx(self, tx_hash: bytes) -> bool:
+        """True if ``tx_hash`` waits in the mempool."""
+        return tx_hash in self._buffers.mempool
+
     @property
     def mempool_size(self) -> int:
         """Transactions waiting for a block."""

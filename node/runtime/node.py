@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -125,6 +126,9 @@ MOOT_TIMER_KINDS: Final = frozenset(
     {TimerKind.PROPOSE, TimerKind.PREVOTE, TimerKind.PRECOMMIT, TimerKind.COMMIT_WAIT}
 )
 """Timers of a height: moot once that height is committed (the core ignores them)."""
+MAX_RECENTLY_COMMITTED_TXS: Final = 65_536
+"""Committed transaction hashes remembered so that peers' late batches skip verifying them
+(a few blocks' worth at thousands a second; 2 MiB of hashes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,8 +269,11 @@ class NodeRuntime:
             clock=clock,
             limiter=self._verify_limiter,
             max_queued=self.limits.tx_batch_queue,
+            known=self._knows_tx,
         )
         """Peers' transaction batches, verified in worker threads."""
+        self._recently_committed: deque[bytes] = deque()
+        self._recently_committed_set: set[bytes] = set()
         self._inbox_send, self._inbox_receive = trio.open_memory_channel[InboxItem](
             self.limits.inbox_items
         )
@@ -434,7 +441,20 @@ class NodeRuntime:
         self._fetches += 1
         self._nursery.start_soon(self._fetch_blocks, action)
 
+    def _knows_tx(self, tx_hash: bytes) -> bool:
+        """True if the core holds ``tx_hash`` in its mempool or committed it lately."""
+        return tx_hash in self._recently_committed_set or self._core.holds_tx(tx_hash)
+
+    def _remember_committed(self, action: BlockCommitted) -> None:
+        recent, known = self._recently_committed, self._recently_committed_set
+        for receipt in action.receipts:
+            recent.append(receipt.tx_hash)
+            known.add(receipt.tx_hash)
+        while len(recent) > MAX_RECENTLY_COMMITTED_TXS:
+            known.discard(recent.popleft())
+
     def _committed(self, action: BlockCommitted) -> None:
+        self._remember_committed(action)
         self.commit_feed.publish(action)
         interval_s = self.node_metrics.block_committed(action, trio.current_time())
         logger.info(

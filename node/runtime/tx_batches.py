@@ -17,6 +17,7 @@ import trio
 
 from node.chain.events import Event, MessageReceived, VerifiedTxsReceived
 from node.chain.messages import TOPIC_TXS, PeerFault, decode_inbound
+from node.codec import tx_hash
 from node.mempool import verify_transactions
 from node.ports import Clock, InboundMessage
 from node.types import TxBatch
@@ -35,7 +36,11 @@ class TxBatchVerifier:
         clock: Clock,
         limiter: trio.CapacityLimiter,
         max_queued: int,
+        known: Callable[[bytes], bool] = lambda tx_hash: False,
     ) -> None:
+        """``known(tx_hash)``: True for a transaction this node holds or committed lately,
+        asked on the task that runs the core (never from a worker thread)."""
+        self._known = known
         self._chain_id = chain_id
         self._max_block_bytes = max_block_bytes
         self._clock = clock
@@ -43,6 +48,8 @@ class TxBatchVerifier:
         self._send, self._receive = trio.open_memory_channel[InboundMessage](max_queued)
         self.dropped = 0
         """Batches dropped because the queue was full."""
+        self.skipped_known = 0
+        """Transactions of peers' batches not verified: this node knew them already."""
 
     def offload(self, message: InboundMessage) -> None:
         """Queue a peer's batch (never waits: drops and counts past the bound)."""
@@ -64,7 +71,11 @@ class TxBatchVerifier:
             batch = None
         if not isinstance(batch, TxBatch):
             return MessageReceived(message.sender, TOPIC_TXS, message.data, now_ms)
+        # A batch that arrives after its transactions came in a block (asked of the
+        # proposer) or were committed is not verified again: the core would drop them.
+        fresh = [raw for raw in batch.txs if not self._known(tx_hash(raw))]
+        self.skipped_known += len(batch.txs) - len(fresh)
         results = await trio.to_thread.run_sync(
-            verify_transactions, batch.txs, self._chain_id, limiter=self._limiter
+            verify_transactions, fresh, self._chain_id, limiter=self._limiter
         )
         return VerifiedTxsReceived.from_results(message.sender, results, now_ms)
