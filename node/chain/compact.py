@@ -231,9 +231,10 @@ class PendingBlocks:
         done: list[tuple[CompactBlock, list[bytes], PeerId]] = []
         for id_, pending in list(self._pending.items()):
             for hash_ in hashes:
-                index = pending.missing_at.pop(hash_, None)
+                index = pending.missing_at.get(hash_)
                 raw = None if index is None else lookup(hash_)
-                if index is not None and raw is not None:
+                if index is not None and raw is not None:  # refused ones stay missing
+                    del pending.missing_at[hash_]
                     pending.txs[index] = raw
                     pending.missing -= 1
             if pending.missing == 0:

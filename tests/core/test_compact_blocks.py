@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from node.chain import Offence, SendTo, TxSubmitted, VerifiedTxsReceived
-from node.chain.compact import REASK_MS, compact_message, rebuild
+from node.chain.compact import REASK_MS, PendingBlocks, compact_message, rebuild
 from node.chain.messages import TOPIC_CONSENSUS, TOPIC_TXS
 from node.codec import decode_message, encode_message, tx_hash
 from node.mempool import verify_transactions
@@ -106,6 +106,21 @@ def test_gossip_verified_after_the_block_arrived_completes_it_without_the_answer
 
     late = solo.send(PEER, BlockTxs(id_of(block), (0, 1, 2), txs))  # nothing pending
     assert misbehaviours(late) == [] and prevotes(late) == []
+
+
+def test_a_transaction_announced_but_not_admitted_stays_missing_for_a_later_one() -> None:
+    txs = (kv_tx(0, 0), kv_tx(1, 0))
+    block = first_block(bystander().core.app_state_root, txs=txs)
+    pending = PendingBlocks(4)
+    pending.add(compact(block), PEER, [None, None])
+    held: dict[bytes, bytes] = {}
+    hashes = [tx_hash(raw) for raw in txs]
+    assert pending.fill_from(hashes, held.get) == []  # both refused (e.g. mempool full)
+    held[hashes[0]] = txs[0]
+    assert pending.fill_from(hashes[:1], held.get) == []
+    held[hashes[1]] = txs[1]
+    ((_, rebuilt, sender),) = pending.fill_from(hashes[1:], held.get)
+    assert rebuilt == list(txs) and sender == PEER and id_of(block) not in pending
 
 
 def test_a_request_not_answered_is_made_again_when_the_block_is_heard_later() -> None:
