@@ -58,7 +58,7 @@ def compile_to_wire(
         *_check_lines(checks, bind(error)),
         f"    return [{', '.join(values)}]",
     ]
-    return _compiled("\n".join(lines), bind, "to_wire")
+    return _compiled("\n".join(lines), bind, "to_wire", cls)
 
 
 def compile_from_wire(
@@ -90,7 +90,7 @@ def compile_from_wire(
         ]
     else:
         lines.append(f"    return {construct}")
-    return _compiled("\n".join(lines), bind, "from_wire")
+    return _compiled("\n".join(lines), bind, "from_wire", cls)
 
 
 def _sources(
@@ -113,9 +113,9 @@ def _check_lines(checks: list[str], error_name: str) -> list[str]:
     return [f"    if not ({' and '.join(checks)}):", f"        raise {error_name}('')"]
 
 
-def _compiled(source: str, bind: Binder, name: str) -> Callable[..., Any]:
+def _compiled(source: str, bind: Binder, name: str, cls: type) -> Callable[..., Any]:
     namespace = dict(bind.namespace)
     # The source is built here from the kinds' own fragments, never from input.
-    exec(compile(source, f"<codec {name}>", "exec"), namespace)
+    exec(compile(source, f"<codec {cls.__name__}.{name}>", "exec"), namespace)
     function: Callable[..., Any] = namespace[name]  # type: ignore[assignment]
     return function
