@@ -38,3 +38,9 @@ IDENTITY_ID_BYTES: Final = 32
 TESTNET_COMMIT_WAIT_MS: Final = 500
 """The pause after a commit ``bighealth testnet`` writes (``[chain] commit_wait_ms``), also
 the pause of the networks ``bighealth bench network`` measures."""
+BENCH_WINDOW_TXS: Final = 2_500
+"""``bighealth bench network --window``: transactions sent and not yet committed at most."""
+BENCH_TX_GOSSIP_MS: Final = 100
+"""``bighealth bench network --tx-gossip-ms``: how often the nodes flush their clients'
+transactions to peers (``testnet`` writes 500 ms for 8-node networks under light load; a
+loaded 4-validator network sends full batches anyway, and a transaction waits less)."""

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from node.cli.common import Subparsers
-from node.cli.options import TESTNET_COMMIT_WAIT_MS
+from node.cli.options import BENCH_TX_GOSSIP_MS, BENCH_WINDOW_TXS, TESTNET_COMMIT_WAIT_MS
 
 
 def _rate(text: str) -> float | None:
@@ -141,7 +141,7 @@ def add_bench_network(sub: Subparsers) -> None:
     parser.add_argument(
         "--window",
         type=int,
-        default=2_500,
+        default=BENCH_WINDOW_TXS,
         metavar="N",
         help="with --rate max: transactions sent and not yet committed at most "
         "(the closed loop's bound; finality is about N / the committed rate)",
@@ -156,7 +156,7 @@ def add_bench_network(sub: Subparsers) -> None:
     parser.add_argument(
         "--tx-gossip-ms",
         type=int,
-        default=100,
+        default=BENCH_TX_GOSSIP_MS,
         metavar="MS",
         help="how often the nodes flush their clients' transactions to peers "
         "([chain] tx_gossip_interval_ms)",

@@ -39,7 +39,7 @@ from node.cli.bench.load import (
 from node.cli.bench.watch import BlockWatcher
 from node.cli.bench.wire import TcpCounters, tcp_bytes_sent
 from node.cli.localnet import LocalNetwork
-from node.cli.options import TESTNET_COMMIT_WAIT_MS
+from node.cli.options import BENCH_TX_GOSSIP_MS, BENCH_WINDOW_TXS, TESTNET_COMMIT_WAIT_MS
 from node.errors import BigHealthError
 from node.home.keys import ACCOUNT_KEY, read_key_file
 
@@ -87,16 +87,14 @@ class NetworkBenchOptions:
     load_processes: int = 2
     connections_per_node: int = 2
     batch_max: int = 256
-    window_txs: int = 2_500
-    """The closed loop's bound: transactions admitted and not yet committed, at most."""
+    window_txs: int = BENCH_WINDOW_TXS
+    """The closed loop's bound: transactions sent and not yet committed, at most."""
     commit_wait_ms: int = TESTNET_COMMIT_WAIT_MS
     """The nodes' pause after a commit (``NodeConfig.commit_wait_ms``), as ``bighealth
     testnet`` writes it: the network an operator starts is the one measured."""
-    tx_gossip_ms: int = 100
+    tx_gossip_ms: int = BENCH_TX_GOSSIP_MS
     """How often the nodes flush their clients' transactions to peers
-    (``NodeConfig.tx_gossip_interval_ms``): ``testnet`` writes 500 ms for 8-node networks
-    under light load; a loaded 4-validator network sends full batches anyway, and a
-    transaction waits less."""
+    (``NodeConfig.tx_gossip_interval_ms``)."""
     drain_s: float = 10.0
     ceiling_s: float = 2.0
     smoke: bool = False
