@@ -108,8 +108,9 @@ class VerifiedTx:
         return len(self.raw)
 
 
-def verify_transaction(raw: bytes, chain_id: str) -> VerifiedTx:
-    """Decode ``raw`` and check its chain id and signature (``TxRejected`` otherwise).
+def verify_transaction(raw: bytes, chain_id: str, hash_: bytes | None = None) -> VerifiedTx:
+    """Decode ``raw`` and check its chain id and signature (``TxRejected`` otherwise);
+    ``hash_``: ``tx_hash(raw)`` if the caller computed it already.
 
     Pure and thread-safe; the signature check dominates its cost (~50 µs).
     """
@@ -124,19 +125,25 @@ def verify_transaction(raw: bytes, chain_id: str) -> VerifiedTx:
     # The signed bytes are sliced out of ``raw`` (canonical once decoded), not re-encoded.
     if not verify(tx.sender, tx_sign_bytes_of_encoding(raw), tx.signature):
         raise TxRejected(RejectReason.BAD_SIGNATURE, "signature does not verify")
-    return VerifiedTx(tx=tx, raw=bytes(raw), tx_hash=tx_hash(raw))
+    return VerifiedTx(tx=tx, raw=bytes(raw), tx_hash=tx_hash(raw) if hash_ is None else hash_)
 
 
-def verify_transactions(raws: Sequence[bytes], chain_id: str) -> list[VerifiedTx | TxRejected]:
-    """``verify_transaction`` over a batch, each refusal returned in its place (not raised).
+def verify_transactions(
+    raws: Sequence[bytes], chain_id: str, hashes: Sequence[bytes] | None = None
+) -> list[VerifiedTx | TxRejected]:
+    """``verify_transaction`` over a batch, each refusal returned in its place (not raised);
+    ``hashes``: the transactions' ``tx_hash``, if the caller computed them already.
 
     The unit of work a shell hands to a worker thread: one call per thread amortises the
     hand-off, and the signature checks inside run without the GIL.
     """
+    if hashes is not None and len(hashes) != len(raws):
+        raise ValueError("one hash per transaction")
     results: list[VerifiedTx | TxRejected] = []
-    for raw in raws:
+    for index, raw in enumerate(raws):
         try:
-            results.append(verify_transaction(raw, chain_id))
+            hash_ = None if hashes is None else hashes[index]
+            results.append(verify_transaction(raw, chain_id, hash_))
         except TxRejected as rejected:
             results.append(rejected)
     return results

@@ -73,9 +73,14 @@ class TxBatchVerifier:
             return MessageReceived(message.sender, TOPIC_TXS, message.data, now_ms)
         # A batch that arrives after its transactions came in a block (asked of the
         # proposer) or were committed is not verified again: the core would drop them.
-        fresh = [raw for raw in batch.txs if not self._known(tx_hash(raw))]
-        self.skipped_known += len(batch.txs) - len(fresh)
+        hashes = [tx_hash(raw) for raw in batch.txs]
+        fresh = [i for i, hash_ in enumerate(hashes) if not self._known(hash_)]
+        self.skipped_known += len(hashes) - len(fresh)
         results = await trio.to_thread.run_sync(
-            verify_transactions, fresh, self._chain_id, limiter=self._limiter
+            verify_transactions,
+            [batch.txs[i] for i in fresh],
+            self._chain_id,
+            [hashes[i] for i in fresh],  # computed once, here
+            limiter=self._limiter,
         )
         return VerifiedTxsReceived.from_results(message.sender, results, now_ms)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.codec import MAX_TX_BYTES, TX_CODEC, block_tx_bytes, encode
+from node.codec import MAX_TX_BYTES, TX_CODEC, block_tx_bytes, encode, tx_hash
 from node.errors import RejectReason, TxRejected
 from node.mempool import (
     Mempool,
@@ -329,3 +329,11 @@ def test_batch_verification_returns_refusals_in_place(txs: TxFactory) -> None:
     assert isinstance(results[0], VerifiedTx) and results[0].raw == good
     assert isinstance(results[1], TxRejected) and results[1].reason is RejectReason.MALFORMED
     assert isinstance(results[2], TxRejected) and results[2].reason is RejectReason.BAD_SIGNATURE
+
+
+def test_batch_verification_takes_hashes_the_caller_computed(txs: TxFactory) -> None:
+    good = txs.encoded(ALICE, "kv.set")
+    (verified,) = verify_transactions([good], CHAIN, [tx_hash(good)])
+    assert isinstance(verified, VerifiedTx) and verified.tx_hash == tx_hash(good)
+    with pytest.raises(ValueError, match="one hash per transaction"):
+        verify_transactions([good], CHAIN, [])

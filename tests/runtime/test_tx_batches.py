@@ -70,9 +70,12 @@ async def test_transactions_the_node_knows_are_not_verified_again(
     verified: list[bytes] = []
     real = verify_transactions
 
-    def counting(batch: Sequence[bytes], chain_id: str) -> list[VerifiedTx | TxRejected]:
+    def counting(
+        batch: Sequence[bytes], chain_id: str, hashes: Sequence[bytes] | None = None
+    ) -> list[VerifiedTx | TxRejected]:
         verified.extend(batch)
-        return real(batch, chain_id)
+        assert hashes == [tx_hash(raw) for raw in batch]  # hashed once, by the verifier
+        return real(batch, chain_id, hashes)
 
     monkeypatch.setattr(tx_batches, "verify_transactions", counting)
     batches = verifier(known=committed.__contains__)
